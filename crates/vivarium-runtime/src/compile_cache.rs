@@ -1,0 +1,173 @@
+//! The precompiled-module cache: Cranelift compiles the interpreter once per interpreter and
+//! engine configuration; every later process maps the result in about a millisecond.
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use wasmtime::{Engine, Module};
+
+use crate::error::RuntimeError;
+use crate::fetch::sha256_file;
+use crate::InstalledInterpreter;
+
+/// A module ready to instantiate, and whether this call had to compile it.
+pub struct CompiledModule {
+    /// The interpreter module, bound to the engine it was loaded with.
+    pub module: Module,
+    /// True when this call paid for a Cranelift compile (cache miss, corrupt or stale entry).
+    pub compiled_now: bool,
+    /// Where the precompiled artifact lives.
+    pub path: PathBuf,
+}
+
+/// Loads the interpreter's precompiled module for `engine` from the cache in `cache_dir`,
+/// compiling and storing it first when it is missing, corrupt or built for another engine.
+///
+/// Entries are keyed by the interpreter's SHA-256 and the engine's compatibility hash, written
+/// atomically (temporary file, then rename) with a digest beside them; concurrent processes
+/// wait on a lock instead of compiling the same module twice.
+pub fn load_or_compile(
+    engine: &Engine,
+    interpreter: &InstalledInterpreter,
+    cache_dir: &Path,
+) -> Result<CompiledModule, RuntimeError> {
+    let dir = cache_dir.join("compiled");
+    fs::create_dir_all(&dir).map_err(RuntimeError::io("creating", &dir))?;
+    let entry = CacheEntry::new(&dir, interpreter, engine);
+    if let Some(module) = entry.load(engine, Repair::No) {
+        return Ok(CompiledModule { module, compiled_now: false, path: entry.artifact });
+    }
+    let lock = entry.lock()?;
+    let module = match entry.load(engine, Repair::RemoveBroken) {
+        Some(module) => CompiledModule { module, compiled_now: false, path: entry.artifact.clone() },
+        None => {
+            entry.compile(engine, interpreter)?;
+            let module = entry.load(engine, Repair::No).ok_or_else(|| {
+                RuntimeError::Compile("the freshly compiled module could not be loaded back".into())
+            })?;
+            CompiledModule { module, compiled_now: true, path: entry.artifact.clone() }
+        }
+    };
+    drop(lock);
+    Ok(module)
+}
+
+/// Whether a failed load may delete the entry: only the holder of the lock may.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    No,
+    RemoveBroken,
+}
+
+struct CacheEntry {
+    artifact: PathBuf,
+    digest_file: PathBuf,
+    lock_file: PathBuf,
+}
+
+impl CacheEntry {
+    fn new(dir: &Path, interpreter: &InstalledInterpreter, engine: &Engine) -> Self {
+        let stem = format!(
+            "{}-{:016x}",
+            interpreter.pin.cache_file_name().trim_end_matches(".wasm"),
+            engine_fingerprint(engine)
+        );
+        Self {
+            artifact: dir.join(format!("{stem}.cwasm")),
+            digest_file: dir.join(format!("{stem}.cwasm.sha256")),
+            lock_file: dir.join(format!("{stem}.lock")),
+        }
+    }
+
+    /// The cached module when it exists, matches its recorded digest and suits this engine.
+    /// With `Repair::RemoveBroken` anything else is removed so that it gets rebuilt.
+    fn load(&self, engine: &Engine, repair: Repair) -> Option<Module> {
+        let recorded = fs::read_to_string(&self.digest_file).ok()?;
+        let intact = matches!(sha256_file(&self.artifact), Ok((actual, _)) if actual == recorded.trim());
+        if !intact {
+            if repair == Repair::RemoveBroken && self.artifact.exists() {
+                tracing::warn!(path = %self.artifact.display(), "compiled module is corrupt; rebuilding it");
+                self.remove();
+            }
+            return None;
+        }
+        // SAFETY: the file was written by `Engine::precompile_module` in `compile` below and
+        // still matches the digest recorded right after writing it; wasmtime checks that it
+        // suits this engine's configuration and version before using it.
+        match unsafe { Module::deserialize_file(engine, &self.artifact) } {
+            Ok(module) => Some(module),
+            Err(error) => {
+                if repair == Repair::RemoveBroken {
+                    tracing::warn!(%error, "compiled module does not suit this engine; rebuilding it");
+                    self.remove();
+                }
+                None
+            }
+        }
+    }
+
+    fn compile(&self, engine: &Engine, interpreter: &InstalledInterpreter) -> Result<(), RuntimeError> {
+        let (digest, _) = sha256_file(&interpreter.path)?;
+        if digest != interpreter.pin.sha256 {
+            return Err(RuntimeError::Mismatch {
+                what: format!("the installed interpreter {}", interpreter.path.display()),
+                expected: interpreter.pin.sha256.to_string(),
+                actual: digest,
+                size: fs::metadata(&interpreter.path).map(|m| m.len()).unwrap_or(0),
+            });
+        }
+        let wasm = fs::read(&interpreter.path).map_err(RuntimeError::io("reading", &interpreter.path))?;
+        tracing::info!("compiling the Python interpreter with Cranelift (once per machine)");
+        let started = std::time::Instant::now();
+        let artifact = engine.precompile_module(&wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        tracing::info!(elapsed = ?started.elapsed(), bytes = artifact.len(), "compiled the interpreter");
+        self.write_atomically(&artifact)
+    }
+
+    fn write_atomically(&self, artifact: &[u8]) -> Result<(), RuntimeError> {
+        let dir = self.artifact.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(RuntimeError::io("creating a file in", dir))?;
+        temp.write_all(artifact).map_err(RuntimeError::io("writing", temp.path()))?;
+        temp.as_file().sync_all().map_err(RuntimeError::io("syncing", temp.path()))?;
+        let (digest, _) = sha256_file(temp.path())?;
+        let mut digest_temp =
+            tempfile::NamedTempFile::new_in(dir).map_err(RuntimeError::io("creating a file in", dir))?;
+        digest_temp.write_all(digest.as_bytes()).map_err(RuntimeError::io("writing", digest_temp.path()))?;
+        digest_temp
+            .persist(&self.digest_file)
+            .map_err(|e| RuntimeError::io("storing", &self.digest_file)(e.error))?;
+        temp.persist(&self.artifact)
+            .map_err(|e| RuntimeError::io("storing", &self.artifact)(e.error))?;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<File, RuntimeError> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_file)
+            .map_err(RuntimeError::io("opening", &self.lock_file))?;
+        file.lock().map_err(RuntimeError::io("locking", &self.lock_file))?;
+        Ok(file)
+    }
+
+    fn remove(&self) {
+        for path in [&self.digest_file, &self.artifact] {
+            if let Err(error) = fs::remove_file(path)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), %error, "could not remove a stale cache file");
+            }
+        }
+    }
+}
+
+/// A stable number for everything about `engine` that makes compiled code incompatible.
+fn engine_fingerprint(engine: &Engine) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
+}

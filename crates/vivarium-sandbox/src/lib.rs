@@ -1,0 +1,21 @@
+//! One sandboxed action call: CPython on WASI under wasmtime, with the guest protocol, the
+//! per-call limits and the classification of how the call ended.
+//!
+//! The host stays unharmed whatever the guest does: every limit ends the call with its own
+//! [`OutcomeKind`], and the guest sees only its read-only action folder and its own
+//! environment variables.
+
+mod env;
+mod error;
+mod limits;
+mod outcome;
+mod output;
+mod protocol;
+mod sandbox;
+
+pub use env::{ActionEnv, is_valid_key};
+pub use error::SandboxError;
+pub use limits::{Limits, human_bytes};
+pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
+pub use protocol::{Input, LogLine, RUNNER_SOURCE};
+pub use sandbox::{ACTION_MOUNT, Call, Sandbox, new_engine};

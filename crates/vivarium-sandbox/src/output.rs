@@ -1,0 +1,123 @@
+//! A guest output stream with a byte cap that never fails the guest: bytes past the cap are
+//! counted and dropped, so a flood of prints cannot crash an action or exhaust the host.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Largest write the guest is invited to make at once.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+struct Buffer {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+/// Captured output of one call: the first `cap` bytes, and how many more were dropped.
+#[derive(Debug, Clone)]
+pub struct CappedOutput {
+    cap: usize,
+    buffer: Arc<Mutex<Buffer>>,
+}
+
+impl CappedOutput {
+    /// An empty stream that keeps at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self { cap, buffer: Arc::default() }
+    }
+
+    /// The bytes kept and the number of bytes dropped past the cap.
+    pub fn take(&self) -> (Vec<u8>, u64) {
+        let mut buffer = self.lock();
+        (std::mem::take(&mut buffer.kept), buffer.dropped)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut buffer = self.lock();
+        let room = self.cap.saturating_sub(buffer.kept.len());
+        let kept = room.min(bytes.len());
+        buffer.kept.extend_from_slice(&bytes[..kept]);
+        buffer.dropped += (bytes.len() - kept) as u64;
+    }
+}
+
+impl IsTerminal for CappedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for CappedOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_BUDGET)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedOutput {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for CappedOutput {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_past_the_cap_are_counted_not_kept() {
+        let mut output = CappedOutput::new(5);
+        output.write(Bytes::from_static(b"abc")).unwrap();
+        output.write(Bytes::from_static(b"defgh")).unwrap();
+        assert_eq!(output.take(), (b"abcde".to_vec(), 3));
+    }
+
+    #[test]
+    fn the_guest_is_always_invited_to_write() {
+        let mut output = CappedOutput::new(0);
+        output.write(Bytes::from_static(b"x")).unwrap();
+        assert_eq!(output.check_write().unwrap(), WRITE_BUDGET);
+    }
+}

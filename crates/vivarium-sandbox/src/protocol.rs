@@ -1,0 +1,177 @@
+//! The guest protocol: the request on stdin, the one result document on stdout, and JSON log
+//! lines on stderr (see `python-wasm/runner.py`, the other side of it).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::limits::human_bytes;
+
+/// The guest runner, run by the interpreter as its program.
+pub const RUNNER_SOURCE: &str = include_str!("../../../python-wasm/runner.py");
+
+/// What the action is called with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// `main(data, logger)`: log records from a trigger, or a rendered alert.
+    Data(Value),
+    /// `main()`: a scheduled run, with no arguments.
+    Scheduled,
+}
+
+/// The request document written to the guest's stdin.
+pub fn encode_request(input: &Input) -> Vec<u8> {
+    let request = match input {
+        Input::Data(data) => serde_json::json!({ "data": data }),
+        Input::Scheduled => serde_json::json!({}),
+    };
+    request.to_string().into_bytes()
+}
+
+/// An error the guest reported in its result document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestError {
+    /// Where it happened: `import`, `call`, `contract` or `result`.
+    #[serde(default)]
+    pub phase: String,
+    /// The Python exception type, such as `KeyError`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The exception's message.
+    pub message: String,
+    /// The frames of the user's code, outermost first, as Python formats them.
+    #[serde(default)]
+    pub traceback: Vec<String>,
+}
+
+/// The single document the guest writes on stdout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuestDocument {
+    /// `{"ok": true, "result": ...}`: what `main` returned.
+    Success(Value),
+    /// `{"ok": false, "error": {...}}`: what went wrong.
+    Failure(GuestError),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireDocument {
+    ok: bool,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    error: Option<GuestError>,
+}
+
+/// Parses stdout as exactly one result document.
+pub fn parse_document(stdout: &[u8]) -> Result<GuestDocument, String> {
+    if stdout.iter().all(u8::is_ascii_whitespace) {
+        return Err("the guest wrote no result document".into());
+    }
+    let wire: WireDocument = serde_json::from_slice(stdout).map_err(|e| {
+        format!("the guest's stdout is not one result document ({e}); did the action write to file descriptor 1 directly?")
+    })?;
+    match (wire.ok, wire.error) {
+        (true, None) => Ok(GuestDocument::Success(wire.result)),
+        (false, Some(error)) => Ok(GuestDocument::Failure(error)),
+        _ => Err("the guest's result document is inconsistent: ok and error disagree".into()),
+    }
+}
+
+/// One log record of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, or `RAW` for bytes that were not a record.
+    pub level: String,
+    /// The Python logger's name (`action`, `print`, `stderr`, a module's name), or `vivarium`.
+    pub logger: String,
+    /// The formatted message.
+    pub message: String,
+    /// When it was logged, RFC 3339 in UTC, as the guest's clock says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// A formatted exception attached to the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exc: Option<String>,
+}
+
+impl LogLine {
+    /// A line the host adds about the call itself.
+    pub fn host(level: &str, message: String) -> Self {
+        Self { level: level.into(), logger: "vivarium".into(), message, time: None, exc: None }
+    }
+
+    fn raw(line: &str) -> Self {
+        Self { level: "RAW".into(), logger: "stderr".into(), message: line.into(), time: None, exc: None }
+    }
+}
+
+/// Splits captured stderr into log lines; a cut-off tail becomes a marker saying how much
+/// was dropped.
+pub fn parse_logs(stderr: &[u8], dropped: u64, cap: usize) -> Vec<LogLine> {
+    let text = String::from_utf8_lossy(stderr);
+    let complete = if dropped > 0 { text.rsplit_once('\n').map_or("", |(head, _)| head) } else { &text };
+    let mut lines: Vec<LogLine> = complete
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line)))
+        .collect();
+    if dropped > 0 {
+        let cut = dropped + (text.len() - complete.len()) as u64;
+        lines.push(LogLine::host(
+            "WARNING",
+            format!("log output truncated: {} past the {} log limit were dropped", human_bytes(cut), human_bytes(cap as u64)),
+        ));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_success_document_parses() {
+        let doc = parse_document(br#"{"ok": true, "result": [{"a": 1}]}"#).unwrap();
+        assert_eq!(doc, GuestDocument::Success(serde_json::json!([{"a": 1}])));
+    }
+
+    #[test]
+    fn a_failure_document_parses() {
+        let doc = parse_document(
+            br#"{"ok": false, "error": {"phase": "call", "type": "KeyError", "message": "'x'", "traceback": ["f"]}}"#,
+        )
+        .unwrap();
+        let GuestDocument::Failure(error) = doc else { panic!("not a failure") };
+        assert_eq!(error.type_name, "KeyError");
+    }
+
+    #[test]
+    fn two_documents_or_none_are_protocol_errors() {
+        assert!(parse_document(b"").is_err());
+        assert!(parse_document(br#"{"ok": true, "result": 1}{"ok": true, "result": 2}"#).is_err());
+        assert!(parse_document(br#"{"ok": "yes", "result": 1}"#).is_err());
+        assert!(parse_document(br#"{"ok": false, "result": 1}"#).is_err());
+    }
+
+    #[test]
+    fn json_lines_become_records_and_other_bytes_stay_raw() {
+        let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"action\",\"message\":\"hi\",\"time\":\"t\"}\nplain text\n", 0, 100);
+        assert_eq!(logs.len(), 2);
+        assert_eq!(logs[0].message, "hi");
+        assert_eq!(logs[1].level, "RAW");
+    }
+
+    #[test]
+    fn a_cut_log_ends_with_a_marker_and_no_partial_line() {
+        let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"IN", 500, 60);
+        assert_eq!(logs.len(), 2);
+        assert_eq!(logs[0].message, "one");
+        assert!(logs[1].message.starts_with("log output truncated"), "{}", logs[1].message);
+    }
+
+    #[test]
+    fn the_request_carries_data_only_when_main_takes_it() {
+        assert_eq!(encode_request(&Input::Data(serde_json::json!([1]))), br#"{"data":[1]}"#.to_vec());
+        assert_eq!(encode_request(&Input::Scheduled), b"{}".to_vec());
+    }
+}

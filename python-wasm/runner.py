@@ -1,0 +1,236 @@
+"""Vivarium guest runner: runs one action call inside CPython on WASI.
+
+The host starts the interpreter with this file as its program. Protocol (see design.md):
+
+* stdin: one JSON object. With a "data" key, ``main(data, logger)`` is called; without it
+  (scheduled actions) ``main()`` is called with no arguments.
+* stdout: exactly one JSON document, ``{"ok": true, "result": ...}`` or
+  ``{"ok": false, "error": {"type", "message", "traceback", "phase"}}``.
+* stderr: JSON lines ``{"level", "logger", "message", "time", "exc"?}``. Whatever the user's
+  code prints becomes log lines too, never part of the result.
+
+Everything this runner needs is imported before the action's folder joins ``sys.path``, so an
+action's own module named ``json`` or ``logging`` cannot replace them.
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+ACTION_ROOT = "/action"
+DEPENDENCIES = ACTION_ROOT + "/dependencies"
+RUNNER_FILES = ("<string>", "<frozen ")
+
+_result_stream = sys.stdout
+_log_stream = sys.stderr
+
+
+class ContractError(Exception):
+    """The action does not have the shape Vivarium runs: no callable main of the right arity."""
+
+
+def _timestamp(created):
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % millis
+
+
+def _emit_log(level, logger_name, message, created, exc=None):
+    entry = {
+        "level": level,
+        "logger": logger_name,
+        "message": message,
+        "time": _timestamp(created),
+    }
+    if exc:
+        entry["exc"] = exc
+    _log_stream.write(json.dumps(entry, default=str) + "\n")
+    _log_stream.flush()
+
+
+class JsonLineHandler(logging.Handler):
+    """Sends every log record to the host as one JSON line on stderr."""
+
+    def emit(self, record):
+        try:
+            exc = None
+            if record.exc_info:
+                exc = "".join(traceback.format_exception(*record.exc_info))
+            _emit_log(record.levelname, record.name, record.getMessage(), record.created, exc)
+        except Exception:
+            self.handleError(record)
+
+
+class LineToLog:
+    """A text stream that turns each written line into a log record (for print())."""
+
+    def __init__(self, logger_name, level):
+        self._logger_name = logger_name
+        self._level = level
+        self._pending = ""
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not " + type(text).__name__)
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            _emit_log(self._level, self._logger_name, line, time.time())
+        return len(text)
+
+    def flush(self):
+        if self._pending:
+            _emit_log(self._level, self._logger_name, self._pending, time.time())
+            self._pending = ""
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+
+def _make_logger():
+    handler = JsonLineHandler()
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+    return logging.getLogger("action")
+
+
+def _user_frames(tb):
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(RUNNER_FILES)]
+    return [line.rstrip("\n") for line in traceback.format_list(frames)]
+
+
+def _error(phase, kind, message, frames=()):
+    return {
+        "ok": False,
+        "error": {"phase": phase, "type": kind, "message": message, "traceback": list(frames)},
+    }
+
+
+def _exception_error(phase, exc):
+    frames = _user_frames(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        frames.append('  File "%s", line %s' % (exc.filename, exc.lineno))
+    message = str(exc) if str(exc) else type(exc).__name__
+    return _error(phase, type(exc).__name__, message, frames)
+
+
+def _accepts(function, count):
+    """Whether ``function`` can be called with ``count`` positional arguments."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return True
+    positional = code.co_argcount
+    defaults = len(getattr(function, "__defaults__", None) or ())
+    keyword_only_required = code.co_kwonlyargcount - len(getattr(function, "__kwdefaults__", None) or {})
+    takes_varargs = bool(code.co_flags & 0x04)
+    if hasattr(function, "__self__"):
+        positional -= 1
+    if keyword_only_required > 0:
+        return False
+    return positional - defaults <= count and (count <= positional or takes_varargs)
+
+
+def _load_main(arity):
+    import importlib
+
+    module = importlib.import_module("main")
+    entry = getattr(module, "main", None)
+    expected = "main(data, logger)" if arity == 2 else "main()"
+    if entry is None:
+        raise ContractError("main.py does not define %s" % expected)
+    if not callable(entry):
+        raise ContractError("main in main.py is a %s, not a function" % type(entry).__name__)
+    if not _accepts(entry, arity):
+        raise ContractError("main must accept %d argument(s) to be called as %s" % (arity, expected))
+    return entry
+
+
+def _find_unserializable(value, path="result"):
+    """Path and type name of the first value json cannot encode, or None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if value == value and value not in (float("inf"), float("-inf")) else (path, "float " + repr(value))
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _find_unserializable(item, "%s[%d]" % (path, index))
+            if found:
+                return found
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                return ("%s key %r" % (path, key), type(key).__name__)
+            found = _find_unserializable(item, "%s[%r]" % (path, key))
+            if found:
+                return found
+        return None
+    return (path, type(value).__name__)
+
+
+def _encode_result(value):
+    try:
+        return json.dumps({"ok": True, "result": value}, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        found = _find_unserializable(value) if not isinstance(exc, RecursionError) else None
+        if found:
+            message = "main() returned a value that is not JSON-serializable: %s at %s" % (found[1], found[0])
+        else:
+            message = "main() returned a value that cannot be encoded as JSON: %s" % exc
+        return json.dumps(_error("result", "ResultNotSerializable", message))
+
+
+def _run(request):
+    calls_with_data = "data" in request
+    arity = 2 if calls_with_data else 0
+    try:
+        entry = _load_main(arity)
+    except ContractError as exc:
+        return json.dumps(_error("contract", "ContractError", str(exc)))
+    except BaseException as exc:
+        return json.dumps(_exception_error("import", exc))
+    try:
+        if calls_with_data:
+            value = entry(request["data"], logging.getLogger("action"))
+        else:
+            value = entry()
+    except BaseException as exc:
+        return json.dumps(_exception_error("call", exc))
+    return _encode_result(value)
+
+
+def _read_request():
+    request = json.loads(sys.stdin.buffer.read())
+    if not isinstance(request, dict):
+        raise ValueError("the request must be a JSON object")
+    return request
+
+
+def main():
+    request = _read_request()
+    _make_logger()
+    sys.stdout = LineToLog("print", "INFO")
+    sys.stderr = LineToLog("stderr", "WARNING")
+    sys.path[0:0] = [ACTION_ROOT, DEPENDENCIES]
+    try:
+        os.chdir(ACTION_ROOT)
+    except OSError:
+        pass
+    document = _run(request)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    _result_stream.write(document)
+    _result_stream.flush()
+
+
+main()

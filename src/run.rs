@@ -1,0 +1,142 @@
+//! `vivarium run ACTION --input FILE`: one call, result on stdout, logs on stderr.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use vivarium_package::PackageLimits;
+use vivarium_runtime::{FetchOptions, Progress};
+use vivarium_sandbox::{ActionEnv, Call, Input, LogLine, Outcome, OutcomeKind, ResultShape};
+
+use crate::cli::{Cli, RunArgs};
+use crate::exit::{Exit, Failure};
+use crate::runtime_cmd::{cache_dir, ready_sandbox};
+
+/// Runs the action once and reports its outcome.
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
+    let limits = args.limits();
+    limits.validate().map_err(|e| Failure::new(Exit::Usage, e))?;
+    let env = ActionEnv::new(args.env.iter().cloned()).map_err(|e| Failure::new(Exit::Usage, e))?;
+    let data = read_records(&args.input, limits.input_bytes)?;
+    let cache = cache_dir(cli)?;
+    let action = vivarium_package::load_action(&args.action, &cache, &PackageLimits::default())
+        .map_err(|e| Failure::new(Exit::BadPackage, e))?;
+    let options = FetchOptions { progress: Progress::Bar, ..FetchOptions::default() };
+    let sandbox = ready_sandbox(&cache, &options)?;
+    let call = Call { action_dir: &action.root, input: Input::Data(data), env: &env, limits, shape: ResultShape::Records };
+    let outcome = sandbox.run(&call).map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
+    report(&outcome, cli.json_logs);
+    Ok(Exit::for_outcome(outcome.kind))
+}
+
+/// Reads the input document and checks it is a JSON array, refusing more than `limit` bytes.
+fn read_records(source: &str, limit: usize) -> Result<Value, Failure> {
+    let bad = |message: String| Failure { code: Exit::BadInput, message };
+    let mut bytes = Vec::new();
+    let taken = if source == "-" {
+        std::io::stdin().take(limit as u64 + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(Path::new(source)).and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+    };
+    let name = if source == "-" { "standard input" } else { source };
+    taken.map_err(|e| bad(format!("cannot read the input {name}: {e}")))?;
+    if bytes.len() > limit {
+        return Err(bad(format!(
+            "the input {name} is larger than the {} input limit; send fewer records or raise --max-input",
+            vivarium_sandbox::human_bytes(limit as u64)
+        )));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("the input {name} is not valid JSON: {e}")))?;
+    if !value.is_array() {
+        return Err(bad(format!("the input {name} must be a JSON array of records, like [{{\"message\": \"...\"}}]")));
+    }
+    Ok(value)
+}
+
+/// Prints logs on stderr, then the result on stdout or the error on stderr.
+fn report(outcome: &Outcome, json: bool) {
+    for line in &outcome.logs {
+        print_log(line, json);
+    }
+    if let Some(result) = &outcome.result {
+        let text = serde_json::to_string_pretty(result).unwrap_or_else(|_| result.to_string());
+        println!("{text}");
+    }
+    if let Some(error) = &outcome.error {
+        print_error(outcome.kind, error, json);
+    }
+}
+
+fn print_log(line: &LogLine, json: bool) {
+    if json {
+        if let Ok(text) = serde_json::to_string(line) {
+            eprintln!("{text}");
+        }
+        return;
+    }
+    let time = line.time.as_deref().map(|t| format!("{t} ")).unwrap_or_default();
+    eprintln!("{time}{:<7} {}: {}", line.level, line.logger, line.message);
+    if let Some(exc) = &line.exc {
+        for exc_line in exc.lines() {
+            eprintln!("    {exc_line}");
+        }
+    }
+}
+
+fn print_error(kind: OutcomeKind, error: &vivarium_sandbox::ActionError, json: bool) {
+    if json {
+        let line = serde_json::json!({
+            "level": "ERROR", "logger": "vivarium", "outcome": kind, "message": error.message, "error": error,
+        });
+        eprintln!("{line}");
+        return;
+    }
+    eprintln!("error[{kind}]: {}", error.message);
+    if !error.traceback.is_empty() {
+        eprintln!("Traceback (most recent call last):");
+        for frame in &error.traceback {
+            eprintln!("{frame}");
+        }
+        eprintln!("{}: {}", error.type_name, error.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(contents: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, contents.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn an_array_is_accepted() {
+        let file = write(r#"[{"a": 1}]"#);
+        assert_eq!(read_records(file.path().to_str().unwrap(), 100).unwrap(), serde_json::json!([{"a": 1}]));
+    }
+
+    #[test]
+    fn an_object_is_refused_with_the_expected_shape() {
+        let file = write(r#"{"a": 1}"#);
+        let failure = read_records(file.path().to_str().unwrap(), 100).unwrap_err();
+        assert_eq!(failure.code, Exit::BadInput);
+        assert!(failure.message.contains("must be a JSON array"), "{}", failure.message);
+    }
+
+    #[test]
+    fn too_much_input_is_refused_before_parsing() {
+        let file = write("[1, 2, 3, 4, 5, 6, 7, 8]");
+        let failure = read_records(file.path().to_str().unwrap(), 10).unwrap_err();
+        assert!(failure.message.contains("larger than the 10 bytes input limit"), "{}", failure.message);
+    }
+
+    #[test]
+    fn broken_json_and_missing_files_say_so() {
+        let file = write("[1,");
+        assert!(read_records(file.path().to_str().unwrap(), 100).unwrap_err().message.contains("not valid JSON"));
+        assert!(read_records("/no/such/file.json", 100).unwrap_err().message.contains("cannot read"));
+    }
+}
