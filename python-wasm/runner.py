@@ -1,6 +1,8 @@
 """Vivarium guest runner: runs one action call inside CPython on WASI.
 
-The host starts the interpreter with this file as its program. Protocol (see design.md):
+The host starts the interpreter with this file as its program and the action's folder as its
+one argument (``/action`` in the sandbox; a native folder when benchmarking against a native
+``python3``). Protocol (see design.md):
 
 * stdin: one JSON object. With a "data" key, ``main(data, logger)`` is called; without it
   (scheduled actions) ``main()`` is called with no arguments.
@@ -20,7 +22,7 @@ import sys
 import time
 import traceback
 
-ACTION_ROOT = "/action"
+ACTION_ROOT = sys.argv[1] if len(sys.argv) > 1 else "/action"
 DEPENDENCIES = ACTION_ROOT + "/dependencies"
 RUNNER_FILES = ("<string>", "<frozen ")
 
@@ -137,6 +139,16 @@ def _accepts(function, count):
     return positional - defaults <= count and (count <= positional or takes_varargs)
 
 
+def _signature(function):
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return "(...)"
+    names = list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    if hasattr(function, "__self__") and names:
+        names.pop(0)
+    return "(" + ", ".join(names) + ")"
+
+
 def _load_main(arity):
     import importlib
 
@@ -146,9 +158,9 @@ def _load_main(arity):
     if entry is None:
         raise ContractError("main.py does not define %s" % expected)
     if not callable(entry):
-        raise ContractError("main in main.py is a %s, not a function" % type(entry).__name__)
+        raise ContractError("main in main.py is not a function (it is of type %s)" % type(entry).__name__)
     if not _accepts(entry, arity):
-        raise ContractError("main must accept %d argument(s) to be called as %s" % (arity, expected))
+        raise ContractError("main must be defined as %s; it is defined as main%s" % (expected, _signature(entry)))
     return entry
 
 

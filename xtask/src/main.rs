@@ -1,1 +1,66 @@
-fn main() {}
+//! `cargo xtask ci | bench | fixtures`: the project's chores, in Rust so they run anywhere
+//! cargo does.
+
+mod fixtures;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// Project chores.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// What CI runs: formatting, lints (warnings are errors) and the whole test suite.
+    Ci,
+    /// Benchmarks in release mode, with ratios against their baselines measured in the same run.
+    Bench {
+        /// Calls measured per configuration.
+        #[arg(long, default_value_t = 60)]
+        calls: usize,
+    },
+    /// Rebuilds the committed fixture ZIPs from their folders.
+    Fixtures,
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = workspace_root();
+    match Cli::parse().task {
+        Task::Ci => ci(&root),
+        Task::Bench { calls } => cargo(&root, &["bench", "-p", "vivarium-sandbox", "--bench", "calls"], &[("VIVARIUM_BENCH_CALLS", &calls.to_string())]),
+        Task::Fixtures => fixtures::rebuild_all(&root),
+    }
+}
+
+fn ci(root: &Path) -> anyhow::Result<()> {
+    cargo(root, &["fmt", "--all", "--check"], &[])?;
+    cargo(root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(root, &["test", "--workspace"], &[])
+}
+
+fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("could not start cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}

@@ -39,8 +39,9 @@ pub(crate) fn copy_entry<W: Write>(
         written = written.saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
         check_progress(entry, written, total_before, limits)?;
         let chunk = buffer.get(..count).unwrap_or_default();
-        out.write_all(chunk)
-            .map_err(|error| PackageError::io(format!("could not write `{}`", entry.name), error))?;
+        out.write_all(chunk).map_err(|error| {
+            PackageError::io(format!("could not write `{}`", entry.name), error)
+        })?;
     }
     check_complete(entry, written)?;
     Ok(written)
@@ -89,4 +90,81 @@ pub(crate) fn verify_all(
         total = total.saturating_add(size);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::testutil::{stored, zip_of, zip_with};
+
+    /// An archive whose only entry is `data`, and a plan entry for it with declared sizes that
+    /// the content pass must not trust.
+    fn single(data: &[u8], compressed: bool) -> (Vec<u8>, Planned) {
+        let bytes = if compressed {
+            zip_of(&[("data.bin", data)])
+        } else {
+            zip_with(&[("data.bin", data)], stored())
+        };
+        let entry = Planned {
+            index: 0,
+            name: "data.bin".to_owned(),
+            components: vec!["data.bin".to_owned()],
+            is_dir: false,
+            size: u64::try_from(data.len()).unwrap(),
+            compressed: u64::try_from(data.len()).unwrap(),
+        };
+        (bytes, entry)
+    }
+
+    #[test]
+    fn reads_at_most_limit_plus_one_bytes() {
+        let (bytes, entry) = single(&[1_u8; 5000], false);
+        let mut archive = scan::open(&bytes, &PackageLimits::default(), "test").unwrap();
+        let limits = PackageLimits {
+            max_entry_bytes: 100,
+            ..PackageLimits::default()
+        };
+        let error = copy_entry(&mut archive, &entry, &limits, 0, &mut io::sink()).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::EntryTooLarge {
+                size: 101,
+                limit: 100,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn running_total_is_enforced_while_reading() {
+        let (bytes, entry) = single(&[1_u8; 5000], false);
+        let mut archive = scan::open(&bytes, &PackageLimits::default(), "test").unwrap();
+        let limits = PackageLimits {
+            max_total_bytes: 6000,
+            ..PackageLimits::default()
+        };
+        let error = copy_entry(&mut archive, &entry, &limits, 2000, &mut io::sink()).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::TotalTooLarge { limit: 6000, .. }
+        ));
+    }
+
+    #[test]
+    fn ratio_is_enforced_on_real_bytes() {
+        let (bytes, mut entry) = single(&vec![0_u8; 3 * 1024 * 1024], true);
+        entry.compressed = 1000;
+        let mut archive = scan::open(&bytes, &PackageLimits::default(), "test").unwrap();
+        let limits = PackageLimits::default();
+        let error = copy_entry(&mut archive, &entry, &limits, 0, &mut io::sink()).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::RatioTooHigh {
+                compressed: 1000,
+                ..
+            }
+        ));
+    }
 }

@@ -12,6 +12,8 @@
 //! Entry points: [`inspect_zip`] (validation only), [`extract_zip`], [`open_folder`] (a plain
 //! folder, for the CLI) and [`load_action`] (either, decided by content).
 
+#![warn(missing_docs)]
+
 mod content;
 mod error;
 mod extract;
@@ -105,6 +107,15 @@ pub struct ActionDir {
 /// Runs the same checks as [`extract_zip`], including decompressing every kept entry (into
 /// nothing) so CRCs, real sizes and ratios are verified; a `Manifest` means extraction would
 /// succeed, barring disk errors.
+///
+/// # Errors
+///
+/// The refusal that applies, checked in this order: [`PackageError::ArchiveTooLarge`],
+/// [`PackageError::NotZip`], [`PackageError::Malformed`], archive-wide refusals (entry count,
+/// duplicates, overlapping data), per-entry refusals in archive order (path rules, symlink,
+/// encryption, compression method, declared size and ratio), name collisions,
+/// [`PackageError::MissingMain`], the declared total, then while decompressing
+/// [`PackageError::CorruptEntry`] and the size limits on the real bytes.
 pub fn inspect_zip(bytes: &[u8], limits: &PackageLimits) -> Result<Manifest, PackageError> {
     let mut archive = scan::open(bytes, limits, "the upload")?;
     let plan = scan::plan(&mut archive, bytes, limits)?;

@@ -175,8 +175,11 @@ mod tests {
 
     #[test]
     fn each_hostile_name_gets_its_own_variant() {
-        let cases: &[(&str, fn(&PackageError) -> bool)] = &[
-            ("/etc/passwd", |e| matches!(e, PackageError::AbsolutePath { .. })),
+        type IsExpected = fn(&PackageError) -> bool;
+        let cases: &[(&str, IsExpected)] = &[
+            ("/etc/passwd", |e| {
+                matches!(e, PackageError::AbsolutePath { .. })
+            }),
             ("a/../../x", |e| {
                 matches!(e, PackageError::ParentComponent { .. })
             }),
@@ -184,8 +187,12 @@ mod tests {
             ("a\\b.py", |e| matches!(e, PackageError::Backslash { .. })),
             ("C:/x.py", |e| matches!(e, PackageError::DriveLetter { .. })),
             ("c:x.py", |e| matches!(e, PackageError::DriveLetter { .. })),
-            ("a\0b", |e| matches!(e, PackageError::ControlCharacter { .. })),
-            ("a\nb", |e| matches!(e, PackageError::ControlCharacter { .. })),
+            ("a\0b", |e| {
+                matches!(e, PackageError::ControlCharacter { .. })
+            }),
+            ("a\nb", |e| {
+                matches!(e, PackageError::ControlCharacter { .. })
+            }),
             ("a//b", |e| matches!(e, PackageError::EmptyComponent { .. })),
             ("", |e| matches!(e, PackageError::EmptyComponent { .. })),
         ];
@@ -213,12 +220,12 @@ mod tests {
 
     fn collide(names: &[&str]) -> Result<(), PackageError> {
         let paths: Vec<EntryPath> = names.iter().map(|n| parse(n).unwrap()).collect();
-        let named: Vec<Named<'_>> = names
+        let entries: Vec<Named<'_>> = names
             .iter()
             .zip(&paths)
             .map(|(name, path)| Named { name, path })
             .collect();
-        check_collisions(&named)
+        check_collisions(&entries)
     }
 
     #[test]

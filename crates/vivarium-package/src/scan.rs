@@ -16,8 +16,9 @@ use crate::{
 /// A ZIP archive read from memory.
 pub(crate) type Archive<'a> = ZipArchive<Cursor<&'a [u8]>>;
 
-/// Unix file-type bits of a mode and the value for a symbolic link.
+/// Unix file-type bits of a mode.
 const S_IFMT: u32 = 0o170_000;
+/// Unix file type of a symbolic link.
 const S_IFLNK: u32 = 0o120_000;
 
 /// Signature of a central-directory file header.
@@ -70,7 +71,8 @@ struct Candidate {
 }
 
 /// Whether the bytes start like a ZIP archive: a local file header, or the end-of-central-
-/// directory record of an empty archive.
+/// directory record of an empty archive. Inputs are recognised by content, never by file name.
+#[must_use]
 pub fn looks_like_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || (bytes.starts_with(b"PK\x05\x06") && bytes.len() >= 22)
 }
@@ -238,7 +240,12 @@ fn check_declared_size(candidate: &Candidate, limits: &PackageLimits) -> Result<
         return Ok(());
     }
     check_entry_size(&candidate.name, candidate.size, limits)?;
-    check_ratio(&candidate.name, candidate.size, candidate.compressed, limits)
+    check_ratio(
+        &candidate.name,
+        candidate.size,
+        candidate.compressed,
+        limits,
+    )
 }
 
 /// Refuses an entry of more than `max_entry_bytes`.
@@ -351,4 +358,356 @@ pub(crate) fn has_pyproject(entries: &[Planned]) -> bool {
     entries
         .iter()
         .any(|e| !e.is_dir && e.components == [PYPROJECT_FILE])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use zip::ZipWriter;
+
+    use crate::testutil::*;
+    use crate::{PackageError, PackageLimits, inspect_zip};
+
+    fn inspect(bytes: &[u8]) -> Result<crate::Manifest, PackageError> {
+        inspect_zip(bytes, &PackageLimits::default())
+    }
+
+    /// An archive with `main.py` and one more entry called `placeholder`, renamed afterwards to
+    /// `hostile` (same length) so the writer cannot normalise or refuse it.
+    fn with_renamed_entry(placeholder: &str, hostile: &[u8]) -> Vec<u8> {
+        let mut bytes = zip_of(&[("main.py", b"x = 1\n"), (placeholder, b"data")]);
+        replace_all(&mut bytes, placeholder.as_bytes(), hostile);
+        bytes
+    }
+
+    #[test]
+    fn root_layout_is_accepted() {
+        let bytes = zip_of(&[
+            ("main.py", b"print('hi')\n"),
+            ("lib/", b""),
+            ("lib/util.py", b"X = 1\n"),
+        ]);
+        let manifest = inspect(&bytes).unwrap();
+        assert_eq!(manifest.prefix, "");
+        assert_eq!(manifest.files, ["lib/util.py", "main.py"]);
+        assert_eq!(manifest.total_bytes, 18);
+        assert_eq!(manifest.digest, super::sha256_hex(&bytes));
+        assert_eq!(manifest.digest.len(), 64);
+        assert!(!manifest.has_dependencies_dir && !manifest.has_pyproject);
+    }
+
+    #[test]
+    fn single_folder_layout_strips_the_prefix() {
+        let bytes = zip_of(&[
+            ("real_time_action_script/", b""),
+            ("real_time_action_script/main.py", b"print('hi')\n"),
+            ("real_time_action_script/helpers/io.py", b"pass\n"),
+        ]);
+        let manifest = inspect(&bytes).unwrap();
+        assert_eq!(manifest.prefix, "real_time_action_script");
+        assert_eq!(manifest.files, ["helpers/io.py", "main.py"]);
+    }
+
+    #[test]
+    fn macos_junk_is_ignored() {
+        let bytes = zip_of(&[
+            ("action/", b""),
+            ("action/main.py", b"print('hi')\n"),
+            ("action/.DS_Store", b"junk"),
+            ("__MACOSX/", b""),
+            ("__MACOSX/action/", b""),
+            ("__MACOSX/action/._main.py", b"junk"),
+        ]);
+        let manifest = inspect(&bytes).unwrap();
+        assert_eq!(manifest.prefix, "action");
+        assert_eq!(manifest.files, ["main.py"]);
+        assert_eq!(manifest.total_bytes, 12);
+    }
+
+    #[test]
+    fn dependencies_and_pyproject_are_detected() {
+        let bytes = zip_of(&[
+            ("pkg/main.py", b""),
+            ("pkg/pyproject.toml", b"[project]\n"),
+            ("pkg/dependencies/requests/__init__.py", b""),
+        ]);
+        let manifest = inspect(&bytes).unwrap();
+        assert!(manifest.has_dependencies_dir);
+        assert!(manifest.has_pyproject);
+    }
+
+    #[test]
+    fn missing_main_is_refused() {
+        let error = inspect(&zip_of(&[("app.py", b"")])).unwrap_err();
+        assert!(matches!(error, PackageError::MissingMain));
+        assert!(error.to_string().contains(
+            "the archive has no main.py at its root or inside a single top-level folder"
+        ));
+    }
+
+    #[test]
+    fn main_too_deep_or_beside_other_top_level_entries_is_refused() {
+        let nested = zip_of(&[("a/b/main.py", b"")]);
+        assert!(matches!(inspect(&nested), Err(PackageError::MissingMain)));
+        let two_tops = zip_of(&[("a/main.py", b""), ("README.md", b"")]);
+        assert!(matches!(inspect(&two_tops), Err(PackageError::MissingMain)));
+        let folder_named_main = zip_of(&[("main.py/", b""), ("main.py/x.py", b"")]);
+        assert!(matches!(
+            inspect(&folder_named_main),
+            Err(PackageError::MissingMain)
+        ));
+    }
+
+    #[test]
+    fn empty_archive_is_a_zip_without_main() {
+        let bytes = zip_of(&[]);
+        assert!(crate::looks_like_zip(&bytes));
+        assert!(matches!(inspect(&bytes), Err(PackageError::MissingMain)));
+    }
+
+    #[test]
+    fn text_is_not_a_zip() {
+        let error = inspect(b"def main():\n    pass\n").unwrap_err();
+        assert!(matches!(error, PackageError::NotZip { .. }));
+        assert!(error.to_string().contains("is not a ZIP archive"));
+    }
+
+    #[test]
+    fn garbage_after_the_signature_is_malformed() {
+        let error = inspect(b"PK\x03\x04 not really a zip archive at all").unwrap_err();
+        assert!(matches!(error, PackageError::Malformed { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn absolute_path_is_refused() {
+        let bytes = with_renamed_entry("_etc/x.py", b"/etc/x.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::AbsolutePath { ref entry } if entry == "/etc/x.py"));
+        assert!(error.to_string().contains("/etc/x.py"));
+    }
+
+    #[test]
+    fn parent_component_is_refused() {
+        let bytes = with_renamed_entry("ab/zz/x.py", b"ab/../x.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(
+            matches!(error, PackageError::ParentComponent { ref entry } if entry == "ab/../x.py")
+        );
+    }
+
+    #[test]
+    fn backslash_is_refused() {
+        let bytes = with_renamed_entry("a_b.py", b"a\\b.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::Backslash { ref entry } if entry == "a\\b.py"));
+    }
+
+    #[test]
+    fn drive_letter_is_refused() {
+        let bytes = with_renamed_entry("C_/x.py", b"C:/x.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::DriveLetter { ref entry } if entry == "C:/x.py"));
+    }
+
+    #[test]
+    fn nul_in_a_name_is_refused() {
+        let bytes = with_renamed_entry("a_b.py", b"a\0b.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(
+            matches!(error, PackageError::ControlCharacter { ref entry } if entry == "a\\u{0}b.py")
+        );
+    }
+
+    #[test]
+    fn empty_component_is_refused() {
+        let bytes = with_renamed_entry("a/_b.py", b"a//b.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::EmptyComponent { ref entry } if entry == "a//b.py"));
+    }
+
+    #[test]
+    fn symlink_is_refused() {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        writer.start_file("main.py", deflated()).unwrap();
+        writer.write_all(b"x = 1\n").unwrap();
+        writer
+            .add_symlink("secrets", "/etc/shadow", deflated())
+            .unwrap();
+        let bytes = writer.finish().unwrap().into_inner();
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::Symlink { ref entry } if entry == "secrets"));
+    }
+
+    #[test]
+    fn exact_duplicate_is_refused() {
+        let mut bytes = zip_of(&[("main.py", b""), ("dup1.py", b"a"), ("dup2.py", b"b")]);
+        replace_all(&mut bytes, b"dup2.py", b"dup1.py");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::DuplicateEntry { ref entry } if entry == "dup1.py"));
+    }
+
+    #[test]
+    fn duplicate_after_normalising_is_refused() {
+        let bytes = zip_of(&[("main.py", b""), ("./main.py", b"")]);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(
+            matches!(error, PackageError::DuplicateEntry { ref entry } if entry == "./main.py")
+        );
+    }
+
+    #[test]
+    fn case_duplicate_is_refused() {
+        let bytes = zip_of(&[("main.py", b""), ("Lib.py", b""), ("lib.py", b"")]);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::CaseCollision { ref entry, ref other } if entry == "lib.py" && other == "Lib.py"
+        ));
+    }
+
+    #[test]
+    fn file_where_a_folder_is_needed_is_refused() {
+        let bytes = zip_of(&[("main.py", b""), ("lib", b""), ("lib/x.py", b"")]);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::PathConflict { ref entry, .. } if entry == "lib"));
+    }
+
+    #[test]
+    fn encrypted_entry_is_refused() {
+        let mut bytes = zip_of(&[("main.py", b""), ("secret.py", b"token = 1\n")]);
+        set_u16(&mut bytes, "secret.py", FLAGS, 1);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::Encrypted { ref entry } if entry == "secret.py"));
+    }
+
+    #[test]
+    fn bzip2_entry_is_refused() {
+        let mut bytes = zip_of(&[("main.py", b""), ("data.bin", b"payload")]);
+        set_u16(&mut bytes, "data.bin", METHOD, 12);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::UnsupportedCompression { ref entry, ref method } if entry == "data.bin" && method == "Bzip2"
+        ));
+    }
+
+    #[test]
+    fn archive_size_limit() {
+        let bytes = minimal();
+        let limits = PackageLimits {
+            max_archive_bytes: 20,
+            ..PackageLimits::default()
+        };
+        let error = inspect_zip(&bytes, &limits).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::ArchiveTooLarge { limit: 20, .. }
+        ));
+    }
+
+    #[test]
+    fn entry_count_limit() {
+        let bytes = zip_of(&[("main.py", b""), ("a.py", b""), ("b.py", b"")]);
+        let limits = PackageLimits {
+            max_entries: 2,
+            ..PackageLimits::default()
+        };
+        let error = inspect_zip(&bytes, &limits).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::TooManyEntries { count: 3, limit: 2 }
+        ));
+    }
+
+    #[test]
+    fn entry_size_limit() {
+        let bytes = zip_of(&[("main.py", b""), ("big.txt", &[b'x'; 15])]);
+        let limits = PackageLimits {
+            max_entry_bytes: 10,
+            ..PackageLimits::default()
+        };
+        let error = inspect_zip(&bytes, &limits).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::EntryTooLarge { ref entry, size: 15, limit: 10 } if entry == "big.txt"
+        ));
+    }
+
+    #[test]
+    fn total_size_limit() {
+        let bytes = zip_of(&[("main.py", &[b'#'; 15]), ("more.py", &[b'#'; 15])]);
+        let limits = PackageLimits {
+            max_total_bytes: 20,
+            ..PackageLimits::default()
+        };
+        let error = inspect_zip(&bytes, &limits).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::TotalTooLarge { ref entry, total: 30, limit: 20 } if entry == "more.py"
+        ));
+    }
+
+    #[test]
+    fn compression_ratio_limit_catches_a_bomb() {
+        let zeros = vec![0_u8; 2 * 1024 * 1024];
+        let bytes = zip_of(&[("main.py", b""), ("bomb.bin", &zeros)]);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::RatioTooHigh { ref entry, limit: 100, .. } if entry == "bomb.bin"
+        ));
+    }
+
+    #[test]
+    fn small_entries_are_exempt_from_the_ratio_limit() {
+        let zeros = vec![0_u8; 512 * 1024];
+        let bytes = zip_of(&[("main.py", b""), ("zeros.bin", &zeros)]);
+        assert_eq!(inspect(&bytes).unwrap().total_bytes, 512 * 1024);
+    }
+
+    #[test]
+    fn entry_larger_than_declared_is_refused() {
+        let mut bytes = zip_with(&[("main.py", b""), ("data.bin", &[7_u8; 5000])], stored());
+        set_u32(&mut bytes, "data.bin", UNCOMPRESSED, 10);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(
+            matches!(error, PackageError::CorruptEntry { ref entry, .. } if entry == "data.bin")
+        );
+    }
+
+    #[test]
+    fn entry_smaller_than_declared_is_refused() {
+        let mut bytes = zip_with(&[("main.py", b""), ("data.bin", &[7_u8; 5000])], stored());
+        set_u32(&mut bytes, "data.bin", UNCOMPRESSED, 6000);
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(
+            error,
+            PackageError::CorruptEntry { ref entry, ref reason }
+                if entry == "data.bin" && reason.contains("declares 6000 bytes but holds 5000")
+        ));
+    }
+
+    #[test]
+    fn bad_crc_is_refused() {
+        let mut bytes = zip_with(&[("main.py", b""), ("data.txt", b"hello world")], stored());
+        replace_all(&mut bytes, b"hello world", b"hellO world");
+        let error = inspect(&bytes).unwrap_err();
+        assert!(
+            matches!(error, PackageError::CorruptEntry { ref entry, .. } if entry == "data.txt")
+        );
+    }
+
+    #[test]
+    fn overlapping_entries_are_refused() {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        writer.start_file("main.py", deflated()).unwrap();
+        writer.write_all(b"x = 1\n").unwrap();
+        writer.start_file("kernel.bin", deflated()).unwrap();
+        writer.write_all(&[1_u8; 1000]).unwrap();
+        writer.shallow_copy_file("kernel.bin", "copy.bin").unwrap();
+        let bytes = writer.finish().unwrap().into_inner();
+        let error = inspect(&bytes).unwrap_err();
+        assert!(matches!(error, PackageError::OverlappingEntries));
+    }
 }

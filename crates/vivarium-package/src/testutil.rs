@@ -1,6 +1,7 @@
 //! Test helpers: build small archives in memory and patch their headers to craft hostile ones.
 
 use std::io::{Cursor, Write};
+use std::path::Path;
 
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -100,12 +101,19 @@ fn headers_of(bytes: &[u8], name: &str) -> Vec<(usize, bool)> {
             _ => continue,
         };
         let (len_at, name_at) = if is_local { (26, 30) } else { (28, 46) };
-        let len = usize::from(u16::from_le_bytes([bytes[at + len_at], bytes[at + len_at + 1]]));
+        let len = usize::from(u16::from_le_bytes([
+            bytes[at + len_at],
+            bytes[at + len_at + 1],
+        ]));
         if bytes.get(at + name_at..at + name_at + len) == Some(name.as_bytes()) {
             found.push((at, is_local));
         }
     }
-    assert_eq!(found.len(), 2, "expected one local and one central header for {name}");
+    assert_eq!(
+        found.len(),
+        2,
+        "expected one local and one central header for {name}"
+    );
     found
 }
 
@@ -125,4 +133,28 @@ pub fn set_u16(bytes: &mut [u8], name: &str, field: Field, value: u16) {
 /// Sets a 32-bit header field of entry `name`.
 pub fn set_u32(bytes: &mut [u8], name: &str, field: Field, value: u32) {
     set_field(bytes, name, field, &value.to_le_bytes());
+}
+
+/// A temporary cache folder that is removed even when it holds sealed (read-only) extractions,
+/// which a plain `TempDir` cannot do for a non-root user.
+pub struct Cache(Option<tempfile::TempDir>);
+
+impl Cache {
+    /// A fresh, empty cache folder.
+    pub fn new() -> Self {
+        Self(Some(tempfile::tempdir().unwrap()))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            crate::extract::discard(&dir.keep()).unwrap();
+        }
+    }
 }

@@ -64,6 +64,10 @@ impl InstalledInterpreter {
         if let Some(found) = Self::find(cache_dir, pin) {
             return Ok(found);
         }
+        let _lock = fetch::lock_runtime_dir(cache_dir)?;
+        if let Some(found) = Self::find(cache_dir, pin) {
+            return Ok(found);
+        }
         let path = fetch::fetch_from_index(cache_dir, pin, options)?;
         Ok(Self { pin, path })
     }

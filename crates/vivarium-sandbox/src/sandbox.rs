@@ -167,7 +167,7 @@ fn wasi_context(
 ) -> Result<WasiP1Ctx, SandboxError> {
     let mut builder = WasiCtxBuilder::new();
     builder
-        .args(&["python", "-I", "-S", "-B", "-c", RUNNER_SOURCE])
+        .args(&["python", "-I", "-S", "-B", "-c", RUNNER_SOURCE, ACTION_MOUNT])
         .stdin(MemoryInputPipe::new(request))
         .stdout(stdout.clone())
         .stderr(stderr.clone());
