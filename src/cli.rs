@@ -85,7 +85,11 @@ pub enum RuntimeCommand {
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
         /// A PEP 503/691 Simple API index to download from.
-        #[arg(long, env = "VIVARIUM_PACKAGE_INDEX", default_value = "https://pypi.org/simple")]
+        #[arg(
+            long,
+            env = "VIVARIUM_PACKAGE_INDEX",
+            default_value = "https://pypi.org/simple"
+        )]
         index: String,
     },
     /// Describe the pinned interpreter and what the cache holds.

@@ -52,7 +52,6 @@ impl Exit {
     }
 }
 
-
 impl Exit {
     /// The status for a call that could not start.
     pub fn for_setup_error(error: &SandboxError) -> Self {
@@ -97,7 +96,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with `code` and the full chain of `error`'s causes.
     pub fn new(code: Exit, error: impl Into<anyhow::Error>) -> Self {
-        Self { code, message: format!("{:#}", error.into()) }
+        Self {
+            code,
+            message: format!("{:#}", error.into()),
+        }
     }
 
     /// Prints the failure on stderr, as JSON when asked.
@@ -124,7 +126,10 @@ mod tests {
             let code = Exit::for_outcome(kind) as u8;
             assert!(seen.insert(code), "{kind} shares status {code}");
             if kind != OutcomeKind::Ok {
-                assert!(EXIT_STATUS_HELP.contains(&format!("{code:>4}  {kind}:")), "{kind} missing from help");
+                assert!(
+                    EXIT_STATUS_HELP.contains(&format!("{code:>4}  {kind}:")),
+                    "{kind} missing from help"
+                );
             }
         }
     }

@@ -15,30 +15,53 @@ use crate::runtime_cmd::{cache_dir, ready_sandbox};
 /// Runs the action once and reports its outcome.
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     let limits = args.limits();
-    limits.validate().map_err(|e| Failure::new(Exit::Usage, e))?;
+    limits
+        .validate()
+        .map_err(|e| Failure::new(Exit::Usage, e))?;
     let env = ActionEnv::new(args.env.iter().cloned()).map_err(|e| Failure::new(Exit::Usage, e))?;
     let data = read_records(&args.input, limits.input_bytes)?;
     let cache = cache_dir(cli)?;
     let action = vivarium_package::load_action(&args.action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
-    let options = FetchOptions { progress: Progress::Bar, ..FetchOptions::default() };
+    let options = FetchOptions {
+        progress: Progress::Bar,
+        ..FetchOptions::default()
+    };
     let sandbox = ready_sandbox(&cache, &options)?;
-    let call = Call { action_dir: &action.root, input: Input::Data(data), env: &env, limits, shape: ResultShape::Records };
-    let outcome = sandbox.run(&call).map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
+    let call = Call {
+        action_dir: &action.root,
+        input: Input::Data(data),
+        env: &env,
+        limits,
+        shape: ResultShape::Records,
+    };
+    let outcome = sandbox
+        .run(&call)
+        .map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
     report(&outcome, cli.json_logs);
     Ok(Exit::for_outcome(outcome.kind))
 }
 
 /// Reads the input document and checks it is a JSON array, refusing more than `limit` bytes.
 fn read_records(source: &str, limit: usize) -> Result<Value, Failure> {
-    let bad = |message: String| Failure { code: Exit::BadInput, message };
+    let bad = |message: String| Failure {
+        code: Exit::BadInput,
+        message,
+    };
     let mut bytes = Vec::new();
     let taken = if source == "-" {
-        std::io::stdin().take(limit as u64 + 1).read_to_end(&mut bytes)
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(Path::new(source)).and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
+        std::fs::File::open(Path::new(source))
+            .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut bytes))
     };
-    let name = if source == "-" { "standard input" } else { source };
+    let name = if source == "-" {
+        "standard input"
+    } else {
+        source
+    };
     taken.map_err(|e| bad(format!("cannot read the input {name}: {e}")))?;
     if bytes.len() > limit {
         return Err(bad(format!(
@@ -49,7 +72,9 @@ fn read_records(source: &str, limit: usize) -> Result<Value, Failure> {
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("the input {name} is not valid JSON: {e}")))?;
     if !value.is_array() {
-        return Err(bad(format!("the input {name} must be a JSON array of records, like [{{\"message\": \"...\"}}]")));
+        return Err(bad(format!(
+            "the input {name} must be a JSON array of records, like [{{\"message\": \"...\"}}]"
+        )));
     }
     Ok(value)
 }
@@ -75,7 +100,11 @@ fn print_log(line: &LogLine, json: bool) {
         }
         return;
     }
-    let time = line.time.as_deref().map(|t| format!("{t} ")).unwrap_or_default();
+    let time = line
+        .time
+        .as_deref()
+        .map(|t| format!("{t} "))
+        .unwrap_or_default();
     eprintln!("{time}{:<7} {}: {}", line.level, line.logger, line.message);
     if let Some(exc) = &line.exc {
         for exc_line in exc.lines() {
@@ -115,7 +144,10 @@ mod tests {
     #[test]
     fn an_array_is_accepted() {
         let file = write(r#"[{"a": 1}]"#);
-        assert_eq!(read_records(file.path().to_str().unwrap(), 100).unwrap(), serde_json::json!([{"a": 1}]));
+        assert_eq!(
+            read_records(file.path().to_str().unwrap(), 100).unwrap(),
+            serde_json::json!([{"a": 1}])
+        );
     }
 
     #[test]
@@ -123,20 +155,40 @@ mod tests {
         let file = write(r#"{"a": 1}"#);
         let failure = read_records(file.path().to_str().unwrap(), 100).unwrap_err();
         assert_eq!(failure.code, Exit::BadInput);
-        assert!(failure.message.contains("must be a JSON array"), "{}", failure.message);
+        assert!(
+            failure.message.contains("must be a JSON array"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
     fn too_much_input_is_refused_before_parsing() {
         let file = write("[1, 2, 3, 4, 5, 6, 7, 8]");
         let failure = read_records(file.path().to_str().unwrap(), 10).unwrap_err();
-        assert!(failure.message.contains("larger than the 10 bytes input limit"), "{}", failure.message);
+        assert!(
+            failure
+                .message
+                .contains("larger than the 10 bytes input limit"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
     fn broken_json_and_missing_files_say_so() {
         let file = write("[1,");
-        assert!(read_records(file.path().to_str().unwrap(), 100).unwrap_err().message.contains("not valid JSON"));
-        assert!(read_records("/no/such/file.json", 100).unwrap_err().message.contains("cannot read"));
+        assert!(
+            read_records(file.path().to_str().unwrap(), 100)
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
+        assert!(
+            read_records("/no/such/file.json", 100)
+                .unwrap_err()
+                .message
+                .contains("cannot read")
+        );
     }
 }

@@ -11,15 +11,18 @@ use crate::exit::{Exit, Failure};
 
 /// The cache folder chosen by flag, environment or the user's default.
 pub fn cache_dir(cli: &Cli) -> Result<PathBuf, Failure> {
-    vivarium_runtime::cache_dir(cli.cache_dir.as_deref()).map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
+    vivarium_runtime::cache_dir(cli.cache_dir.as_deref())
+        .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
 }
 
 /// A sandbox over the verified, precompiled interpreter, fetching and compiling on first need.
 pub fn ready_sandbox(cache_dir: &Path, options: &FetchOptions) -> Result<Sandbox, Failure> {
     let unavailable = |e: vivarium_runtime::RuntimeError| Failure::new(Exit::RuntimeUnavailable, e);
-    let interpreter = InstalledInterpreter::ensure(cache_dir, &PINNED, options).map_err(unavailable)?;
+    let interpreter =
+        InstalledInterpreter::ensure(cache_dir, &PINNED, options).map_err(unavailable)?;
     let engine = vivarium_sandbox::new_engine().map_err(|e| Failure::new(Exit::Internal, e))?;
-    let compiled = vivarium_runtime::load_or_compile(&engine, &interpreter, cache_dir).map_err(unavailable)?;
+    let compiled =
+        vivarium_runtime::load_or_compile(&engine, &interpreter, cache_dir).map_err(unavailable)?;
     Sandbox::new(engine, &compiled.module).map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
 }
 
@@ -33,14 +36,22 @@ pub fn run(cli: &Cli, command: &RuntimeCommand) -> Result<Exit, Failure> {
 }
 
 fn fetch(cache: &Path, from: Option<&Path>, index: &str) -> Result<Exit, Failure> {
-    let options = FetchOptions { index: index.to_string(), progress: Progress::Bar, ..FetchOptions::default() };
+    let options = FetchOptions {
+        index: index.to_string(),
+        progress: Progress::Bar,
+        ..FetchOptions::default()
+    };
     if let Some(source) = from {
         InstalledInterpreter::install_from_file(cache, &PINNED, source)
             .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))?;
     }
     ready_sandbox(cache, &options)?;
     let installed = InstalledInterpreter::location(cache, &PINNED);
-    println!("Python {} is installed, verified and precompiled: {}", PINNED.python_version, installed.display());
+    println!(
+        "Python {} is installed, verified and precompiled: {}",
+        PINNED.python_version,
+        installed.display()
+    );
     Ok(Exit::Success)
 }
 
@@ -57,12 +68,17 @@ fn info(cache: &Path) -> Result<Exit, Failure> {
         "installed": installed.as_ref().map(|i| &i.path),
         "compiled": compiled_artifacts(cache),
     });
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string())
+    );
     Ok(Exit::Success)
 }
 
 fn compiled_artifacts(cache: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(cache.join("compiled")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(cache.join("compiled")) else {
+        return Vec::new();
+    };
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())

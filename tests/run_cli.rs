@@ -19,7 +19,10 @@ fn one_record() -> Value {
 fn seed_records() -> Vec<Value> {
     let text = std::fs::read_to_string(k8s_logs()).expect("reading the seed records");
     let records: Value = serde_json::from_str(&text).expect("the seed records are JSON");
-    records.as_array().expect("the seed records are an array").clone()
+    records
+        .as_array()
+        .expect("the seed records are an array")
+        .clone()
 }
 
 fn distinct_strings(records: &[Value], key: &str) -> BTreeSet<String> {
@@ -173,6 +176,15 @@ fn seed_example_from_a_zip_with_one_top_level_folder_and_no_zip_extension() {
     let (_dir, path) = write_named("upload.bin", &bytes);
     let outcome = run(&path, &k8s_logs(), &[]);
     check_seed_result(&outcome);
+}
+
+#[test]
+fn seed_example_from_the_committed_fixture_zip() {
+    let zip = common::fixtures()
+        .join("actions")
+        .join("uppercase_distinct.zip");
+    assert!(zip.is_file(), "{} is missing", zip.display());
+    check_seed_result(&run(&zip, &k8s_logs(), &[]));
 }
 
 #[test]
@@ -356,7 +368,10 @@ def main(data, logger):
     let result = run_source(source, &one_record(), &[]).success_json();
     assert_eq!(result[0]["is_oserror"], json!(true), "{result}");
     assert!(
-        result[0]["text"].as_str().unwrap().contains("Not supported"),
+        result[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Not supported"),
         "{result}"
     );
 }
@@ -390,7 +405,14 @@ fn host_files_are_invisible() {
          \x20   return [out]\n",
     )]);
     let host_folder = action.path().to_string_lossy().into_owned();
-    let paths = ["/", "/etc/passwd", "/tmp", "/proc/self", "/root", &host_folder];
+    let paths = [
+        "/",
+        "/etc/passwd",
+        "/tmp",
+        "/proc/self",
+        "/root",
+        &host_folder,
+    ];
     let outcome = run_on(action.path(), &json!([{"paths": paths}]), &[]);
     let result = outcome.success_json();
     for path in paths {
@@ -470,8 +492,7 @@ fn a_result_just_under_the_limit_is_accepted() {
     assert_eq!(result[0]["blob"].as_str().map(str::len), Some(500_000));
 }
 
-const FLOOD: &str =
-    "def main(data, logger):\n    for i in range(20000):\n        print('flood line', i)\n    return [{'done': True}]\n";
+const FLOOD: &str = "def main(data, logger):\n    for i in range(20000):\n        print('flood line', i)\n    return [{'done': True}]\n";
 
 #[test]
 fn a_flood_of_prints_is_truncated_with_a_marker_and_the_call_succeeds() {
@@ -494,7 +515,10 @@ fn a_flood_of_prints_is_truncated_with_a_marker_and_the_call_succeeds() {
     // The kept lines are a gap-free prefix of what was printed.
     let kept: Vec<&&str> = lines.iter().filter(|l| l.contains("print: ")).collect();
     for (i, line) in kept.iter().enumerate() {
-        assert!(line.ends_with(&format!("print: flood line {i}")), "{line:?}");
+        assert!(
+            line.ends_with(&format!("print: flood line {i}")),
+            "{line:?}"
+        );
     }
     assert!(
         outcome.stderr.len() < 256 * 1024,
@@ -505,7 +529,11 @@ fn a_flood_of_prints_is_truncated_with_a_marker_and_the_call_succeeds() {
 
 #[test]
 fn a_truncated_json_log_ends_with_a_vivarium_warning_object() {
-    let outcome = run_source(FLOOD, &one_record(), &["--max-logs", "64KiB", "--json-logs"]);
+    let outcome = run_source(
+        FLOOD,
+        &one_record(),
+        &["--max-logs", "64KiB", "--json-logs"],
+    );
     assert_eq!(outcome.success_json(), json!([{"done": true}]));
     let lines = outcome.stderr_json_lines();
     let last = lines.last().expect("some log lines");
@@ -627,7 +655,10 @@ fn an_exception_as_json_logs_carries_type_and_traceback() {
             "main.py",
             "from helper import boom\n\ndef main(data, logger):\n    logger.info('about to fail')\n    return boom()\n",
         ),
-        ("helper.py", "def boom():\n    raise KeyError('missing-key')\n"),
+        (
+            "helper.py",
+            "def boom():\n    raise KeyError('missing-key')\n",
+        ),
     ]);
     let outcome = run_on(action.path(), &one_record(), &["--json-logs"]);
     outcome.assert_code(10);
@@ -672,7 +703,12 @@ fn a_non_serializable_result_is_a_bad_result() {
 
 #[test]
 fn a_non_list_result_is_a_bad_result() {
-    run_source("def main(data, logger):\n    return 'done'\n", &one_record(), &[]).assert_failure(
+    run_source(
+        "def main(data, logger):\n    return 'done'\n",
+        &one_record(),
+        &[],
+    )
+    .assert_failure(
         12,
         "error[bad_result]: main() must return a list of dicts (records); it returned a str",
     );
@@ -689,13 +725,21 @@ fn a_none_result_is_a_bad_result() {
 
 #[test]
 fn a_list_of_non_dicts_is_a_bad_result() {
-    run_source("def main(data, logger):\n    return [1, 2]\n", &one_record(), &[])
-        .assert_failure(12, "main() must return a list of dicts (records)");
+    run_source(
+        "def main(data, logger):\n    return [1, 2]\n",
+        &one_record(),
+        &[],
+    )
+    .assert_failure(12, "main() must return a list of dicts (records)");
 }
 
 #[test]
 fn an_empty_list_is_a_valid_result() {
-    let outcome = run_source("def main(data, logger):\n    return []\n", &one_record(), &[]);
+    let outcome = run_source(
+        "def main(data, logger):\n    return []\n",
+        &one_record(),
+        &[],
+    );
     assert_eq!(outcome.success_json(), json!([]));
 }
 
@@ -744,9 +788,13 @@ fn a_missing_input_file_is_refused() {
 #[test]
 fn an_input_larger_than_max_input_is_refused() {
     let action = identity_action();
-    let records: Vec<Value> = (0..100).map(|i| json!({"n": i})).collect();
-    run_on(action.path(), &Value::Array(records), &["--max-input", "1KiB"])
-        .assert_failure(3, "larger than the 1 KiB input limit");
+    let records: Vec<Value> = (0..300).map(|i| json!({"n": i})).collect();
+    run_on(
+        action.path(),
+        &Value::Array(records),
+        &["--max-input", "1KiB"],
+    )
+    .assert_failure(3, "larger than the 1 KiB input limit");
 }
 
 #[test]
@@ -913,4 +961,202 @@ fn a_normal_run_works_right_after_hostile_ones() {
         .assert_code(code);
     }
     check_seed_result(&run(&uppercase_distinct(), &k8s_logs(), &[]));
+}
+
+// ----------------------------------------------------------------------------------------------
+// More walls and edges.
+
+#[test]
+fn a_zip_action_cannot_write_to_its_extracted_folder() {
+    let action = write_action(&[(
+        "main.py",
+        "def main(data, logger):\n\
+         \x20   try:\n\
+         \x20       open('main.py', 'a').write('# ' + 'TAMP' + 'ERED')\n\
+         \x20       return [{'write': 'ok'}]\n\
+         \x20   except PermissionError:\n\
+         \x20       return [{'write': 'PermissionError', 'source': open('main.py').read().count('TAMP' + 'ERED')}]\n",
+    )]);
+    let (_dir, path) = write_named("tamper.zip", &zip_dir(action.path(), None));
+    // Twice: the second run would see the first one's change if the cached copy were writable.
+    for _ in 0..2 {
+        let result = run_on(&path, &one_record(), &[]).success_json();
+        assert_eq!(result, json!([{"write": "PermissionError", "source": 0}]));
+    }
+}
+
+#[test]
+fn subprocesses_are_unavailable() {
+    let source = "\
+import subprocess
+def main(data, logger):
+    subprocess.run(['ls', '/'])
+    return data
+";
+    run_source(source, &one_record(), &[])
+        .assert_failure(10, "error[script_error]: ")
+        .assert_stderr_contains("OSError: ");
+}
+
+#[test]
+fn a_busy_loop_with_ample_fuel_hits_the_timeout() {
+    let outcome = run_source(
+        "def main(data, logger):\n    while True:\n        pass\n",
+        &one_record(),
+        &["--fuel", "1000000000000", "--timeout", "1s"],
+    );
+    outcome.assert_failure(
+        16,
+        "error[timeout]: the action ran longer than its 1s time limit",
+    );
+    assert!(
+        outcome.elapsed < Duration::from_secs(20),
+        "{}",
+        outcome.dump()
+    );
+}
+
+#[test]
+fn a_sleep_at_import_time_hits_the_timeout() {
+    let outcome = run_source(
+        "import time\ntime.sleep(30)\n\ndef main(data, logger):\n    return data\n",
+        &one_record(),
+        &["--timeout", "1s"],
+    );
+    outcome.assert_failure(16, "error[timeout]: ");
+    assert!(
+        outcome.elapsed < Duration::from_secs(20),
+        "{}",
+        outcome.dump()
+    );
+}
+
+#[test]
+fn writing_to_file_descriptor_1_cannot_corrupt_stdout() {
+    let outcome = run_source(
+        "import os\ndef main(data, logger):\n    os.write(1, b'GARBAGE-ON-FD1')\n    return data\n",
+        &one_record(),
+        &[],
+    );
+    // The bytes written past Python's stdout never reach the host's stdout (it stays empty), and
+    // the user is told what went wrong.
+    outcome
+        .assert_failure(17, "error[runtime_fault]: ")
+        .assert_stderr_contains("file descriptor 1");
+}
+
+#[test]
+fn deeply_nested_input_is_refused_as_bad_input() {
+    let action = identity_action();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let input = write_bytes(deep.as_bytes());
+    run(action.path(), input.path(), &[]).assert_failure(3, "is not valid JSON");
+}
+
+#[test]
+fn a_nested_but_valid_result_is_not_reported_as_an_interpreter_fault() {
+    // 200 levels: within Python's json limits and far under the result size limit. The binary
+    // may return it or refuse it as bad_result, but the interpreter did not fail (status 17 and
+    // "did the action write to file descriptor 1 directly?" would send the user hunting for a
+    // write that never happened).
+    let outcome = run_source(
+        "def main(data, logger):\n    x = 1\n    for _ in range(200):\n        x = [x]\n    return [{'nested': x}]\n",
+        &one_record(),
+        &[],
+    );
+    match outcome.code {
+        Some(0) => {
+            let mut value = &outcome.stdout_json()[0]["nested"];
+            let mut depth = 0;
+            while let Value::Array(items) = value {
+                value = &items[0];
+                depth += 1;
+            }
+            assert_eq!((depth, value), (200, &json!(1)), "{}", outcome.dump());
+        }
+        Some(12) => {
+            outcome.assert_failure(12, "error[bad_result]: ");
+        }
+        _ => panic!(
+            "a 200-level nested result must succeed or be a bad_result{}",
+            outcome.dump()
+        ),
+    }
+}
+
+#[test]
+fn integers_beyond_64_bits_round_trip_exactly() {
+    // Python integers are unbounded; a record id such as 2**64 + 1 must reach the action as an
+    // int and come back unchanged, not as the float 1.8446744073709552e+19.
+    let action = write_action(&[(
+        "main.py",
+        "def main(data, logger):\n\
+         \x20   r = data[0]\n\
+         \x20   return [{'id': r['id'], 'id_type': type(r['id']).__name__, 'made': 2**64 + 1}]\n",
+    )]);
+    let input = write_bytes(br#"[{"id": 18446744073709551617}]"#);
+    let outcome = run(action.path(), input.path(), &[]);
+    let result = outcome.success_json();
+    assert_eq!(result[0]["id_type"], json!("int"), "{}", outcome.dump());
+    assert!(
+        outcome.stdout.contains("\"id\": 18446744073709551617")
+            && outcome.stdout.contains("\"made\": 18446744073709551617"),
+        "integers were altered{}",
+        outcome.dump()
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Vivarium's own diagnostics (first extraction of an archive) follow the log formats too.
+
+/// A ZIP no run has seen yet, so the binary extracts it (and says so) on this run.
+fn fresh_zip() -> (tempfile::TempDir, std::path::PathBuf) {
+    let nonce = format!(
+        "{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    );
+    let action = write_action(&[(
+        "main.py",
+        &format!(
+            "# nonce {nonce}\ndef main(data, logger):\n    logger.info('fresh')\n    return data\n"
+        ),
+    )]);
+    write_named("fresh.zip", &zip_dir(action.path(), None))
+}
+
+#[test]
+fn json_logs_of_a_first_extraction_are_all_log_objects() {
+    let (_dir, path) = fresh_zip();
+    let outcome = run_on(&path, &one_record(), &["--json-logs"]);
+    assert_eq!(outcome.success_json(), one_record());
+    for line in outcome.stderr_json_lines() {
+        for key in ["level", "logger", "message"] {
+            assert!(
+                line.get(key).is_some_and(Value::is_string),
+                "log line without a string {key:?}: {line}{}",
+                outcome.dump()
+            );
+        }
+    }
+}
+
+#[test]
+fn human_logs_written_to_a_pipe_hold_no_terminal_escapes() {
+    let (_dir, path) = fresh_zip();
+    let outcome = run_on(&path, &one_record(), &[]);
+    assert_eq!(outcome.success_json(), one_record());
+    assert!(
+        !outcome.stderr.contains('\u{1b}'),
+        "ANSI escape sequences in piped stderr{}",
+        outcome.dump()
+    );
+    let fresh = outcome
+        .stderr_lines()
+        .into_iter()
+        .find(|l| l.ends_with("action: fresh"))
+        .unwrap_or_else(|| panic!("no action line{}", outcome.dump()));
+    assert_human_log_line(fresh, "INFO", "action", "fresh");
 }

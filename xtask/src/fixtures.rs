@@ -15,7 +15,8 @@ pub fn rebuild_all(root: &Path) -> anyhow::Result<()> {
     for name in ZIPPED {
         let folder = root.join("fixtures/actions").join(name);
         let target = folder.with_extension("zip");
-        fs::write(&target, zip_folder(&folder)?).with_context(|| format!("writing {}", target.display()))?;
+        fs::write(&target, zip_folder(&folder)?)
+            .with_context(|| format!("writing {}", target.display()))?;
         eprintln!("wrote {}", target.display());
     }
     Ok(())
@@ -24,14 +25,20 @@ pub fn rebuild_all(root: &Path) -> anyhow::Result<()> {
 /// A deterministic ZIP of `folder`: sorted entries under one top-level folder named like it,
 /// fixed timestamps and permissions, so the bytes change only when the sources do.
 pub fn zip_folder(folder: &Path) -> anyhow::Result<Vec<u8>> {
-    let prefix = folder.file_name().and_then(|n| n.to_str()).context("fixture folder has no name")?;
+    let prefix = folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("fixture folder has no name")?;
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for path in files_under(folder)? {
-        let relative = path.strip_prefix(folder)?.to_string_lossy().replace('\\', "/");
+        let relative = path
+            .strip_prefix(folder)?
+            .to_string_lossy()
+            .replace('\\', "/");
         writer.start_file(format!("{prefix}/{relative}"), options)?;
         writer.write_all(&fs::read(&path)?)?;
     }

@@ -35,14 +35,29 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match Cli::parse().task {
         Task::Ci => ci(&root),
-        Task::Bench { calls } => cargo(&root, &["bench", "-p", "vivarium-sandbox", "--bench", "calls"], &[("VIVARIUM_BENCH_CALLS", &calls.to_string())]),
+        Task::Bench { calls } => cargo(
+            &root,
+            &["bench", "-p", "vivarium-sandbox", "--bench", "calls"],
+            &[("VIVARIUM_BENCH_CALLS", &calls.to_string())],
+        ),
         Task::Fixtures => fixtures::rebuild_all(&root),
     }
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
     cargo(root, &["fmt", "--all", "--check"], &[])?;
-    cargo(root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
     cargo(root, &["test", "--workspace"], &[])
 }
 
@@ -62,5 +77,8 @@ fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

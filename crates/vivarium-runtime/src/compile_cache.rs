@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::{Engine, Module};
 
+use crate::InstalledInterpreter;
 use crate::error::RuntimeError;
 use crate::fetch::sha256_file;
-use crate::InstalledInterpreter;
 
 /// A module ready to instantiate, and whether this call had to compile it.
 pub struct CompiledModule {
@@ -37,17 +37,29 @@ pub fn load_or_compile(
     fs::create_dir_all(&dir).map_err(RuntimeError::io("creating", &dir))?;
     let entry = CacheEntry::new(&dir, interpreter, engine);
     if let Some(module) = entry.load(engine, Repair::No) {
-        return Ok(CompiledModule { module, compiled_now: false, path: entry.artifact });
+        return Ok(CompiledModule {
+            module,
+            compiled_now: false,
+            path: entry.artifact,
+        });
     }
     let lock = entry.lock()?;
     let module = match entry.load(engine, Repair::RemoveBroken) {
-        Some(module) => CompiledModule { module, compiled_now: false, path: entry.artifact.clone() },
+        Some(module) => CompiledModule {
+            module,
+            compiled_now: false,
+            path: entry.artifact.clone(),
+        },
         None => {
             entry.compile(engine, interpreter)?;
             let module = entry.load(engine, Repair::No).ok_or_else(|| {
                 RuntimeError::Compile("the freshly compiled module could not be loaded back".into())
             })?;
-            CompiledModule { module, compiled_now: true, path: entry.artifact.clone() }
+            CompiledModule {
+                module,
+                compiled_now: true,
+                path: entry.artifact.clone(),
+            }
         }
     };
     drop(lock);
@@ -85,7 +97,8 @@ impl CacheEntry {
     /// With `Repair::RemoveBroken` anything else is removed so that it gets rebuilt.
     fn load(&self, engine: &Engine, repair: Repair) -> Option<Module> {
         let recorded = fs::read_to_string(&self.digest_file).ok()?;
-        let intact = matches!(sha256_file(&self.artifact), Ok((actual, _)) if actual == recorded.trim());
+        let intact =
+            matches!(sha256_file(&self.artifact), Ok((actual, _)) if actual == recorded.trim());
         if !intact {
             if repair == Repair::RemoveBroken && self.artifact.exists() {
                 tracing::warn!(path = %self.artifact.display(), "compiled module is corrupt; rebuilding it");
@@ -108,33 +121,52 @@ impl CacheEntry {
         }
     }
 
-    fn compile(&self, engine: &Engine, interpreter: &InstalledInterpreter) -> Result<(), RuntimeError> {
-        let (digest, _) = sha256_file(&interpreter.path)?;
+    fn compile(
+        &self,
+        engine: &Engine,
+        interpreter: &InstalledInterpreter,
+    ) -> Result<(), RuntimeError> {
+        let (digest, size) = sha256_file(&interpreter.path)?;
         if digest != interpreter.pin.sha256 {
+            if let Err(error) = fs::remove_file(&interpreter.path) {
+                tracing::warn!(%error, "could not remove the damaged interpreter");
+            }
             return Err(RuntimeError::Mismatch {
-                what: format!("the installed interpreter {}", interpreter.path.display()),
+                what: format!(
+                    "the cached interpreter {} (removed; the next run downloads it again)",
+                    interpreter.path.display()
+                ),
                 expected: interpreter.pin.sha256.to_string(),
                 actual: digest,
-                size: fs::metadata(&interpreter.path).map(|m| m.len()).unwrap_or(0),
+                size,
             });
         }
-        let wasm = fs::read(&interpreter.path).map_err(RuntimeError::io("reading", &interpreter.path))?;
+        let wasm =
+            fs::read(&interpreter.path).map_err(RuntimeError::io("reading", &interpreter.path))?;
         tracing::info!("compiling the Python interpreter with Cranelift (once per machine)");
         let started = std::time::Instant::now();
-        let artifact = engine.precompile_module(&wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let artifact = engine
+            .precompile_module(&wasm)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
         tracing::info!(elapsed = ?started.elapsed(), bytes = artifact.len(), "compiled the interpreter");
         self.write_atomically(&artifact)
     }
 
     fn write_atomically(&self, artifact: &[u8]) -> Result<(), RuntimeError> {
         let dir = self.artifact.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(RuntimeError::io("creating a file in", dir))?;
-        temp.write_all(artifact).map_err(RuntimeError::io("writing", temp.path()))?;
-        temp.as_file().sync_all().map_err(RuntimeError::io("syncing", temp.path()))?;
+        let mut temp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(RuntimeError::io("creating a file in", dir))?;
+        temp.write_all(artifact)
+            .map_err(RuntimeError::io("writing", temp.path()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(RuntimeError::io("syncing", temp.path()))?;
         let (digest, _) = sha256_file(temp.path())?;
-        let mut digest_temp =
-            tempfile::NamedTempFile::new_in(dir).map_err(RuntimeError::io("creating a file in", dir))?;
-        digest_temp.write_all(digest.as_bytes()).map_err(RuntimeError::io("writing", digest_temp.path()))?;
+        let mut digest_temp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(RuntimeError::io("creating a file in", dir))?;
+        digest_temp
+            .write_all(digest.as_bytes())
+            .map_err(RuntimeError::io("writing", digest_temp.path()))?;
         digest_temp
             .persist(&self.digest_file)
             .map_err(|e| RuntimeError::io("storing", &self.digest_file)(e.error))?;
@@ -150,7 +182,8 @@ impl CacheEntry {
             .write(true)
             .open(&self.lock_file)
             .map_err(RuntimeError::io("opening", &self.lock_file))?;
-        file.lock().map_err(RuntimeError::io("locking", &self.lock_file))?;
+        file.lock()
+            .map_err(RuntimeError::io("locking", &self.lock_file))?;
         Ok(file)
     }
 

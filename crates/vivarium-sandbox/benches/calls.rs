@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vivarium_runtime::{FetchOptions, InstalledInterpreter, PINNED, load_or_compile};
-use vivarium_sandbox::{ActionEnv, Call, Input, Limits, OutcomeKind, RUNNER_SOURCE, ResultShape, Sandbox, new_engine};
+use vivarium_sandbox::{
+    ActionEnv, Call, Input, Limits, OutcomeKind, RUNNER_SOURCE, ResultShape, Sandbox, new_engine,
+};
 
 const RECORDS: usize = 100;
 const WARMUP: usize = 3;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let calls: usize = std::env::var("VIVARIUM_BENCH_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let calls: usize = std::env::var("VIVARIUM_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let action = root.join("fixtures/actions/uppercase_distinct");
     let records = hundred_records(&root.join("fixtures/records/k8s_logs.json"))?;
@@ -46,14 +51,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
     let request = serde_json::to_vec(&serde_json::json!({ "data": records }))?;
-    let native = measure(calls, || native_call(&action, &request))?;
+    let python = native_python()?;
+    let native = measure(calls, || native_call(&python, &action, &request))?;
 
-    println!("\nSeed example over {RECORDS} records, {calls} calls each after {WARMUP} warm-up calls");
-    println!("module load from the compile cache: {load_time:.2?} (compiled now: {})", compiled.compiled_now);
+    println!(
+        "\nSeed example over {RECORDS} records, {calls} calls each after {WARMUP} warm-up calls"
+    );
+    println!(
+        "module load from the compile cache: {load_time:.2?} (compiled now: {})",
+        compiled.compiled_now
+    );
     println!("fuel per sandboxed call: {fuel}\n");
     println!("| path | p50 | p99 | mean |");
     println!("|---|---|---|---|");
-    row("vivarium sandbox, fresh instance per call (in-process)", &sandboxed);
+    row(
+        "vivarium sandbox, fresh instance per call (in-process)",
+        &sandboxed,
+    );
     row("native python3 subprocess per call (baseline)", &native);
     let ratio = percentile(&sandboxed, 0.5).as_secs_f64() / percentile(&native, 0.5).as_secs_f64();
     println!("\nratio sandbox p50 / native p50: {ratio:.2} (below 1 means the sandbox is faster)");
@@ -66,8 +80,21 @@ fn hundred_records(path: &Path) -> Result<Value, Box<dyn std::error::Error>> {
     Ok(Value::Array(records))
 }
 
-fn native_call(action: &PathBuf, request: &[u8]) -> Result<(), String> {
-    let mut child = Command::new("python3")
+/// The real `python3` executable, so that launcher shims (pyenv's, say) do not count.
+fn native_python() -> Result<PathBuf, String> {
+    let output = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|e| format!("python3 is needed for the baseline: {e}"))?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if path.is_empty() {
+        return Err("python3 did not report its executable".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn native_call(python: &Path, action: &Path, request: &[u8]) -> Result<(), String> {
+    let mut child = Command::new(python)
         .args(["-I", "-S", "-B", "-c", RUNNER_SOURCE])
         .arg(action)
         .stdin(Stdio::piped())
@@ -83,12 +110,18 @@ fn native_call(action: &PathBuf, request: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     if !output.stdout.starts_with(br#"{"ok": true"#) {
-        return Err(format!("the native call failed: {}", String::from_utf8_lossy(&output.stdout)));
+        return Err(format!(
+            "the native call failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        ));
     }
     Ok(())
 }
 
-fn measure(calls: usize, mut one: impl FnMut() -> Result<(), String>) -> Result<Vec<Duration>, String> {
+fn measure(
+    calls: usize,
+    mut one: impl FnMut() -> Result<(), String>,
+) -> Result<Vec<Duration>, String> {
     for _ in 0..WARMUP {
         one()?;
     }

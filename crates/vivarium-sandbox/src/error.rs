@@ -30,7 +30,9 @@ pub enum SandboxError {
         key: String,
     },
     /// The request is larger than the input limit.
-    #[error("the input is {size} but the limit is {limit}; send fewer records per call or raise the input limit")]
+    #[error(
+        "the input is {size} but the limit is {limit}; send fewer records per call or raise the input limit"
+    )]
     InputTooLarge {
         /// Size of the encoded request.
         size: String,

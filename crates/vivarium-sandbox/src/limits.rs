@@ -50,7 +50,13 @@ impl Limits {
     /// Checks every field against [`Limits::MAX`] and against zero.
     pub fn validate(&self) -> Result<(), SandboxError> {
         let checks = [
-            ("fuel", self.fuel, Self::MAX.fuel, self.fuel.to_string(), Self::MAX.fuel.to_string()),
+            (
+                "fuel",
+                self.fuel,
+                Self::MAX.fuel,
+                self.fuel.to_string(),
+                Self::MAX.fuel.to_string(),
+            ),
             (
                 "memory",
                 self.memory_bytes,
@@ -71,7 +77,11 @@ impl Limits {
         ];
         for (name, value, max, shown, shown_max) in checks {
             if value == 0 || value > max {
-                return Err(SandboxError::LimitOutOfRange { name, value: shown, max: shown_max });
+                return Err(SandboxError::LimitOutOfRange {
+                    name,
+                    value: shown,
+                    max: shown_max,
+                });
             }
         }
         Ok(())
@@ -84,8 +94,18 @@ impl Default for Limits {
     }
 }
 
-fn size_check(name: &'static str, value: usize, max: usize) -> (&'static str, u64, u64, String, String) {
-    (name, value as u64, max as u64, human_bytes(value as u64), human_bytes(max as u64))
+fn size_check(
+    name: &'static str,
+    value: usize,
+    max: usize,
+) -> (&'static str, u64, u64, String, String) {
+    (
+        name,
+        value as u64,
+        max as u64,
+        human_bytes(value as u64),
+        human_bytes(max as u64),
+    )
 }
 
 /// Bytes as a person reads them: `256 MiB`, `1.5 KiB`, `12 bytes`.
@@ -119,15 +139,27 @@ mod tests {
 
     #[test]
     fn a_limit_above_its_ceiling_is_refused_by_name() {
-        let limits = Limits { memory_bytes: 8192 * MIB, ..Limits::DEFAULT };
+        let limits = Limits {
+            memory_bytes: 8192 * MIB,
+            ..Limits::DEFAULT
+        };
         let message = limits.validate().unwrap_err().to_string();
-        assert!(message.contains("memory") && message.contains("4 GiB"), "{message}");
+        assert!(
+            message.contains("memory") && message.contains("4 GiB"),
+            "{message}"
+        );
     }
 
     #[test]
     fn a_zero_limit_is_refused() {
-        let limits = Limits { fuel: 0, ..Limits::DEFAULT };
-        assert!(matches!(limits.validate(), Err(SandboxError::LimitOutOfRange { name: "fuel", .. })));
+        let limits = Limits {
+            fuel: 0,
+            ..Limits::DEFAULT
+        };
+        assert!(matches!(
+            limits.validate(),
+            Err(SandboxError::LimitOutOfRange { name: "fuel", .. })
+        ));
     }
 
     #[test]

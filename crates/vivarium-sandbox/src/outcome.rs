@@ -8,7 +8,9 @@ use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
 use crate::limits::{Limits, human_bytes};
-use crate::protocol::{GuestDocument, GuestError, LogLine, parse_document};
+use crate::protocol::{
+    GuestDocument, GuestError, LogLine, MAX_NESTING, ProtocolError, parse_document,
+};
 
 /// The class of a call's ending. Each is reported under its own name and CLI exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -85,13 +87,21 @@ pub struct ActionError {
 
 impl ActionError {
     fn host(type_name: &str, message: String) -> Self {
-        Self { type_name: type_name.into(), message, traceback: Vec::new() }
+        Self {
+            type_name: type_name.into(),
+            message,
+            traceback: Vec::new(),
+        }
     }
 }
 
 impl From<GuestError> for ActionError {
     fn from(error: GuestError) -> Self {
-        Self { type_name: error.type_name, message: error.message, traceback: error.traceback }
+        Self {
+            type_name: error.type_name,
+            message: error.message,
+            traceback: error.traceback,
+        }
     }
 }
 
@@ -128,7 +138,10 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-fn serialize_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
 }
 
@@ -165,8 +178,14 @@ pub(crate) fn classify(evidence: Evidence) -> (OutcomeKind, Option<Value>, Optio
         _ => {}
     }
     if evidence.stdout_dropped > 0 {
-        let message = format!("the action's result is larger than the {} result limit", human_bytes(limits.result_bytes as u64));
-        return failure(OutcomeKind::ResultTooLarge, ActionError::host("ResultTooLarge", message));
+        let message = format!(
+            "the action's result is larger than the {} result limit",
+            human_bytes(limits.result_bytes as u64)
+        );
+        return failure(
+            OutcomeKind::ResultTooLarge,
+            ActionError::host("ResultTooLarge", message),
+        );
     }
     let document = parse_document(&evidence.stdout);
     if evidence.memory_refused && !matches!(document, Ok(GuestDocument::Success(_))) {
@@ -175,8 +194,22 @@ pub(crate) fn classify(evidence: Evidence) -> (OutcomeKind, Option<Value>, Optio
     match (document, &evidence.ending) {
         (Ok(GuestDocument::Success(value)), _) => check_shape(value, evidence.shape),
         (Ok(GuestDocument::Failure(error)), _) => classify_guest_error(error),
-        (Err(protocol), Ending::Finished(Some(error))) => failure(OutcomeKind::RuntimeFault, fault_error(error, protocol)),
-        (Err(protocol), _) => failure(OutcomeKind::RuntimeFault, ActionError::host("ProtocolError", protocol)),
+        (Err(ProtocolError::TooDeep), _) => failure(
+            OutcomeKind::BadResult,
+            ActionError::host(
+                "ResultTooDeep",
+                format!(
+                    "main() returned a value nested deeper than {MAX_NESTING} levels; flatten it"
+                ),
+            ),
+        ),
+        (Err(ProtocolError::Malformed(protocol)), Ending::Finished(Some(error))) => {
+            failure(OutcomeKind::RuntimeFault, fault_error(error, protocol))
+        }
+        (Err(ProtocolError::Malformed(protocol)), _) => failure(
+            OutcomeKind::RuntimeFault,
+            ActionError::host("ProtocolError", protocol),
+        ),
     }
 }
 
@@ -189,19 +222,35 @@ fn classify_guest_error(error: GuestError) -> (OutcomeKind, Option<Value>, Optio
     (kind, None, Some(error.into()))
 }
 
-fn check_shape(value: Value, shape: ResultShape) -> (OutcomeKind, Option<Value>, Option<ActionError>) {
+fn check_shape(
+    value: Value,
+    shape: ResultShape,
+) -> (OutcomeKind, Option<Value>, Option<ActionError>) {
     if shape == ResultShape::Any {
         return (OutcomeKind::Ok, Some(value), None);
     }
     let problem = match &value {
-        Value::Array(items) => items.iter().position(|item| !item.is_object()).map(|index| {
-            format!("main() must return a list of dicts (records); item {index} is {}", json_type(&items[index]))
-        }),
-        other => Some(format!("main() must return a list of dicts (records); it returned {}", json_type(other))),
+        Value::Array(items) => items
+            .iter()
+            .position(|item| !item.is_object())
+            .map(|index| {
+                format!(
+                    "main() must return a list of dicts (records); item {index} is {}",
+                    json_type(&items[index])
+                )
+            }),
+        other => Some(format!(
+            "main() must return a list of dicts (records); it returned {}",
+            json_type(other)
+        )),
     };
     match problem {
         None => (OutcomeKind::Ok, Some(value), None),
-        Some(message) => (OutcomeKind::BadResult, None, Some(ActionError::host("BadResultShape", message))),
+        Some(message) => (
+            OutcomeKind::BadResult,
+            None,
+            Some(ActionError::host("BadResultShape", message)),
+        ),
     }
 }
 
@@ -217,20 +266,32 @@ fn json_type(value: &Value) -> &'static str {
 }
 
 fn timeout_error(limits: &Limits) -> ActionError {
-    ActionError::host("Timeout", format!("the action ran longer than its {:?} time limit", limits.timeout))
+    ActionError::host(
+        "Timeout",
+        format!(
+            "the action ran longer than its {:?} time limit",
+            limits.timeout
+        ),
+    )
 }
 
 fn fuel_error(limits: &Limits) -> ActionError {
     ActionError::host(
         "OutOfFuel",
-        format!("the action used all of its {} units of fuel (CPU work); it may loop forever, or needs a higher fuel limit", limits.fuel),
+        format!(
+            "the action used all of its {} units of fuel (CPU work); it may loop forever, or needs a higher fuel limit",
+            limits.fuel
+        ),
     )
 }
 
 fn memory_error(limits: &Limits) -> ActionError {
     ActionError::host(
         "OutOfMemory",
-        format!("the action used more than {} of memory", human_bytes(limits.memory_bytes)),
+        format!(
+            "the action used more than {} of memory",
+            human_bytes(limits.memory_bytes)
+        ),
     )
 }
 
@@ -238,7 +299,10 @@ fn fault_error(error: &wasmtime::Error, protocol: String) -> ActionError {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return ActionError::host(
             "InterpreterExit",
-            format!("the interpreter exited with status {} before reporting a result ({protocol})", exit.0),
+            format!(
+                "the interpreter exited with status {} before reporting a result ({protocol})",
+                exit.0
+            ),
         );
     }
     let message = match error.downcast_ref::<Trap>() {
@@ -295,7 +359,10 @@ mod tests {
         evidence.memory_refused = true;
         let (kind, _, error) = classify(evidence);
         assert_eq!(kind, OutcomeKind::OutOfMemory);
-        assert_eq!(error.unwrap().message, "the action used more than 256 MiB of memory");
+        assert_eq!(
+            error.unwrap().message,
+            "the action used more than 256 MiB of memory"
+        );
     }
 
     #[test]
@@ -313,7 +380,9 @@ mod tests {
             ("call", OutcomeKind::ScriptError),
             ("import", OutcomeKind::ScriptError),
         ] {
-            let doc = format!(r#"{{"ok": false, "error": {{"phase": "{phase}", "type": "X", "message": "m"}}}}"#);
+            let doc = format!(
+                r#"{{"ok": false, "error": {{"phase": "{phase}", "type": "X", "message": "m"}}}}"#
+            );
             assert_eq!(classify(evidence(&doc)).0, kind, "{phase}");
         }
     }

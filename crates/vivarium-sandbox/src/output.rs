@@ -29,7 +29,10 @@ pub struct CappedOutput {
 impl CappedOutput {
     /// An empty stream that keeps at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        Self { cap, buffer: Arc::default() }
+        Self {
+            cap,
+            buffer: Arc::default(),
+        }
     }
 
     /// The bytes kept and the number of bytes dropped past the cap.
@@ -39,7 +42,9 @@ impl CappedOutput {
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
-        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn append(&self, bytes: &[u8]) {
@@ -88,7 +93,11 @@ impl Pollable for CappedOutput {
 }
 
 impl AsyncWrite for CappedOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -62,18 +62,39 @@ struct WireDocument {
     error: Option<GuestError>,
 }
 
+/// Deepest nesting of arrays and objects the host reads in a document (serde_json's limit).
+pub const MAX_NESTING: usize = 128;
+
+/// Why stdout does not hold a usable result document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A well-formed result nested deeper than [`MAX_NESTING`]: the action's fault, not the guest's.
+    TooDeep,
+    /// Anything else: no document, two documents, or not the protocol's shape.
+    Malformed(String),
+}
+
 /// Parses stdout as exactly one result document.
-pub fn parse_document(stdout: &[u8]) -> Result<GuestDocument, String> {
+pub fn parse_document(stdout: &[u8]) -> Result<GuestDocument, ProtocolError> {
     if stdout.iter().all(u8::is_ascii_whitespace) {
-        return Err("the guest wrote no result document".into());
+        return Err(ProtocolError::Malformed(
+            "the guest wrote no result document".into(),
+        ));
     }
     let wire: WireDocument = serde_json::from_slice(stdout).map_err(|e| {
-        format!("the guest's stdout is not one result document ({e}); did the action write to file descriptor 1 directly?")
+        if e.to_string().starts_with("recursion limit exceeded") {
+            return ProtocolError::TooDeep;
+        }
+        ProtocolError::Malformed(format!(
+            "the guest's stdout is not one result document ({e}); did the action write to file descriptor 1 directly?"
+        ))
     })?;
     match (wire.ok, wire.error) {
         (true, None) => Ok(GuestDocument::Success(wire.result)),
         (false, Some(error)) => Ok(GuestDocument::Failure(error)),
-        _ => Err("the guest's result document is inconsistent: ok and error disagree".into()),
+        _ => Err(ProtocolError::Malformed(
+            "the guest's result document is inconsistent: ok and error disagree".into(),
+        )),
     }
 }
 
@@ -97,11 +118,23 @@ pub struct LogLine {
 impl LogLine {
     /// A line the host adds about the call itself.
     pub fn host(level: &str, message: String) -> Self {
-        Self { level: level.into(), logger: "vivarium".into(), message, time: None, exc: None }
+        Self {
+            level: level.into(),
+            logger: "vivarium".into(),
+            message,
+            time: None,
+            exc: None,
+        }
     }
 
     fn raw(line: &str) -> Self {
-        Self { level: "RAW".into(), logger: "stderr".into(), message: line.into(), time: None, exc: None }
+        Self {
+            level: "RAW".into(),
+            logger: "stderr".into(),
+            message: line.into(),
+            time: None,
+            exc: None,
+        }
     }
 }
 
@@ -109,7 +142,11 @@ impl LogLine {
 /// was dropped.
 pub fn parse_logs(stderr: &[u8], dropped: u64, cap: usize) -> Vec<LogLine> {
     let text = String::from_utf8_lossy(stderr);
-    let complete = if dropped > 0 { text.rsplit_once('\n').map_or("", |(head, _)| head) } else { &text };
+    let complete = if dropped > 0 {
+        text.rsplit_once('\n').map_or("", |(head, _)| head)
+    } else {
+        &text
+    };
     let mut lines: Vec<LogLine> = complete
         .lines()
         .filter(|line| !line.trim().is_empty())
@@ -119,7 +156,11 @@ pub fn parse_logs(stderr: &[u8], dropped: u64, cap: usize) -> Vec<LogLine> {
         let cut = dropped + (text.len() - complete.len()) as u64;
         lines.push(LogLine::host(
             "WARNING",
-            format!("log output truncated: {} past the {} log limit were dropped", human_bytes(cut), human_bytes(cap as u64)),
+            format!(
+                "log output truncated: {} past the {} log limit were dropped",
+                human_bytes(cut),
+                human_bytes(cap as u64)
+            ),
         ));
     }
     lines
@@ -141,7 +182,9 @@ mod tests {
             br#"{"ok": false, "error": {"phase": "call", "type": "KeyError", "message": "'x'", "traceback": ["f"]}}"#,
         )
         .unwrap();
-        let GuestDocument::Failure(error) = doc else { panic!("not a failure") };
+        let GuestDocument::Failure(error) = doc else {
+            panic!("not a failure")
+        };
         assert_eq!(error.type_name, "KeyError");
     }
 
@@ -154,6 +197,16 @@ mod tests {
     }
 
     #[test]
+    fn a_deeply_nested_result_is_told_apart_from_garbage() {
+        let deep = format!(
+            r#"{{"ok": true, "result": {}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(parse_document(deep.as_bytes()), Err(ProtocolError::TooDeep));
+    }
+
+    #[test]
     fn json_lines_become_records_and_other_bytes_stay_raw() {
         let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"action\",\"message\":\"hi\",\"time\":\"t\"}\nplain text\n", 0, 100);
         assert_eq!(logs.len(), 2);
@@ -163,15 +216,26 @@ mod tests {
 
     #[test]
     fn a_cut_log_ends_with_a_marker_and_no_partial_line() {
-        let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"IN", 500, 60);
+        let logs = parse_logs(
+            b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"IN",
+            500,
+            60,
+        );
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0].message, "one");
-        assert!(logs[1].message.starts_with("log output truncated"), "{}", logs[1].message);
+        assert!(
+            logs[1].message.starts_with("log output truncated"),
+            "{}",
+            logs[1].message
+        );
     }
 
     #[test]
     fn the_request_carries_data_only_when_main_takes_it() {
-        assert_eq!(encode_request(&Input::Data(serde_json::json!([1]))), br#"{"data":[1]}"#.to_vec());
+        assert_eq!(
+            encode_request(&Input::Data(serde_json::json!([1]))),
+            br#"{"data":[1]}"#.to_vec()
+        );
         assert_eq!(encode_request(&Input::Scheduled), b"{}".to_vec());
     }
 }

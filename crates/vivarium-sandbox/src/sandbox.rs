@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, UpdateDeadline,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -71,11 +73,14 @@ impl Sandbox {
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
             .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
-        let instance_pre = linker
-            .instantiate_pre(module)
-            .map_err(|e| SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}")))?;
+        let instance_pre = linker.instantiate_pre(module).map_err(|e| {
+            SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}"))
+        })?;
         start_epoch_clock(&engine);
-        Ok(Self { engine, instance_pre })
+        Ok(Self {
+            engine,
+            instance_pre,
+        })
     }
 
     /// Runs one call to completion on the current thread and classifies how it ended.
@@ -105,18 +110,29 @@ impl Sandbox {
         let memory_refused = memory.refused.clone();
         let mut store = Store::new(&self.engine, CallState { wasi, memory });
         store.limiter(|state| &mut state.memory);
-        store.set_fuel(call.limits.fuel).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        store
+            .set_fuel(call.limits.fuel)
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let deadline = Instant::now() + call.limits.timeout;
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
         });
         store.set_epoch_deadline(1);
 
         let started = Instant::now();
-        let ending = self.execute(&mut store, call.limits.timeout + WATCHDOG_GRACE).await;
+        let ending = self
+            .execute(&mut store, call.limits.timeout + WATCHDOG_GRACE)
+            .await;
         let duration = started.elapsed();
 
-        let fuel_used = call.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel_used = call
+            .limits
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
         let peak_memory_bytes = store.data().memory.peak;
         let (stdout_bytes, stdout_dropped) = stdout.take();
         let (stderr_bytes, stderr_dropped) = stderr.take();
@@ -167,7 +183,15 @@ fn wasi_context(
 ) -> Result<WasiP1Ctx, SandboxError> {
     let mut builder = WasiCtxBuilder::new();
     builder
-        .args(&["python", "-I", "-S", "-B", "-c", RUNNER_SOURCE, ACTION_MOUNT])
+        .args(&[
+            "python",
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            RUNNER_SOURCE,
+            ACTION_MOUNT,
+        ])
         .stdin(MemoryInputPipe::new(request))
         .stdout(stdout.clone())
         .stderr(stderr.clone());
@@ -176,7 +200,10 @@ fn wasi_context(
     }
     builder
         .preopened_dir(call.action_dir, ACTION_MOUNT, FsPerms::ReadOnly)
-        .map_err(|e| SandboxError::ActionFolder { path: call.action_dir.to_path_buf(), reason: format!("{e:#}") })?;
+        .map_err(|e| SandboxError::ActionFolder {
+            path: call.action_dir.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
     Ok(builder.build_p1())
 }
 
@@ -206,12 +233,21 @@ struct MemoryCap {
 
 impl MemoryCap {
     fn new(limit: u64) -> Self {
-        Self { limit, peak: 0, refused: Arc::default() }
+        Self {
+            limit,
+            peak: 0,
+            refused: Arc::default(),
+        }
     }
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
             self.refused.store(true, Ordering::Relaxed);
             return Ok(false);
@@ -220,7 +256,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

@@ -1,0 +1,37 @@
+//! The blob store: action ZIPs, content-addressed under their organization.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::StoreError;
+
+/// Where a blob lives: `orgs/{org}/actions/{sha256}.zip`. Keys are built only from a validated
+/// organization name and a hex digest, so they cannot point outside their prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    /// The key of an action ZIP of `org` with SHA-256 `digest` (lowercase hex).
+    pub fn action_zip(org: &str, digest: &str) -> Self {
+        Self(format!("orgs/{org}/actions/{digest}.zip"))
+    }
+
+    /// The key as a path-like string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Blob persistence. Writes are atomic and idempotent: storing the same key twice with the
+/// same content is not an error, so concurrent uploads of one ZIP never conflict.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores `bytes` under `key`.
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<(), StoreError>;
+    /// The bytes under `key`; `NotFound` when absent.
+    async fn get(&self, key: &BlobKey) -> Result<Bytes, StoreError>;
+    /// Removes `key`; absent keys are not an error.
+    async fn delete(&self, key: &BlobKey) -> Result<(), StoreError>;
+    /// Every key under `orgs/{org}/` (for sweeping blobs no action references).
+    async fn list_org(&self, org: &str) -> Result<Vec<BlobKey>, StoreError>;
+}

@@ -1,0 +1,16 @@
+//! The actions service's state: metadata (organizations, identities, roles, actions, runs) in
+//! a SQL database, and action ZIPs in an object store.
+//!
+//! Both sit behind traits ([`MetadataStore`], [`BlobStore`]) so handlers never know which
+//! backend serves them: SQLite and a local folder by default, PostgreSQL and an S3-compatible
+//! store when several replicas share one state.
+
+mod blob;
+mod error;
+mod meta;
+mod model;
+
+pub use blob::{BlobKey, BlobStore};
+pub use error::StoreError;
+pub use meta::MetadataStore;
+pub use model::*;

@@ -1,0 +1,130 @@
+//! The metadata store: every read and write of the service's records goes through this trait.
+
+use async_trait::async_trait;
+use vivarium_auth::Grant;
+
+use crate::error::StoreError;
+use crate::model::{
+    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, ServiceAccount,
+    User,
+};
+
+/// Metadata persistence. Every method scoped to an organization takes its name and never
+/// reads or writes another organization's rows.
+#[async_trait]
+pub trait MetadataStore: Send + Sync {
+    /// Creates the organization if it does not exist.
+    async fn ensure_org(&self, org: &str) -> Result<Org, StoreError>;
+    /// Whether the organization exists.
+    async fn org_exists(&self, org: &str) -> Result<bool, StoreError>;
+    /// Every organization, by name.
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+
+    /// Stores a new user; `Conflict` when the email is taken.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// A user by email.
+    async fn find_user(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Whether a root user exists.
+    async fn has_root_user(&self) -> Result<bool, StoreError>;
+    /// Replaces a user's password hash; `NotFound` when there is no such user.
+    async fn set_user_password(&self, email: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// Makes `email` a member of `org` with `role` (replacing an existing membership).
+    async fn set_membership(&self, org: &str, email: &str, role: OrgRole)
+    -> Result<(), StoreError>;
+    /// A user's membership of `org`.
+    async fn membership(&self, org: &str, email: &str) -> Result<Option<OrgRole>, StoreError>;
+    /// The members of `org`, by email.
+    async fn list_members(&self, org: &str) -> Result<Vec<Membership>, StoreError>;
+    /// Ends a membership and the user's role assignments in `org`; `NotFound` when absent.
+    async fn remove_member(&self, org: &str, email: &str) -> Result<(), StoreError>;
+
+    /// Stores a new service account; `Conflict` when the email is taken in `org`.
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError>;
+    /// A service account by email.
+    async fn get_service_account(
+        &self,
+        org: &str,
+        email: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+    /// The organization's service accounts, by email.
+    async fn list_service_accounts(&self, org: &str) -> Result<Vec<ServiceAccount>, StoreError>;
+    /// Replaces a service account's token hash; `NotFound` when absent.
+    async fn set_service_account_token(
+        &self,
+        org: &str,
+        email: &str,
+        token_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// Deletes a service account and its role assignments; `NotFound` when absent.
+    async fn delete_service_account(&self, org: &str, email: &str) -> Result<(), StoreError>;
+
+    /// Stores a new empty role; `Conflict` when the name is taken in `org`.
+    async fn create_role(&self, org: &str, name: &str, created_at: i64)
+    -> Result<Role, StoreError>;
+    /// A role with its grants and principals.
+    async fn get_role(&self, org: &str, name: &str) -> Result<Option<Role>, StoreError>;
+    /// The organization's roles, by name.
+    async fn list_roles(&self, org: &str) -> Result<Vec<Role>, StoreError>;
+    /// Deletes a role with its grants and assignments; `NotFound` when absent.
+    async fn delete_role(&self, org: &str, name: &str) -> Result<(), StoreError>;
+    /// Applies `change` atomically and returns the role as it now is; `NotFound` when absent.
+    async fn update_role(
+        &self,
+        org: &str,
+        name: &str,
+        change: &RoleChange,
+    ) -> Result<Role, StoreError>;
+    /// Every grant of every role assigned to `email` in `org`.
+    async fn grants_of(&self, org: &str, email: &str) -> Result<Vec<Grant>, StoreError>;
+
+    /// Stores a new action; `Conflict` when its name is taken in its organization.
+    async fn insert_action(&self, action: &Action) -> Result<(), StoreError>;
+    /// An action by id.
+    async fn get_action(&self, org: &str, id: &str) -> Result<Option<Action>, StoreError>;
+    /// The organization's actions, newest first.
+    async fn list_actions(&self, org: &str) -> Result<Vec<Action>, StoreError>;
+    /// Replaces an action's stored fields (matched by org and id); `NotFound` when absent,
+    /// `Conflict` when a rename collides.
+    async fn update_action(&self, action: &Action) -> Result<(), StoreError>;
+    /// Sets an action's status only.
+    async fn set_action_status(
+        &self,
+        org: &str,
+        id: &str,
+        status: ActionStatus,
+    ) -> Result<(), StoreError>;
+    /// Deletes an action and its runs; `NotFound` when absent.
+    async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError>;
+    /// How many actions of `org` use the ZIP with `digest` (to know when its blob can go).
+    async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
+
+    /// Stores a run and, in the same transaction, moves its action's `last_run_at`,
+    /// `last_successful_at` (on success) and `status` to `status`.
+    async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError>;
+    /// A page of an action's runs, newest first, and the total count.
+    async fn list_runs(
+        &self,
+        org: &str,
+        action_id: &str,
+        page: Page,
+    ) -> Result<(Vec<Run>, u64), StoreError>;
+    /// One run.
+    async fn get_run(
+        &self,
+        org: &str,
+        action_id: &str,
+        run_id: &str,
+    ) -> Result<Option<Run>, StoreError>;
+
+    /// Scheduled actions (`once`, `repeat`) not paused whose `next_run_at` is at or before `now`.
+    async fn due_actions(&self, now: i64) -> Result<Vec<Action>, StoreError>;
+    /// Moves a scheduled action's next firing time, only if it still is `expected` (so that
+    /// one firing is claimed once); returns whether this call moved it.
+    async fn claim_schedule(
+        &self,
+        org: &str,
+        id: &str,
+        expected: i64,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,302 @@
+//! The records the service keeps. Timestamps are microseconds since the Unix epoch, as
+//! OpenObserve's API reports them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use vivarium_auth::Grant;
+
+/// An organization: the unit of tenancy. Nothing crosses from one to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Org {
+    /// Its identifier, used in every route as `/api/{org}`.
+    pub name: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A person who logs in with an email and a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login, unique across the service.
+    pub email: String,
+    /// Argon2 PHC hash of the password.
+    pub password_hash: String,
+    /// The root user administers every organization.
+    pub is_root: bool,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// What a user may do in an organization before roles are considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    /// May do everything in the organization, including managing identities and roles.
+    Admin,
+    /// May do what the roles assigned to them grant.
+    Member,
+}
+
+/// A user's membership of one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The member's email.
+    pub email: String,
+    /// Their standing in the organization.
+    pub role: OrgRole,
+}
+
+/// A non-human identity that actions run as, authenticated by a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// The organization it belongs to.
+    pub org: String,
+    /// Its email, unique within the organization.
+    pub email: String,
+    /// Display name parts, optional.
+    pub first_name: String,
+    /// Display name parts, optional.
+    pub last_name: String,
+    /// SHA-256 of its current token; the token itself is never stored.
+    pub token_hash: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A named set of grants, assigned to users and service accounts of one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Name, unique within the organization.
+    pub name: String,
+    /// What the role allows, sorted.
+    pub permissions: Vec<Grant>,
+    /// Emails of the users and service accounts holding it, sorted.
+    pub principals: Vec<String>,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// One atomic change to a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleChange {
+    /// Grants to add (already present ones are kept once).
+    #[serde(default)]
+    pub add: Vec<Grant>,
+    /// Grants to remove (absent ones are ignored).
+    #[serde(default)]
+    pub remove: Vec<Grant>,
+    /// Emails to assign the role to.
+    #[serde(default)]
+    pub add_users: Vec<String>,
+    /// Emails to take the role from.
+    #[serde(default)]
+    pub remove_users: Vec<String>,
+}
+
+/// When an action runs: on demand (the UI's "Real Time"), once at a time, or on a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionKind {
+    /// Real time: run by triggers (manual, alerts, Logs page).
+    Service,
+    /// Once, at the time its cron expression next names.
+    Once,
+    /// Repeatedly on its cron schedule (UTC).
+    Repeat,
+}
+
+impl ExecutionKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Once => "once",
+            Self::Repeat => "repeat",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "service" => Some(Self::Service),
+            "once" => Some(Self::Once),
+            "repeat" => Some(Self::Repeat),
+            _ => None,
+        }
+    }
+}
+
+/// Where an action stands, following its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Stored and runnable; the last run (if any) succeeded.
+    Ready,
+    /// A run is in progress.
+    Running,
+    /// The last run failed.
+    Errored,
+    /// A `once` action that has run successfully.
+    Completed,
+}
+
+impl ActionStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Running => "running",
+            Self::Errored => "errored",
+            Self::Completed => "completed",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ready" => Some(Self::Ready),
+            "running" => Some(Self::Running),
+            "errored" => Some(Self::Errored),
+            "completed" => Some(Self::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// A stored action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// Unique id (a UUID).
+    pub id: String,
+    /// The organization it belongs to.
+    pub org: String,
+    /// Name, unique within the organization, at most 32 characters.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// How it is triggered.
+    pub execution: ExecutionKind,
+    /// Cron expression (UTC) for `once` and `repeat`; `None` for `service`.
+    pub cron_expr: Option<String>,
+    /// Environment variables passed to every run.
+    pub environment_variables: BTreeMap<String, String>,
+    /// The uploaded file's name, for display and download.
+    pub zip_file_name: String,
+    /// SHA-256 of the stored ZIP; its blob key derives from it.
+    pub zip_digest: String,
+    /// Size of the stored ZIP in bytes.
+    pub zip_size: i64,
+    /// Email of the service account runs use; its roles decide whether a run may start.
+    pub service_account: String,
+    /// The `owner` field of the upload.
+    pub owner: String,
+    /// Who uploaded it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// When its settings or ZIP last changed.
+    pub updated_at: i64,
+    /// When it last ran.
+    pub last_run_at: Option<i64>,
+    /// When it last ran successfully.
+    pub last_successful_at: Option<i64>,
+    /// Where it stands.
+    pub status: ActionStatus,
+    /// A paused scheduled action does not fire.
+    pub paused: bool,
+    /// When the scheduler fires it next (`once` and `repeat` only).
+    pub next_run_at: Option<i64>,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// `POST /actions/test/{id}`.
+    Manual,
+    /// The alert engine.
+    Alert,
+    /// A Logs-page transform.
+    Logs,
+    /// The scheduler.
+    Schedule,
+}
+
+impl Trigger {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Alert => "alert",
+            Self::Logs => "logs",
+            Self::Schedule => "schedule",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "manual" => Some(Self::Manual),
+            "alert" => Some(Self::Alert),
+            "logs" => Some(Self::Logs),
+            "schedule" => Some(Self::Schedule),
+            _ => None,
+        }
+    }
+}
+
+/// One run of an action, kept for its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Unique id (a UUID).
+    pub id: String,
+    /// The organization.
+    pub org: String,
+    /// The action that ran.
+    pub action_id: String,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The caller's trace id, when given (alerts send one).
+    pub trace_id: Option<String>,
+    /// When it started.
+    pub started_at: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// Fuel consumed.
+    pub fuel_used: i64,
+    /// Largest linear memory reached, in bytes.
+    pub peak_memory_bytes: i64,
+    /// How it ended: a sandbox outcome kind (`ok`, `script_error`, ...) or `permission_denied`.
+    pub outcome: String,
+    /// The error's type, when it failed.
+    pub error_type: Option<String>,
+    /// The error's message, when it failed.
+    pub error_message: Option<String>,
+    /// The user's frames, when the action raised.
+    pub traceback: Vec<String>,
+    /// Log records as JSON objects (`level`, `logger`, `message`, `time`, `exc`).
+    pub logs: Vec<serde_json::Value>,
+    /// Whether logs were cut at the limit.
+    pub logs_truncated: bool,
+    /// Records passed in.
+    pub input_count: i64,
+    /// Records returned, when it succeeded with a list.
+    pub output_count: Option<i64>,
+}
+
+impl Run {
+    /// Whether the run succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.outcome == "ok"
+    }
+}
+
+/// A page of a listing: `offset` items skipped, at most `limit` returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u32,
+    /// Items to return at most.
+    pub limit: u32,
+}
