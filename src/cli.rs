@@ -34,6 +34,38 @@ pub enum Command {
     /// Download, verify and describe the Python interpreter.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
+    /// Start the actions service (HTTP API, triggers, scheduler, run history).
+    Serve(ServeArgs),
+}
+
+/// `vivarium serve`. Every setting can also come from a TOML file (`--config`) or a
+/// `VIVARIUM_<KEY>` environment variable; flags win over both.
+#[derive(Debug, Args, serde::Serialize)]
+pub struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5080].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Folder for the database, blobs and caches [default: ./vivarium-data].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database URL [default: SQLite in the data folder].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Sandbox calls running at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_runs: Option<usize>,
+    /// Runs that may wait for a slot before the service answers 429 [default: 64].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_queue_capacity: Option<usize>,
 }
 
 /// `vivarium run`.

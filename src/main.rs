@@ -5,6 +5,7 @@ mod diagnostics;
 mod exit;
 mod run;
 mod runtime_cmd;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Run(args) => run::run(&cli, args),
         cli::Command::Runtime(cmd) => runtime_cmd::run(&cli, cmd),
+        cli::Command::Serve(args) => serve::run(&cli, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use vivarium_runtime::{FetchOptions, InstalledInterpreter, PINNED, Progress};
-use vivarium_sandbox::Sandbox;
+use vivarium_sandbox::{PrepareError, Sandbox};
 
 use crate::cli::{Cli, RuntimeCommand};
 use crate::exit::{Exit, Failure};
@@ -17,13 +17,10 @@ pub fn cache_dir(cli: &Cli) -> Result<PathBuf, Failure> {
 
 /// A sandbox over the verified, precompiled interpreter, fetching and compiling on first need.
 pub fn ready_sandbox(cache_dir: &Path, options: &FetchOptions) -> Result<Sandbox, Failure> {
-    let unavailable = |e: vivarium_runtime::RuntimeError| Failure::new(Exit::RuntimeUnavailable, e);
-    let interpreter =
-        InstalledInterpreter::ensure(cache_dir, &PINNED, options).map_err(unavailable)?;
-    let engine = vivarium_sandbox::new_engine().map_err(|e| Failure::new(Exit::Internal, e))?;
-    let compiled =
-        vivarium_runtime::load_or_compile(&engine, &interpreter, cache_dir).map_err(unavailable)?;
-    Sandbox::new(engine, &compiled.module).map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
+    vivarium_sandbox::prepare(cache_dir, options).map_err(|error| match error {
+        PrepareError::Runtime(e) => Failure::new(Exit::RuntimeUnavailable, e),
+        PrepareError::Sandbox(e) => Failure::new(Exit::Internal, e),
+    })
 }
 
 /// Runs a `runtime` subcommand.

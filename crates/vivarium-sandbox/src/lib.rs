@@ -10,6 +10,7 @@ mod error;
 mod limits;
 mod outcome;
 mod output;
+mod prepare;
 mod protocol;
 mod sandbox;
 
@@ -17,5 +18,6 @@ pub use env::{ActionEnv, is_valid_key};
 pub use error::SandboxError;
 pub use limits::{Limits, human_bytes};
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
+pub use prepare::{PrepareError, prepare};
 pub use protocol::{Input, LogLine, RUNNER_SOURCE};
 pub use sandbox::{ACTION_MOUNT, Call, Sandbox, new_engine};

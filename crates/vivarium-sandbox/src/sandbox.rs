@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{
@@ -59,6 +59,7 @@ pub struct Call<'a> {
 pub struct Sandbox {
     engine: Engine,
     instance_pre: InstancePre<CallState>,
+    instantiations: Arc<AtomicU64>,
 }
 
 struct CallState {
@@ -80,7 +81,14 @@ impl Sandbox {
         Ok(Self {
             engine,
             instance_pre,
+            instantiations: Arc::default(),
         })
+    }
+
+    /// How many guest instances this sandbox (and its clones) has created: one per call that
+    /// got past validation. A run refused before that leaves it unchanged.
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations.load(Ordering::Relaxed)
     }
 
     /// Runs one call to completion on the current thread and classifies how it ended.
@@ -157,6 +165,7 @@ impl Sandbox {
     }
 
     async fn execute(&self, store: &mut Store<CallState>, watchdog: Duration) -> Ending {
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
         let run = async {
             let instance = self.instance_pre.instantiate_async(&mut *store).await?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;

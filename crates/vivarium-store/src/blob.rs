@@ -16,6 +16,11 @@ impl BlobKey {
         Self(format!("orgs/{org}/actions/{digest}.zip"))
     }
 
+    /// A key as a blob store listed it (already under an organization's prefix).
+    pub(crate) fn from_listed(path: String) -> Self {
+        Self(path)
+    }
+
     /// The key as a path-like string.
     pub fn as_str(&self) -> &str {
         &self.0

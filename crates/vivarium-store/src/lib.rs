@@ -3,14 +3,21 @@
 //!
 //! Both sit behind traits ([`MetadataStore`], [`BlobStore`]) so handlers never know which
 //! backend serves them: SQLite and a local folder by default, PostgreSQL and an S3-compatible
-//! store when several replicas share one state.
+//! store when several replicas share one state. [`SqlStore`] serves both databases;
+//! [`ObjectBlobStore`] serves both kinds of blob storage.
+
+#![warn(missing_docs)]
 
 mod blob;
 mod error;
 mod meta;
 mod model;
+mod object_blob;
+mod sql;
 
 pub use blob::{BlobKey, BlobStore};
 pub use error::StoreError;
 pub use meta::MetadataStore;
 pub use model::*;
+pub use object_blob::ObjectBlobStore;
+pub use sql::SqlStore;

@@ -11,6 +11,10 @@ use crate::model::{
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
 /// reads or writes another organization's rows.
+///
+/// Records belong to an existing organization: creating one (a membership, service account,
+/// role or action) in an organization that [`ensure_org`](Self::ensure_org) never created
+/// fails with `NotFound`.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {
     /// Creates the organization if it does not exist.
@@ -28,7 +32,8 @@ pub trait MetadataStore: Send + Sync {
     async fn has_root_user(&self) -> Result<bool, StoreError>;
     /// Replaces a user's password hash; `NotFound` when there is no such user.
     async fn set_user_password(&self, email: &str, password_hash: &str) -> Result<(), StoreError>;
-    /// Makes `email` a member of `org` with `role` (replacing an existing membership).
+    /// Makes `email` a member of `org` with `role` (replacing an existing membership);
+    /// `NotFound` when the organization or the user does not exist.
     async fn set_membership(&self, org: &str, email: &str, role: OrgRole)
     -> Result<(), StoreError>;
     /// A user's membership of `org`.
@@ -68,25 +73,30 @@ pub trait MetadataStore: Send + Sync {
     /// Deletes a role with its grants and assignments; `NotFound` when absent.
     async fn delete_role(&self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Applies `change` atomically and returns the role as it now is; `NotFound` when absent.
+    /// Additions apply before removals, so a grant or email both added and removed ends up
+    /// absent. Emails are not checked against members or service accounts.
     async fn update_role(
         &self,
         org: &str,
         name: &str,
         change: &RoleChange,
     ) -> Result<Role, StoreError>;
-    /// Every grant of every role assigned to `email` in `org`.
+    /// Every grant of every role assigned to `email` in `org`, sorted, each once.
     async fn grants_of(&self, org: &str, email: &str) -> Result<Vec<Grant>, StoreError>;
 
-    /// Stores a new action; `Conflict` when its name is taken in its organization.
+    /// Stores a new action; `Conflict` when its name is taken in its organization (or its id
+    /// anywhere).
     async fn insert_action(&self, action: &Action) -> Result<(), StoreError>;
     /// An action by id.
     async fn get_action(&self, org: &str, id: &str) -> Result<Option<Action>, StoreError>;
     /// The organization's actions, newest first.
     async fn list_actions(&self, org: &str) -> Result<Vec<Action>, StoreError>;
     /// Replaces an action's stored fields (matched by org and id); `NotFound` when absent,
-    /// `Conflict` when a rename collides.
+    /// `Conflict` when a rename collides. `created_at`, `created_by`, `last_run_at` and
+    /// `last_successful_at` are kept as stored: the first two never change, the last two are
+    /// [`record_run`](Self::record_run)'s, so an edit racing a run cannot undo it.
     async fn update_action(&self, action: &Action) -> Result<(), StoreError>;
-    /// Sets an action's status only.
+    /// Sets an action's status only; `NotFound` when absent.
     async fn set_action_status(
         &self,
         org: &str,
@@ -99,7 +109,10 @@ pub trait MetadataStore: Send + Sync {
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
 
     /// Stores a run and, in the same transaction, moves its action's `last_run_at`,
-    /// `last_successful_at` (on success) and `status` to `status`.
+    /// `last_successful_at` (on success) and `status` to `status`. The times only move
+    /// forward (to the run's `started_at`), so runs recorded out of order keep the latest.
+    /// `NotFound` when the action is absent from the run's organization, `Conflict` when the
+    /// run id is taken; either way nothing changes.
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError>;
     /// A page of an action's runs, newest first, and the total count.
     async fn list_runs(
@@ -116,7 +129,8 @@ pub trait MetadataStore: Send + Sync {
         run_id: &str,
     ) -> Result<Option<Run>, StoreError>;
 
-    /// Scheduled actions (`once`, `repeat`) not paused whose `next_run_at` is at or before `now`.
+    /// Scheduled actions (`once`, `repeat`) not paused whose `next_run_at` is at or before
+    /// `now`, across every organization, soonest first.
     async fn due_actions(&self, now: i64) -> Result<Vec<Action>, StoreError>;
     /// Moves a scheduled action's next firing time, only if it still is `expected` (so that
     /// one firing is claimed once); returns whether this call moved it.

@@ -1,0 +1,217 @@
+//! Service configuration: documented defaults, overridden by a TOML file, then by
+//! `VIVARIUM_*` environment variables, then by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use vivarium_sandbox::Limits;
+
+/// Everything the service can be told. Field names are the TOML keys and, upper-cased with a
+/// `VIVARIUM_` prefix, the environment variables (`VIVARIUM_LISTEN`, `VIVARIUM_DATA_DIR`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:5080` (localhost only).
+    pub listen: SocketAddr,
+    /// Folder for the database, blobs and caches. Default `./vivarium-data`.
+    pub data_dir: PathBuf,
+    /// Metadata database URL. Default: SQLite at `{data_dir}/vivarium.db`.
+    pub database_url: Option<String>,
+    /// Folder of the blob store. Default `{data_dir}/blobs`.
+    pub blob_dir: Option<PathBuf>,
+    /// Interpreter, compile and extraction cache. Default `{data_dir}/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Sandbox calls running at once. Default: the number of CPU cores.
+    pub max_concurrent_runs: usize,
+    /// Runs allowed to wait for a slot; beyond it the service answers 429. Default 64.
+    pub run_queue_capacity: usize,
+    /// Runs one organization may have running or waiting at once. Default 32.
+    pub per_org_max_runs: usize,
+    /// Largest request body in bytes (uploads included). Default 64 MiB.
+    pub max_body_bytes: usize,
+    /// Fuel per run. Default 2e10.
+    pub run_fuel: u64,
+    /// Memory per run in bytes. Default 256 MiB.
+    pub run_memory_bytes: u64,
+    /// Wall-clock limit per run. Default `10s`.
+    #[serde(with = "humantime_duration")]
+    pub run_timeout: Duration,
+    /// Log bytes kept per run. Default 256 KiB.
+    pub run_log_bytes: usize,
+    /// Result bytes per run. Default 16 MiB.
+    pub run_result_bytes: usize,
+    /// Input bytes per run. Default 16 MiB.
+    pub run_input_bytes: usize,
+    /// How often the scheduler looks for due actions. Default `1s`.
+    #[serde(with = "humantime_duration")]
+    pub scheduler_interval: Duration,
+    /// Email of the root user created on first start.
+    pub root_user_email: Option<String>,
+    /// Password of the root user created on first start (generated and printed once if unset).
+    pub root_user_password: Option<String>,
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// Every key, so that other `VIVARIUM_*` variables (the CLI's, the tests') are not mistaken
+/// for configuration.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "blob_dir",
+    "cache_dir",
+    "max_concurrent_runs",
+    "run_queue_capacity",
+    "per_org_max_runs",
+    "max_body_bytes",
+    "run_fuel",
+    "run_memory_bytes",
+    "run_timeout",
+    "run_log_bytes",
+    "run_result_bytes",
+    "run_input_bytes",
+    "scheduler_interval",
+    "root_user_email",
+    "root_user_password",
+];
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
+            data_dir: PathBuf::from("vivarium-data"),
+            database_url: None,
+            blob_dir: None,
+            cache_dir: None,
+            max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+            run_queue_capacity: 64,
+            per_org_max_runs: 32,
+            max_body_bytes: 64 * MIB,
+            run_fuel: Limits::DEFAULT.fuel,
+            run_memory_bytes: Limits::DEFAULT.memory_bytes,
+            run_timeout: Limits::DEFAULT.timeout,
+            run_log_bytes: 256 * 1024,
+            run_result_bytes: Limits::DEFAULT.result_bytes,
+            run_input_bytes: Limits::DEFAULT.input_bytes,
+            scheduler_interval: Duration::from_secs(1),
+            root_user_email: None,
+            root_user_password: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then `file` (if given), then the environment, then `overrides` (flags).
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env = Env::prefixed("VIVARIUM_").filter(|key| KEYS.contains(&key.as_str()));
+        figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vivarium.db").display()
+            )
+        })
+    }
+
+    /// The blob folder in force.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    /// The cache folder in force.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The per-run limits, checked against their ceilings.
+    pub fn run_limits(&self) -> Result<Limits, vivarium_sandbox::SandboxError> {
+        let limits = Limits {
+            fuel: self.run_fuel,
+            memory_bytes: self.run_memory_bytes,
+            timeout: self.run_timeout,
+            input_bytes: self.run_input_bytes,
+            result_bytes: self.run_result_bytes,
+            log_bytes: self.run_log_bytes,
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+}
+
+/// Durations as people write them (`10s`, `1m30s`) in files and the environment.
+mod humantime_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_localhost_with_embedded_storage() {
+        let config = ServerConfig::load(None, serde_json::json!({})).unwrap();
+        assert!(config.listen.ip().is_loopback());
+        assert!(config.database_url().starts_with("sqlite://"));
+        config.run_limits().unwrap();
+    }
+
+    #[test]
+    fn a_file_is_overridden_by_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vivarium.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\nrun_timeout = \"3s\"\nper_org_max_runs = 5\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(
+            Some(&file),
+            serde_json::json!({ "listen": "127.0.0.1:7001" }),
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert_eq!(config.run_timeout, Duration::from_secs(3));
+        assert_eq!(config.per_org_max_runs, 5);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vivarium.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:7000\"\n").unwrap();
+        let error = ServerConfig::load(Some(&file), serde_json::json!({})).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+    }
+}

@@ -1,0 +1,381 @@
+//! The run pipeline: admission (bounded queue, per-organization cap) -> the service account's
+//! permission, checked before anything is instantiated -> the action's package from the
+//! extraction cache or the blob store -> the sandbox, off the async workers -> the outcome,
+//! recorded with its logs -> the answer to the trigger.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use vivarium_auth::{ResourceKind, Verb};
+use vivarium_package::{ACTIONS_DIR, PackageLimits};
+use vivarium_sandbox::{
+    ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox,
+};
+use vivarium_store::{
+    Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, Run, Trigger,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::identity::principal_may;
+use crate::metrics::{Metrics, RunLabels};
+
+/// The outcome recorded when the service account may not run the action.
+pub const PERMISSION_DENIED: &str = "permission_denied";
+
+/// One run to perform.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The action, as stored.
+    pub action: Action,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The caller's trace id, if any.
+    pub trace_id: Option<String>,
+    /// What `main` receives.
+    pub input: Input,
+    /// What the trigger expects back.
+    pub shape: ResultShape,
+}
+
+/// A finished run: the stored record and the value `main` returned.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// As stored in the run history.
+    pub run: Run,
+    /// What `main` returned, on success.
+    pub result: Option<Value>,
+}
+
+/// Sizing of the executor.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    /// Sandbox calls at once.
+    pub concurrent: usize,
+    /// Runs that may wait for a slot.
+    pub queue: usize,
+    /// Runs one organization may have admitted at once.
+    pub per_org: usize,
+}
+
+/// Runs actions for every trigger.
+pub struct Executor {
+    sandbox: Sandbox,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    cache_dir: PathBuf,
+    limits: Limits,
+    capacity: Capacity,
+    slots: Arc<Semaphore>,
+    admitted: AtomicUsize,
+    per_org: Mutex<HashMap<String, usize>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Executor {
+    /// An executor over a ready sandbox and the stores.
+    pub fn new(
+        sandbox: Sandbox,
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        cache_dir: PathBuf,
+        limits: Limits,
+        capacity: Capacity,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            sandbox,
+            meta,
+            blobs,
+            cache_dir,
+            limits,
+            capacity,
+            slots: Arc::new(Semaphore::new(capacity.concurrent.max(1))),
+            admitted: AtomicUsize::new(0),
+            per_org: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Brings the gauges read from live state up to date (called at each scrape).
+    pub fn refresh_metrics(&self) {
+        let instances = i64::try_from(self.sandbox.instantiations()).unwrap_or(i64::MAX);
+        self.metrics.instances.set(instances);
+        let admitted = i64::try_from(self.admitted.load(Ordering::SeqCst)).unwrap_or(i64::MAX);
+        self.metrics
+            .queued
+            .set((admitted - self.metrics.running.get()).max(0));
+    }
+
+    /// Waits until no run is admitted, or `grace` has passed (for a graceful shutdown).
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while self.admitted.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Performs one run end to end and records it. A permission refusal is a recorded run
+    /// with outcome [`PERMISSION_DENIED`], not an error.
+    pub async fn run(&self, request: RunRequest) -> ApiResult<RunReport> {
+        let _admission = self.admit(&request.action.org)?;
+        let action = &request.action;
+        let started_at = now_micros();
+        let allowed = principal_may(
+            self.meta.as_ref(),
+            &action.org,
+            &action.service_account,
+            Verb::Get,
+            ResourceKind::ActionScripts,
+            Some(&action.id),
+        )
+        .await?;
+        if !allowed {
+            return self.record_refusal(&request, started_at).await;
+        }
+        self.meta
+            .set_action_status(&action.org, &action.id, ActionStatus::Running)
+            .await?;
+        let outcome = match self.materialize(action).await {
+            Ok(folder) => self.execute(&request, folder).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(outcome) => self.record_outcome(&request, started_at, outcome).await,
+            Err(error) => {
+                let reset = self
+                    .meta
+                    .set_action_status(&action.org, &action.id, ActionStatus::Errored)
+                    .await;
+                if let Err(reset) = reset {
+                    tracing::error!(%reset, "could not mark the action errored");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn admit(&self, org: &str) -> ApiResult<Admission<'_>> {
+        let total = self.capacity.concurrent + self.capacity.queue;
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= total {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.rejected.inc();
+            return Err(ApiError::too_many_runs(
+                format!("{total} runs are already running or waiting; retry shortly"),
+                1,
+            ));
+        }
+        let mut per_org = self.per_org.lock().unwrap_or_else(|p| p.into_inner());
+        let count = per_org.entry(org.to_string()).or_default();
+        if *count >= self.capacity.per_org {
+            drop(per_org);
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.rejected.inc();
+            return Err(ApiError::too_many_runs(
+                format!(
+                    "organization {org} already has {} runs running or waiting; retry shortly",
+                    self.capacity.per_org
+                ),
+                1,
+            ));
+        }
+        *count += 1;
+        Ok(Admission {
+            executor: self,
+            org: org.to_string(),
+        })
+    }
+
+    async fn record_refusal(&self, request: &RunRequest, started_at: i64) -> ApiResult<RunReport> {
+        let action = &request.action;
+        let message = format!(
+            "service account {} has no GET permission on action script {}; grant it through a role",
+            action.service_account, action.id
+        );
+        tracing::warn!(org = %action.org, action = %action.id, "run refused: {message}");
+        let mut run = base_run(request, started_at);
+        run.outcome = PERMISSION_DENIED.into();
+        run.error_type = Some("PermissionDenied".into());
+        run.error_message = Some(message);
+        self.meta.record_run(&run, ActionStatus::Errored).await?;
+        self.count(&run);
+        Ok(RunReport { run, result: None })
+    }
+
+    /// The action's extracted folder: from the local cache, else fetched from the blob store,
+    /// checked against its digest and extracted.
+    async fn materialize(&self, action: &Action) -> ApiResult<PathBuf> {
+        let folder = self.cache_dir.join(ACTIONS_DIR).join(&action.zip_digest);
+        if folder.is_dir() {
+            return Ok(folder);
+        }
+        let bytes = self
+            .blobs
+            .get(&BlobKey::action_zip(&action.org, &action.zip_digest))
+            .await?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if digest != action.zip_digest {
+            return Err(ApiError::internal(format!(
+                "stored ZIP of action {} is corrupt: digest {digest}, expected {}",
+                action.id, action.zip_digest
+            )));
+        }
+        let cache = self.cache_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map(|dir| dir.root)
+        .map_err(ApiError::internal)
+    }
+
+    async fn execute(&self, request: &RunRequest, folder: PathBuf) -> ApiResult<Outcome> {
+        let env = ActionEnv::new(request.action.environment_variables.clone())
+            .map_err(ApiError::internal)?;
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        self.metrics.running.inc();
+        let sandbox = self.sandbox.clone();
+        let (input, shape, limits) = (request.input.clone(), request.shape, self.limits);
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let call = Call {
+                action_dir: Path::new(&folder),
+                input,
+                env: &env,
+                limits,
+                shape,
+            };
+            let outcome = sandbox.run(&call);
+            drop(permit);
+            outcome
+        })
+        .await;
+        self.metrics.running.dec();
+        self.metrics
+            .run_duration
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(error)) => Err(ApiError::bad_request(error.to_string())),
+            Err(join) => Err(ApiError::internal(join)),
+        }
+    }
+
+    async fn record_outcome(
+        &self,
+        request: &RunRequest,
+        started_at: i64,
+        outcome: Outcome,
+    ) -> ApiResult<RunReport> {
+        let mut run = base_run(request, started_at);
+        run.duration_ms = outcome.duration.as_secs_f64() * 1000.0;
+        run.fuel_used = i64::try_from(outcome.fuel_used).unwrap_or(i64::MAX);
+        run.peak_memory_bytes = i64::try_from(outcome.peak_memory_bytes).unwrap_or(i64::MAX);
+        run.outcome = outcome.kind.as_str().into();
+        run.logs = outcome
+            .logs
+            .iter()
+            .filter_map(|line| serde_json::to_value(line).ok())
+            .collect();
+        run.logs_truncated = outcome.logs_truncated;
+        run.output_count = outcome
+            .result
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|a| a.len() as i64);
+        if let Some(error) = &outcome.error {
+            run.error_type = Some(error.type_name.clone());
+            run.error_message = Some(error.message.clone());
+            run.traceback = error.traceback.clone();
+        }
+        let status = match (outcome.kind, request.action.execution) {
+            (OutcomeKind::Ok, ExecutionKind::Once) => ActionStatus::Completed,
+            (OutcomeKind::Ok, _) => ActionStatus::Ready,
+            _ => ActionStatus::Errored,
+        };
+        self.meta.record_run(&run, status).await?;
+        self.count(&run);
+        self.metrics.fuel.inc_by(outcome.fuel_used);
+        Ok(RunReport {
+            run,
+            result: outcome.result,
+        })
+    }
+
+    fn count(&self, run: &Run) {
+        let labels = RunLabels {
+            outcome: run.outcome.clone(),
+            trigger: run.trigger.as_str().into(),
+        };
+        self.metrics.runs.get_or_create(&labels).inc();
+    }
+}
+
+/// A run's place in the queue and in its organization's share, given back on drop.
+struct Admission<'a> {
+    executor: &'a Executor,
+    org: String,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.executor.admitted.fetch_sub(1, Ordering::SeqCst);
+        let mut per_org = self
+            .executor
+            .per_org
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_org.get_mut(&self.org) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_org.remove(&self.org);
+            }
+        }
+    }
+}
+
+fn base_run(request: &RunRequest, started_at: i64) -> Run {
+    let input_count = match &request.input {
+        Input::Data(Value::Array(items)) => items.len() as i64,
+        Input::Data(_) => 1,
+        Input::Scheduled => 0,
+    };
+    Run {
+        id: uuid::Uuid::now_v7().to_string(),
+        org: request.action.org.clone(),
+        action_id: request.action.id.clone(),
+        trigger: request.trigger,
+        trace_id: request.trace_id.clone(),
+        started_at,
+        duration_ms: 0.0,
+        fuel_used: 0,
+        peak_memory_bytes: 0,
+        outcome: String::new(),
+        error_type: None,
+        error_message: None,
+        traceback: Vec::new(),
+        logs: Vec::new(),
+        logs_truncated: false,
+        input_count,
+        output_count: None,
+    }
+}
+
+/// Microseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,224 @@
+//! Who is calling, and may they: HTTP Basic credentials checked against users (passwords)
+//! and the organization's service accounts (tokens), then the caller's rights.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use sha2::{Digest, Sha256};
+use vivarium_auth::{
+    Credentials, ResourceKind, TokenHash, Verb, parse_basic_auth, verify_password, verify_token,
+};
+use vivarium_store::{MetadataStore, OrgRole};
+
+use crate::error::{ApiError, ApiResult};
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The email they authenticated as.
+    pub email: String,
+    /// What kind of identity they are.
+    pub kind: CallerKind,
+}
+
+/// The kinds of callers, from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// The root user: everything, in every organization.
+    Root,
+    /// An administrator of the organization in the path.
+    OrgAdmin,
+    /// A member of the organization, limited to their roles' grants.
+    Member,
+    /// A service account of the organization, limited to its roles' grants.
+    ServiceAccount,
+}
+
+impl Caller {
+    /// Whether the caller may manage identities, roles and everything else in the organization.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.kind, CallerKind::Root | CallerKind::OrgAdmin)
+    }
+}
+
+/// How long a verified password stays verified in memory, so that Argon2's deliberate cost
+/// is paid once per client and minute, not once per request.
+const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
+const PASSWORD_CACHE_CAPACITY: usize = 1024;
+
+/// Verifies credentials; remembers recent successful password checks (by a digest of the
+/// email, the secret and the stored hash, so a changed password invalidates them).
+#[derive(Default)]
+pub struct Authenticator {
+    verified_passwords: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl Authenticator {
+    /// The caller for a request to organization `org`, or 401 without saying what was wrong.
+    pub async fn authenticate(
+        &self,
+        store: &dyn MetadataStore,
+        headers: &HeaderMap,
+        org: &str,
+    ) -> ApiResult<Caller> {
+        let credentials = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_basic_auth)
+            .ok_or_else(ApiError::unauthenticated)?;
+        if let Some(caller) = self.as_user(store, &credentials, org).await? {
+            return Ok(caller);
+        }
+        if let Some(account) = store.get_service_account(org, &credentials.email).await?
+            && verify_token(&credentials.secret, &TokenHash(account.token_hash))
+        {
+            return Ok(Caller {
+                email: account.email,
+                kind: CallerKind::ServiceAccount,
+            });
+        }
+        Err(ApiError::unauthenticated())
+    }
+
+    /// The root user, whatever the organization (for routes outside any organization).
+    pub async fn authenticate_root(
+        &self,
+        store: &dyn MetadataStore,
+        headers: &HeaderMap,
+    ) -> ApiResult<Caller> {
+        let credentials = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_basic_auth)
+            .ok_or_else(ApiError::unauthenticated)?;
+        match self.as_user(store, &credentials, "").await? {
+            Some(caller) if caller.kind == CallerKind::Root => Ok(caller),
+            Some(_) => Err(ApiError::forbidden()),
+            None => Err(ApiError::unauthenticated()),
+        }
+    }
+
+    async fn as_user(
+        &self,
+        store: &dyn MetadataStore,
+        credentials: &Credentials,
+        org: &str,
+    ) -> ApiResult<Option<Caller>> {
+        let Some(user) = store.find_user(&credentials.email).await? else {
+            return Ok(None);
+        };
+        if !self
+            .password_matches(credentials, &user.password_hash)
+            .await
+        {
+            return Ok(None);
+        }
+        let kind = if user.is_root {
+            CallerKind::Root
+        } else {
+            match store.membership(org, &user.email).await? {
+                Some(OrgRole::Admin) => CallerKind::OrgAdmin,
+                Some(OrgRole::Member) => CallerKind::Member,
+                None => return Err(ApiError::forbidden()),
+            }
+        };
+        Ok(Some(Caller {
+            email: user.email,
+            kind,
+        }))
+    }
+
+    async fn password_matches(&self, credentials: &Credentials, stored: &str) -> bool {
+        let key = cache_key(credentials, stored);
+        if self.recently_verified(&key) {
+            return true;
+        }
+        let (password, stored_hash) = (credentials.secret.clone(), stored.to_string());
+        let verified =
+            tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+                .await
+                .unwrap_or(false);
+        if verified {
+            self.remember(key);
+        }
+        verified
+    }
+
+    fn recently_verified(&self, key: &[u8; 32]) -> bool {
+        let cache = self
+            .verified_passwords
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(key)
+            .is_some_and(|at| at.elapsed() < PASSWORD_CACHE_TTL)
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut cache = self
+            .verified_passwords
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PASSWORD_CACHE_CAPACITY {
+            cache.retain(|_, at| at.elapsed() < PASSWORD_CACHE_TTL);
+        }
+        if cache.len() < PASSWORD_CACHE_CAPACITY {
+            cache.insert(key, Instant::now());
+        }
+    }
+}
+
+fn cache_key(credentials: &Credentials, stored: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in [
+        credentials.email.as_bytes(),
+        credentials.secret.as_bytes(),
+        stored.as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// Whether `email` may do `verb` on `resource` (object `object`, or the kind as a whole).
+pub async fn principal_may(
+    store: &dyn MetadataStore,
+    org: &str,
+    email: &str,
+    verb: Verb,
+    resource: ResourceKind,
+    object: Option<&str>,
+) -> ApiResult<bool> {
+    let grants = store.grants_of(org, email).await?;
+    Ok(vivarium_auth::allows(&grants, verb, resource, object))
+}
+
+/// 403 unless `caller` may do `verb` on `resource`: administrators may do everything, others
+/// what their roles grant.
+pub async fn require(
+    store: &dyn MetadataStore,
+    org: &str,
+    caller: &Caller,
+    verb: Verb,
+    resource: ResourceKind,
+    object: Option<&str>,
+) -> ApiResult<()> {
+    if caller.is_admin() || principal_may(store, org, &caller.email, verb, resource, object).await?
+    {
+        return Ok(());
+    }
+    Err(ApiError::forbidden())
+}
+
+/// 403 unless `caller` administers the organization.
+pub fn require_admin(caller: &Caller) -> ApiResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}

@@ -1,0 +1,41 @@
+//! The actions service: a multi-tenant HTTP API (OpenObserve-compatible action routes),
+//! identities and roles, triggers, the scheduler, run history, metrics and health.
+//!
+//! Data flows one way: a trigger arrives at a route, the caller is authenticated and
+//! authorized, the [`executor::Executor`] checks the action's service account, materializes
+//! the package, runs the sandbox and records the outcome.
+
+pub mod config;
+mod error;
+pub mod executor;
+mod extract;
+mod identity;
+mod metrics;
+mod routes;
+pub mod scheduler;
+mod startup;
+mod validate;
+
+use std::sync::Arc;
+
+use vivarium_store::{BlobStore, MetadataStore};
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use startup::{RunningServer, start};
+
+/// What every handler shares.
+pub struct AppState {
+    /// Metadata: organizations, identities, roles, actions, runs.
+    pub meta: Arc<dyn MetadataStore>,
+    /// Action ZIPs.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Runs actions.
+    pub executor: Arc<executor::Executor>,
+    /// Checks credentials.
+    pub authenticator: identity::Authenticator,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The configuration in force.
+    pub config: ServerConfig,
+}

@@ -1,0 +1,603 @@
+//! The action routes of OpenObserve's API: list, upload (create or replace), get, update,
+//! delete, bulk delete, download, and pause/resume for scheduled actions.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use vivarium_auth::{ResourceKind, Verb};
+use vivarium_package::PackageLimits;
+use vivarium_store::{Action, ActionStatus, BlobKey, ExecutionKind};
+
+use super::Shared;
+use crate::error::{ApiError, ApiResult};
+use crate::executor::now_micros;
+use crate::extract::ApiJson;
+use crate::identity::{Caller, require};
+use crate::scheduler::{Schedule, next_run};
+use crate::validate;
+
+const ACTIONS: ResourceKind = ResourceKind::ActionScripts;
+
+/// `GET /api/{org}/actions`: the organization's actions, newest first.
+pub async fn list(
+    State(state): State<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::List,
+        ACTIONS,
+        None,
+    )
+    .await?;
+    let actions = state.meta.list_actions(&org).await?;
+    Ok(Json(Value::Array(actions.iter().map(summary).collect())))
+}
+
+/// `GET /api/{org}/actions/{id}`.
+pub async fn get(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::Get,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    Ok(Json(details(&find(&state, &org, &id).await?)))
+}
+
+/// `GET /api/{org}/actions/download/{id}`: the stored ZIP.
+pub async fn download(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::Get,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    let action = find(&state, &org, &id).await?;
+    let bytes = state
+        .blobs
+        .get(&BlobKey::action_zip(&org, &action.zip_digest))
+        .await?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        action.zip_file_name.replace(['"', '\\'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    ))
+}
+
+/// The fields of the upload form.
+#[derive(Debug, Default)]
+struct UploadForm {
+    id: Option<String>,
+    name: Option<String>,
+    owner: Option<String>,
+    description: Option<String>,
+    execution_details: Option<String>,
+    cron_expr: Option<String>,
+    environment_variables: Option<String>,
+    service_account: Option<String>,
+    filename: Option<String>,
+    file: Option<(Option<String>, Bytes)>,
+}
+
+/// `POST /api/{org}/actions/upload`: creates an action, or with an `id` field replaces its ZIP
+/// (and any settings sent along). Answers `{"uuid": id}`.
+pub async fn upload(
+    State(state): State<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    let multipart = multipart.map_err(|_| ApiError::bad_request("Invalid Content-Type"))?;
+    let form = read_form(multipart).await?;
+    let id = match form.id.clone() {
+        Some(id) => replace(&state, &org, &caller, id, form).await?,
+        None => create(&state, &org, &caller, form).await?,
+    };
+    Ok(Json(json!({ "uuid": id })))
+}
+
+async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
+    let mut form = UploadForm::default();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let file_name = field.file_name().map(str::to_string);
+            form.file = Some((file_name, field.bytes().await.map_err(multipart_error)?));
+            continue;
+        }
+        let text = field.text().await.map_err(multipart_error)?;
+        let slot = match name.as_str() {
+            "id" => &mut form.id,
+            "name" => &mut form.name,
+            "owner" => &mut form.owner,
+            "description" => &mut form.description,
+            "execution_details" => &mut form.execution_details,
+            "cron_expr" => &mut form.cron_expr,
+            "environment_variables" => &mut form.environment_variables,
+            "service_account" => &mut form.service_account,
+            "filename" => &mut form.filename,
+            _ => continue,
+        };
+        *slot = Some(text);
+    }
+    Ok(form)
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    let status = error.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            status,
+            "the upload is larger than the service accepts; action ZIPs may be at most 50 MiB",
+        );
+    }
+    ApiError::new(
+        status,
+        format!(
+            "the multipart body could not be read: {}",
+            error.body_text()
+        ),
+    )
+}
+
+/// A validated ZIP ready to store.
+struct Package {
+    bytes: Bytes,
+    digest: String,
+    file_name: String,
+}
+
+fn validate_package(form: &UploadForm) -> ApiResult<Package> {
+    let Some((file_name, bytes)) = form.file.clone().filter(|(_, bytes)| !bytes.is_empty()) else {
+        return Err(ApiError::bad_request("File is missing or empty"));
+    };
+    let manifest = vivarium_package::inspect_zip(&bytes, &PackageLimits::default())
+        .map_err(|e| ApiError::bad_request(format!("the action ZIP was refused: {e}")))?;
+    let file_name = form
+        .filename
+        .clone()
+        .filter(|f| !f.trim().is_empty())
+        .or(file_name)
+        .unwrap_or_else(|| "action.zip".into());
+    debug_assert_eq!(manifest.digest, hex::encode(Sha256::digest(&bytes)));
+    Ok(Package {
+        bytes,
+        digest: manifest.digest,
+        file_name,
+    })
+}
+
+async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) -> ApiResult<String> {
+    require(state.meta.as_ref(), org, caller, Verb::Post, ACTIONS, None).await?;
+    let name = form.name.clone().unwrap_or_default();
+    validate::action_name(&name)?;
+    let execution = form
+        .execution_details
+        .as_deref()
+        .map(|text| {
+            ExecutionKind::parse(text.trim())
+                .ok_or_else(|| ApiError::bad_request("Invalid execution details"))
+        })
+        .transpose()?
+        .ok_or_else(|| ApiError::bad_request("Missing mandatory fields: execution_details"))?;
+    let cron_expr = check_schedule(execution, form.cron_expr.as_deref())?;
+    let environment_variables =
+        validate::environment_json(form.environment_variables.as_deref().unwrap_or(""))?;
+    let service_account = form
+        .service_account
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("Missing mandatory fields: service_account"))?;
+    check_service_account(state, org, &service_account).await?;
+    let package = validate_package(&form)?;
+    let now = now_micros();
+    let action = Action {
+        id: uuid::Uuid::now_v7().to_string(),
+        org: org.to_string(),
+        name,
+        description: form.description.clone().unwrap_or_default(),
+        execution,
+        next_run_at: next_run(execution, cron_expr.as_deref(), now),
+        cron_expr,
+        environment_variables,
+        zip_file_name: package.file_name.clone(),
+        zip_digest: package.digest.clone(),
+        zip_size: package.bytes.len() as i64,
+        service_account,
+        owner: form.owner.clone().unwrap_or_else(|| caller.email.clone()),
+        created_by: caller.email.clone(),
+        created_at: now,
+        updated_at: now,
+        last_run_at: None,
+        last_successful_at: None,
+        status: ActionStatus::Ready,
+        paused: false,
+    };
+    store_zip(state, org, &package).await?;
+    if let Err(error) = state.meta.insert_action(&action).await {
+        release_zip(state, org, &package.digest).await;
+        return Err(error.into());
+    }
+    tracing::info!(%org, id = %action.id, name = %action.name, "action created");
+    Ok(action.id)
+}
+
+async fn replace(
+    state: &Shared,
+    org: &str,
+    caller: &Caller,
+    id: String,
+    form: UploadForm,
+) -> ApiResult<String> {
+    require(
+        state.meta.as_ref(),
+        org,
+        caller,
+        Verb::Put,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    let Some(mut action) = state.meta.get_action(org, &id).await? else {
+        return Err(ApiError::bad_request("Invalid ID"));
+    };
+    if let Some(text) = form
+        .execution_details
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        let requested = ExecutionKind::parse(text.trim())
+            .ok_or_else(|| ApiError::bad_request("Invalid execution details"))?;
+        if requested != action.execution {
+            return Err(ApiError::bad_request(
+                "Execution type of an action cannot be changed",
+            ));
+        }
+    }
+    if let Some(name) = form.name.clone().filter(|n| !n.is_empty()) {
+        validate::action_name(&name)?;
+        action.name = name;
+    }
+    if let Some(text) = form.environment_variables.as_deref() {
+        action.environment_variables = validate::environment_json(text)?;
+    }
+    if let Some(account) = form
+        .service_account
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+    {
+        check_service_account(state, org, &account).await?;
+        action.service_account = account;
+    }
+    if let Some(description) = form.description.clone() {
+        action.description = description;
+    }
+    if form.cron_expr.is_some() {
+        action.cron_expr = check_schedule(action.execution, form.cron_expr.as_deref())?;
+        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
+    }
+    let package = validate_package(&form)?;
+    let previous_digest = std::mem::replace(&mut action.zip_digest, package.digest.clone());
+    action.zip_file_name = package.file_name.clone();
+    action.zip_size = package.bytes.len() as i64;
+    action.updated_at = now_micros();
+    store_zip(state, org, &package).await?;
+    if let Err(error) = state.meta.update_action(&action).await {
+        release_zip(state, org, &package.digest).await;
+        return Err(error.into());
+    }
+    release_zip(state, org, &previous_digest).await;
+    tracing::info!(%org, %id, "action ZIP replaced");
+    Ok(id)
+}
+
+fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> ApiResult<Option<String>> {
+    match execution {
+        ExecutionKind::Service => Ok(None),
+        ExecutionKind::Once | ExecutionKind::Repeat => {
+            let expression = cron_expr.unwrap_or_default().trim().to_string();
+            Schedule::parse(&expression).map_err(ApiError::bad_request)?;
+            Ok(Some(expression))
+        }
+    }
+}
+
+async fn check_service_account(state: &Shared, org: &str, email: &str) -> ApiResult<()> {
+    if state.meta.get_service_account(org, email).await?.is_some() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "service account {email} does not exist in organization {org}; create it first"
+    )))
+}
+
+async fn store_zip(state: &Shared, org: &str, package: &Package) -> ApiResult<()> {
+    state
+        .blobs
+        .put(
+            &BlobKey::action_zip(org, &package.digest),
+            package.bytes.clone(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Deletes a ZIP blob once no action of the organization uses it any more.
+async fn release_zip(state: &Shared, org: &str, digest: &str) {
+    match state.meta.count_zip_users(org, digest).await {
+        Ok(0) => {
+            if let Err(error) = state.blobs.delete(&BlobKey::action_zip(org, digest)).await {
+                tracing::warn!(%error, %digest, "could not delete an unused ZIP");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, %digest, "could not count the users of a ZIP"),
+    }
+}
+
+/// The settings `PUT /api/{org}/actions/{id}` may change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionUpdate {
+    name: Option<String>,
+    description: Option<String>,
+    environment_variables: Option<BTreeMap<String, String>>,
+    cron_expr: Option<String>,
+    service_account: Option<String>,
+    execution_details: Option<String>,
+}
+
+/// `PUT /api/{org}/actions/{id}`: changes settings; the execution type cannot change.
+pub async fn update(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(change): ApiJson<ActionUpdate>,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::Put,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    let mut action = find(&state, &org, &id).await?;
+    if let Some(text) = change.execution_details.as_deref() {
+        let requested = ExecutionKind::parse(text)
+            .ok_or_else(|| ApiError::bad_request("Invalid execution details"))?;
+        if requested != action.execution {
+            return Err(ApiError::bad_request(
+                "Execution type of an action cannot be changed",
+            ));
+        }
+    }
+    if let Some(name) = change.name {
+        validate::action_name(&name)?;
+        action.name = name;
+    }
+    if let Some(vars) = change.environment_variables {
+        validate::environment(&vars)?;
+        action.environment_variables = vars;
+    }
+    if let Some(account) = change.service_account {
+        check_service_account(&state, &org, &account).await?;
+        action.service_account = account;
+    }
+    if let Some(description) = change.description {
+        action.description = description;
+    }
+    if let Some(cron) = change.cron_expr {
+        action.cron_expr = check_schedule(action.execution, Some(&cron))?;
+        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
+    }
+    action.updated_at = now_micros();
+    state.meta.update_action(&action).await?;
+    Ok(Json(details(&action)))
+}
+
+/// `DELETE /api/{org}/actions/{id}`.
+pub async fn delete(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::Delete,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    remove(&state, &org, &id).await?;
+    Ok(Json(json!({ "code": 200, "message": "Action deleted" })))
+}
+
+async fn remove(state: &Shared, org: &str, id: &str) -> ApiResult<()> {
+    let action = find(state, org, id).await?;
+    state.meta.delete_action(org, id).await?;
+    release_zip(state, org, &action.zip_digest).await;
+    tracing::info!(%org, %id, "action deleted");
+    Ok(())
+}
+
+/// The body of a bulk delete.
+#[derive(Debug, Deserialize)]
+pub struct BulkDelete {
+    ids: Vec<String>,
+}
+
+/// `DELETE /api/{org}/actions/bulk`: deletes what it may, reports each id's fate.
+pub async fn bulk_delete(
+    State(state): State<Shared>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<BulkDelete>,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    let (mut successful, mut unsuccessful, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for id in body.ids {
+        let outcome = match require(
+            state.meta.as_ref(),
+            &org,
+            &caller,
+            Verb::Delete,
+            ACTIONS,
+            Some(&id),
+        )
+        .await
+        {
+            Ok(()) => remove(&state, &org, &id).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => successful.push(id),
+            Err(error) => {
+                errors.push(format!("{id}: {}", error.message));
+                unsuccessful.push(id);
+            }
+        }
+    }
+    let err = (!errors.is_empty()).then(|| errors.join("; "));
+    Ok(Json(
+        json!({ "successful": successful, "unsuccessful": unsuccessful, "err": err }),
+    ))
+}
+
+/// `POST /api/{org}/actions/{id}/pause`: a paused scheduled action does not fire.
+pub async fn pause(
+    state: State<Shared>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    set_paused(state, path, headers, true).await
+}
+
+/// `POST /api/{org}/actions/{id}/resume`: fires again from the next time its schedule names.
+pub async fn resume(
+    state: State<Shared>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    set_paused(state, path, headers, false).await
+}
+
+async fn set_paused(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    paused: bool,
+) -> ApiResult<Json<Value>> {
+    let caller = state.caller(&headers, &org).await?;
+    require(
+        state.meta.as_ref(),
+        &org,
+        &caller,
+        Verb::Put,
+        ACTIONS,
+        Some(&id),
+    )
+    .await?;
+    let mut action = find(&state, &org, &id).await?;
+    if action.execution == ExecutionKind::Service {
+        return Err(ApiError::bad_request(
+            "only scheduled actions (once, repeat) can be paused or resumed",
+        ));
+    }
+    action.paused = paused;
+    if !paused && action.status != ActionStatus::Completed {
+        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
+    }
+    action.updated_at = now_micros();
+    state.meta.update_action(&action).await?;
+    Ok(Json(details(&action)))
+}
+
+/// The action, or 404.
+pub async fn find(state: &Shared, org: &str, id: &str) -> ApiResult<Action> {
+    state
+        .meta
+        .get_action(org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("action {id}")))
+}
+
+fn summary(action: &Action) -> Value {
+    json!({
+        "id": action.id,
+        "name": action.name,
+        "description": action.description,
+        "created_at": action.created_at,
+        "last_run_at": action.last_run_at,
+        "last_successful_at": action.last_successful_at,
+        "created_by": action.created_by,
+        "status": action.status.as_str(),
+        "execution_details_type": action.execution.as_str(),
+        "paused": action.paused,
+        "next_run_at": action.next_run_at,
+    })
+}
+
+fn details(action: &Action) -> Value {
+    json!({
+        "id": action.id,
+        "name": action.name,
+        "description": action.description,
+        "environment_variables": action.environment_variables,
+        "execution_details": action.execution.as_str(),
+        "cron_expr": action.cron_expr,
+        "zip_file_name": action.zip_file_name,
+        "zip_sha256": action.zip_digest,
+        "zip_size": action.zip_size,
+        "service_account": action.service_account,
+        "owner": action.owner,
+        "created_by": action.created_by,
+        "created_at": action.created_at,
+        "updated_at": action.updated_at,
+        "last_run_at": action.last_run_at,
+        "last_successful_at": action.last_successful_at,
+        "status": action.status.as_str(),
+        "paused": action.paused,
+        "next_run_at": action.next_run_at,
+    })
+}

@@ -1,0 +1,92 @@
+//! The HTTP routes. Every organization-scoped route lives under `/api/{org}`.
+
+mod actions;
+mod iam;
+mod ops;
+mod triggers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::identity::Caller;
+
+/// The shared state as handlers receive it.
+pub type Shared = Arc<AppState>;
+
+/// Every route of the service.
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    let org_routes = Router::new()
+        .route("/actions", get(actions::list))
+        .route("/actions/upload", post(actions::upload))
+        .route("/actions/bulk", delete(actions::bulk_delete))
+        .route("/actions/download/{id}", get(actions::download))
+        .route("/actions/test/{id}", post(triggers::test_run))
+        .route(
+            "/actions/{id}",
+            get(actions::get)
+                .put(actions::update)
+                .delete(actions::delete),
+        )
+        .route("/actions/{id}/pause", post(actions::pause))
+        .route("/actions/{id}/resume", post(actions::resume))
+        .route("/actions/{id}/alert", post(triggers::alert))
+        .route("/actions/{id}/transform", post(triggers::transform))
+        .route("/actions/{id}/runs", get(triggers::list_runs))
+        .route("/actions/{id}/runs/{run_id}", get(triggers::get_run))
+        .route(
+            "/service_accounts",
+            get(iam::list_service_accounts).post(iam::create_service_account),
+        )
+        .route(
+            "/service_accounts/{email}",
+            get(iam::get_service_account)
+                .put(iam::rotate_service_account)
+                .delete(iam::delete_service_account),
+        )
+        .route("/roles", get(iam::list_roles).post(iam::create_role))
+        .route(
+            "/roles/{role}",
+            get(iam::get_role)
+                .put(iam::update_role)
+                .delete(iam::delete_role),
+        )
+        .route("/users", get(iam::list_users).post(iam::create_user))
+        .route("/users/{email}", delete(iam::delete_user));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route(
+            "/api/organizations",
+            get(iam::list_orgs).post(iam::create_org),
+        )
+        .nest("/api/{org}", org_routes)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+impl AppState {
+    /// The authenticated caller of a request to `org`: 401 without valid credentials, 404 when
+    /// the organization does not exist.
+    pub async fn caller(&self, headers: &HeaderMap, org: &str) -> ApiResult<Caller> {
+        let caller = self
+            .authenticator
+            .authenticate(self.meta.as_ref(), headers, org)
+            .await?;
+        if !self.meta.org_exists(org).await? {
+            return Err(ApiError::not_found(format!("organization {org}")));
+        }
+        Ok(caller)
+    }
+}

@@ -1,0 +1,150 @@
+//! Scheduled actions: `once` and `repeat` actions fire on their cron expression (UTC),
+//! calling `main()` with no arguments. Each firing is claimed in the database before it runs,
+//! so a firing happens once even when several replicas share the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use vivarium_sandbox::{Input, ResultShape};
+use vivarium_store::{Action, ExecutionKind, MetadataStore, Trigger};
+
+use crate::executor::{Executor, RunRequest, now_micros};
+
+/// A cron expression that was checked: five fields (minute to weekday) or six (with seconds).
+#[derive(Debug, Clone)]
+pub struct Schedule(Cron);
+
+impl Schedule {
+    /// Parses `expression`, refusing a blank one with the message OpenObserve users need.
+    pub fn parse(expression: &str) -> Result<Self, String> {
+        let expression = expression.trim();
+        if expression.is_empty() {
+            return Err(
+                "Cron expression is required for scheduled actions (once or repeat)".into(),
+            );
+        }
+        Cron::new(expression)
+            .with_seconds_optional()
+            .parse()
+            .map(Schedule)
+            .map_err(|e| format!("Invalid cron expression {expression:?}: {e}"))
+    }
+
+    /// The first firing strictly after `after_micros`, in microseconds; `None` if it never fires.
+    pub fn next_after(&self, after_micros: i64) -> Option<i64> {
+        let after = DateTime::<Utc>::from_timestamp_micros(after_micros)?;
+        self.0
+            .find_next_occurrence(&after, false)
+            .ok()
+            .map(|next| next.timestamp_micros())
+    }
+}
+
+/// When a scheduled action fires next after `now`, or `None` for a real-time action.
+pub fn next_run(execution: ExecutionKind, cron_expr: Option<&str>, now: i64) -> Option<i64> {
+    match execution {
+        ExecutionKind::Service => None,
+        ExecutionKind::Once | ExecutionKind::Repeat => {
+            Schedule::parse(cron_expr?).ok()?.next_after(now)
+        }
+    }
+}
+
+/// Fires due actions every `interval` until the task is dropped.
+pub async fn run_scheduler(
+    meta: Arc<dyn MetadataStore>,
+    executor: Arc<Executor>,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = now_micros();
+        match meta.due_actions(now).await {
+            Ok(due) => {
+                for action in due {
+                    fire(meta.clone(), executor.clone(), action, now).await;
+                }
+            }
+            Err(error) => tracing::error!(%error, "could not read due schedules"),
+        }
+    }
+}
+
+async fn fire(meta: Arc<dyn MetadataStore>, executor: Arc<Executor>, action: Action, now: i64) {
+    let Some(expected) = action.next_run_at else {
+        return;
+    };
+    let next = match action.execution {
+        ExecutionKind::Repeat => next_run(action.execution, action.cron_expr.as_deref(), now),
+        ExecutionKind::Once | ExecutionKind::Service => None,
+    };
+    match meta
+        .claim_schedule(&action.org, &action.id, expected, next)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::error!(%error, action = %action.id, "could not claim a schedule");
+            return;
+        }
+    }
+    tokio::spawn(async move {
+        let (org, id) = (action.org.clone(), action.id.clone());
+        let request = RunRequest {
+            action,
+            trigger: Trigger::Schedule,
+            trace_id: None,
+            input: Input::Scheduled,
+            shape: ResultShape::Any,
+        };
+        match executor.run(request).await {
+            Ok(report) => {
+                tracing::info!(%org, action = %id, outcome = %report.run.outcome, "scheduled run finished")
+            }
+            Err(error) => {
+                tracing::warn!(%org, action = %id, message = %error.message, "scheduled run not performed")
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_and_invalid_expressions_are_refused_with_reasons() {
+        assert!(Schedule::parse("  ").unwrap_err().contains("required"));
+        assert!(
+            Schedule::parse("not a cron")
+                .unwrap_err()
+                .contains("Invalid cron expression")
+        );
+    }
+
+    #[test]
+    fn five_and_six_field_expressions_give_the_next_firing() {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:30Z")
+            .unwrap()
+            .timestamp_micros();
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        let next = every_minute.next_after(start).unwrap();
+        assert_eq!(next - start, 30_000_000);
+        let every_ten_seconds = Schedule::parse("*/10 * * * * *").unwrap();
+        assert_eq!(
+            every_ten_seconds.next_after(start).unwrap() - start,
+            10_000_000
+        );
+    }
+
+    #[test]
+    fn real_time_actions_have_no_next_run() {
+        assert_eq!(next_run(ExecutionKind::Service, Some("* * * * *"), 0), None);
+        assert!(next_run(ExecutionKind::Repeat, Some("* * * * *"), 0).is_some());
+    }
+}

@@ -1,0 +1,167 @@
+//! Starting and stopping the service: storage, the root user, the sandbox, the executor, the
+//! scheduler and the HTTP listener, and a graceful shutdown that lets running calls finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use vivarium_auth::{generate_password, hash_password};
+use vivarium_runtime::{FetchOptions, Progress};
+use vivarium_store::{BlobStore, MetadataStore, ObjectBlobStore, SqlStore, User};
+
+use crate::config::ServerConfig;
+use crate::executor::{Capacity, Executor, now_micros};
+use crate::identity::Authenticator;
+use crate::metrics::Metrics;
+use crate::{AppState, routes, scheduler};
+
+/// The organization every fresh installation starts with.
+pub const DEFAULT_ORG: &str = "default";
+/// Root login used when none is configured.
+const DEFAULT_ROOT_EMAIL: &str = "root@localhost";
+/// How long shutdown waits for running calls.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// A started service.
+pub struct RunningServer {
+    /// Where it listens (the real port when the configuration asked for port 0).
+    pub addr: SocketAddr,
+    /// The root login created on this start, with its generated password (printed once).
+    pub generated_root: Option<(String, String)>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets requests in flight (and their calls) finish, then returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task
+            .await
+            .context("the server task failed")?
+            .context("the server failed")
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .context("the server task failed")?
+            .context("the server failed")
+    }
+}
+
+/// Opens storage, prepares the sandbox, and starts serving on `config.listen`.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let limits = config
+        .run_limits()
+        .context("invalid run limits in the configuration")?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data folder {}",
+            config.data_dir.display()
+        )
+    })?;
+    let meta: Arc<dyn MetadataStore> = Arc::new(SqlStore::connect(&config.database_url()).await?);
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&config.blob_dir())?);
+    meta.ensure_org(DEFAULT_ORG).await?;
+    let generated_root = ensure_root_user(meta.as_ref(), &config).await?;
+
+    let cache_dir = config.cache_dir();
+    let sandbox = {
+        let cache_dir = cache_dir.clone();
+        let options = FetchOptions {
+            progress: Progress::Bar,
+            ..FetchOptions::default()
+        };
+        tokio::task::spawn_blocking(move || vivarium_sandbox::prepare(&cache_dir, &options))
+            .await??
+    };
+    let metrics = Arc::new(Metrics::default());
+    let capacity = Capacity {
+        concurrent: config.max_concurrent_runs,
+        queue: config.run_queue_capacity,
+        per_org: config.per_org_max_runs,
+    };
+    let executor = Arc::new(Executor::new(
+        sandbox,
+        meta.clone(),
+        blobs.clone(),
+        cache_dir,
+        limits,
+        capacity,
+        metrics.clone(),
+    ));
+    let scheduler = tokio::spawn(scheduler::run_scheduler(
+        meta.clone(),
+        executor.clone(),
+        config.scheduler_interval,
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        meta,
+        blobs,
+        executor: executor.clone(),
+        authenticator: Authenticator::default(),
+        metrics,
+        config,
+    });
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let app = routes::router(state);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await;
+        scheduler.abort();
+        executor.drain(SHUTDOWN_GRACE).await;
+        served
+    });
+    tracing::info!(%addr, "vivarium is serving");
+    Ok(RunningServer {
+        addr,
+        generated_root,
+        shutdown,
+        task,
+    })
+}
+
+/// Creates the root user on first start: from the configuration, or with a generated password
+/// that is returned so that it can be shown once.
+async fn ensure_root_user(
+    meta: &dyn MetadataStore,
+    config: &ServerConfig,
+) -> anyhow::Result<Option<(String, String)>> {
+    if meta.has_root_user().await? {
+        return Ok(None);
+    }
+    let email = config
+        .root_user_email
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ROOT_EMAIL.to_string());
+    let (password, generated) = match &config.root_user_password {
+        Some(password) => (password.clone(), false),
+        None => (generate_password(), true),
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password)).await??
+    };
+    meta.create_user(&User {
+        email: email.clone(),
+        password_hash: hash,
+        is_root: true,
+        created_at: now_micros(),
+    })
+    .await?;
+    tracing::info!(%email, "root user created");
+    Ok(generated.then_some((email, password)))
+}

@@ -1,0 +1,138 @@
+//! The naming rules of the contract, each with the message OpenObserve clients know.
+
+use std::collections::BTreeMap;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Longest action name.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Characters an action name may not contain (besides white space).
+const FORBIDDEN_NAME_CHARS: &[char] = &[':', '#', '?', '&', '%', '\'', '"', '/'];
+
+/// An action name: non-empty, at most 32 characters, none of `: # ? & % ' " /` or white space.
+pub fn action_name(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("Name field is missing or empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "Name must be at most {MAX_NAME_CHARS} characters long"
+        )));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_whitespace() || FORBIDDEN_NAME_CHARS.contains(&c))
+    {
+        return Err(ApiError::bad_request(
+            "Name cannot contain spaces or any of these characters: : # ? & % ' \" /",
+        ));
+    }
+    Ok(())
+}
+
+/// Environment variables given as a JSON object encoded in a string (the upload form's field).
+pub fn environment_json(text: &str) -> ApiResult<BTreeMap<String, String>> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let vars: BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|_| ApiError::bad_request("Invalid JSON in environment variables"))?;
+    environment(&vars)?;
+    Ok(vars)
+}
+
+/// Environment variable keys match `^[A-Z][A-Z0-9_]*$`.
+pub fn environment(vars: &BTreeMap<String, String>) -> ApiResult<()> {
+    if vars.keys().all(|key| vivarium_sandbox::is_valid_key(key))
+        && vars.values().all(|v| !v.contains('\0'))
+    {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "Environment variable keys must be uppercase and alphanumeric",
+    ))
+}
+
+/// An email: one `@` with text on both sides, no white space, at most 254 characters.
+pub fn email(email: &str) -> ApiResult<()> {
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{email:?} is not a valid email address"
+        )))
+    }
+}
+
+/// A role or organization name: 1 to 64 letters, digits, `_` or `-`.
+pub fn identifier(kind: &str, name: &str) -> ApiResult<()> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{kind} name {name:?} is not valid: use 1 to 64 letters, digits, '_' or '-'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_follow_the_contract() {
+        action_name("uppercase_distinct").unwrap();
+        action_name(&"a".repeat(32)).unwrap();
+        assert_eq!(
+            action_name("").unwrap_err().message,
+            "Name field is missing or empty"
+        );
+        assert!(
+            action_name(&"a".repeat(33))
+                .unwrap_err()
+                .message
+                .contains("32")
+        );
+        for bad in [
+            "a b", "a:b", "a#b", "a?b", "a&b", "a%b", "a'b", "a\"b", "a/b", "a\tb",
+        ] {
+            assert!(action_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_json_is_checked() {
+        assert_eq!(environment_json(r#"{"API_KEY": "x"}"#).unwrap().len(), 1);
+        assert_eq!(environment_json("").unwrap().len(), 0);
+        assert_eq!(
+            environment_json("{nope").unwrap_err().message,
+            "Invalid JSON in environment variables"
+        );
+        assert_eq!(
+            environment_json(r#"{"lower": "x"}"#).unwrap_err().message,
+            "Environment variable keys must be uppercase and alphanumeric"
+        );
+        assert_eq!(
+            environment_json(r#"{"KEY": 1}"#).unwrap_err().message,
+            "Invalid JSON in environment variables"
+        );
+    }
+
+    #[test]
+    fn emails_and_identifiers() {
+        email("action_script@gmail.com").unwrap();
+        for bad in ["", "no-at", "@x", "x@", "a b@c", "a@b@c"] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+        identifier("role", "action-runners_1").unwrap();
+        assert!(identifier("role", "no spaces").is_err());
+        assert!(identifier("role", "").is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! [`ObjectBlobStore`]: blobs in any `object_store` backend (a local folder today, an
+//! S3-compatible bucket later), behind [`BlobStore`].
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::blob::{BlobKey, BlobStore};
+use crate::error::StoreError;
+
+/// The blob store over an `object_store` backend. Cloning shares the backend.
+#[derive(Debug, Clone)]
+pub struct ObjectBlobStore {
+    /// Where the blobs live.
+    store: Arc<dyn ObjectStore>,
+}
+
+impl ObjectBlobStore {
+    /// Blobs as files under `dir`, which is created if missing. Writes go to a temporary file
+    /// renamed into place (atomic) and are flushed to disk before the rename returns, so a
+    /// crash never leaves a partial ZIP under a key.
+    pub fn local(dir: &FsPath) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|err| {
+            StoreError::Backend(format!("creating blob folder {}: {err}", dir.display()))
+        })?;
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|err| {
+                StoreError::Backend(format!("opening blob folder {}: {err}", dir.display()))
+            })?
+            .with_fsync(true);
+        Ok(Self::from_store(Arc::new(store)))
+    }
+
+    /// Blobs in an already configured backend (such as an S3 bucket).
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn put(&self, key: &BlobKey, bytes: Bytes) -> Result<(), StoreError> {
+        let path = location(key.as_str())?;
+        self.store
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|err| backend("storing", key, err))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &BlobKey) -> Result<Bytes, StoreError> {
+        let path = location(key.as_str())?;
+        let found = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|err| read_error(key, err))?;
+        found.bytes().await.map_err(|err| read_error(key, err))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), StoreError> {
+        let path = location(key.as_str())?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(backend("deleting", key, err)),
+        }
+    }
+
+    async fn list_org(&self, org: &str) -> Result<Vec<BlobKey>, StoreError> {
+        if org.is_empty() || org.contains('/') {
+            // Either would widen the listing beyond one organization's blobs.
+            return Err(StoreError::Backend(format!(
+                "invalid organization name {org:?}"
+            )));
+        }
+        let prefix = location(&format!("orgs/{org}"))?;
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|err| {
+                StoreError::Backend(format!("listing blobs of organization {org:?}: {err}"))
+            })?;
+        let mut keys: Vec<BlobKey> = listed
+            .into_iter()
+            .map(|meta| BlobKey::from_listed(meta.location.to_string()))
+            .collect();
+        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Ok(keys)
+    }
+}
+
+/// The backend path of a key, refusing keys that are not plain relative paths.
+fn location(key: &str) -> Result<Path, StoreError> {
+    Path::parse(key).map_err(|err| StoreError::Backend(format!("invalid blob key {key:?}: {err}")))
+}
+
+/// A read failure: `NotFound` when the blob is absent.
+fn read_error(key: &BlobKey, err: object_store::Error) -> StoreError {
+    match err {
+        object_store::Error::NotFound { .. } => {
+            StoreError::NotFound(format!("blob {}", key.as_str()))
+        }
+        other => backend("reading", key, other),
+    }
+}
+
+/// A backend failure while `doing` something to `key`.
+fn backend(doing: &str, key: &BlobKey, err: object_store::Error) -> StoreError {
+    StoreError::Backend(format!("{doing} blob {}: {err}", key.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob store in a fresh folder (nested, so `local` must create it).
+    fn store() -> (tempfile::TempDir, ObjectBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectBlobStore::local(&dir.path().join("blobs").join("zips")).unwrap();
+        (dir, store)
+    }
+
+    /// Every file under `dir`, relative, sorted.
+    fn files_under(dir: &FsPath) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    found.push(
+                        path.strip_prefix(dir)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[tokio::test]
+    async fn put_then_get_returns_the_bytes_from_a_file_under_the_folder() {
+        let (dir, store) = store();
+        let key = BlobKey::action_zip("acme", "ab12");
+        store
+            .put(&key, Bytes::from_static(b"PK\x03\x04zip"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&key).await.unwrap(),
+            Bytes::from_static(b"PK\x03\x04zip")
+        );
+        let root = dir.path().join("blobs").join("zips");
+        assert_eq!(
+            files_under(&root),
+            ["orgs/acme/actions/ab12.zip"],
+            "no temporary file left behind"
+        );
+        assert_eq!(
+            std::fs::read(root.join("orgs/acme/actions/ab12.zip")).unwrap(),
+            b"PK\x03\x04zip"
+        );
+    }
+
+    #[tokio::test]
+    async fn putting_the_same_blob_twice_is_not_an_error() {
+        let (_dir, store) = store();
+        let key = BlobKey::action_zip("acme", "ab12");
+        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"same"));
+        assert_eq!(store.list_org("acme").await.unwrap(), [key]);
+    }
+
+    #[tokio::test]
+    async fn missing_blobs_are_not_found_and_deleting_them_is_fine() {
+        let (_dir, store) = store();
+        let key = BlobKey::action_zip("acme", "ab12");
+        let missing = store.get(&key).await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(ref what)) if what.contains("orgs/acme/actions/ab12.zip")),
+            "{missing:?}"
+        );
+        store.delete(&key).await.unwrap();
+
+        store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert!(matches!(
+            store.get(&key).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.delete(&key).await.unwrap();
+        assert_eq!(store.list_org("acme").await.unwrap(), []);
+    }
+
+    #[tokio::test]
+    async fn list_org_lists_only_that_org_sorted() {
+        let (_dir, store) = store();
+        for (org, digest) in [
+            ("acme", "ff"),
+            ("acme", "01"),
+            ("acme2", "aa"),
+            ("globex", "01"),
+        ] {
+            store
+                .put(
+                    &BlobKey::action_zip(org, digest),
+                    Bytes::from(format!("{org}/{digest}")),
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.list_org("acme").await.unwrap(),
+            [
+                BlobKey::action_zip("acme", "01"),
+                BlobKey::action_zip("acme", "ff")
+            ]
+        );
+        assert_eq!(
+            store.list_org("globex").await.unwrap(),
+            [BlobKey::action_zip("globex", "01")]
+        );
+        assert_eq!(store.list_org("empty").await.unwrap(), []);
+        for widening in ["", "acme/actions", ".."] {
+            let refused = store.list_org(widening).await;
+            assert!(
+                matches!(refused, Err(StoreError::Backend(_))),
+                "{widening:?}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            store
+                .get(&BlobKey::action_zip("globex", "01"))
+                .await
+                .unwrap(),
+            Bytes::from("globex/01")
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_that_climb_out_of_the_folder_are_refused() {
+        let (dir, store) = store();
+        let escaping = BlobKey::action_zip("..", "ab12");
+        let refused = store.put(&escaping, Bytes::from_static(b"zip")).await;
+        assert!(
+            matches!(refused, Err(StoreError::Backend(ref why)) if why.contains("invalid blob key")),
+            "{refused:?}"
+        );
+        assert_eq!(files_under(dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_folder_sees_the_blobs() {
+        let (dir, store) = store();
+        let key = BlobKey::action_zip("acme", "ab12");
+        store.put(&key, Bytes::from_static(b"kept")).await.unwrap();
+        let reopened = ObjectBlobStore::local(&dir.path().join("blobs").join("zips")).unwrap();
+        assert_eq!(
+            reopened.get(&key).await.unwrap(),
+            Bytes::from_static(b"kept")
+        );
+    }
+}

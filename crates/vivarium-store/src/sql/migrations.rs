@@ -1,0 +1,212 @@
+//! The schema, as one ordered list of versioned steps. Each step runs in its own transaction
+//! and is recorded in `schema_migrations`, so starting again applies only what is new.
+//!
+//! Every statement is portable between SQLite and PostgreSQL. Steps are never edited once
+//! released: a change to the schema is a new step at the end of [`MIGRATIONS`].
+
+use sqlx::AnyConnection;
+
+use super::errors::backend;
+use super::{Backend, SqlStore, codec, now_micros};
+use crate::error::StoreError;
+
+/// One schema step: its version (sorting after every earlier one) and its statements.
+pub(super) type Migration = (&'static str, &'static [&'static str]);
+
+/// Every schema step, oldest first.
+pub(super) const MIGRATIONS: &[Migration] = &[("0001_initial", INITIAL)];
+
+/// The first schema: identities, roles, actions and their runs.
+const INITIAL: &[&str] = &[
+    "CREATE TABLE orgs (
+        name TEXT NOT NULL PRIMARY KEY,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE users (
+        email TEXT NOT NULL PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        is_root BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE memberships (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        email TEXT NOT NULL REFERENCES users (email) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        PRIMARY KEY (org, email)
+    )",
+    "CREATE TABLE service_accounts (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        email TEXT NOT NULL,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (org, email)
+    )",
+    "CREATE TABLE roles (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (org, name)
+    )",
+    "CREATE TABLE role_grants (
+        org TEXT NOT NULL,
+        role TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        object TEXT NOT NULL,
+        verb TEXT NOT NULL,
+        PRIMARY KEY (org, role, resource, object, verb),
+        FOREIGN KEY (org, role) REFERENCES roles (org, name) ON DELETE CASCADE
+    )",
+    "CREATE TABLE role_principals (
+        org TEXT NOT NULL,
+        role TEXT NOT NULL,
+        email TEXT NOT NULL,
+        PRIMARY KEY (org, role, email),
+        FOREIGN KEY (org, role) REFERENCES roles (org, name) ON DELETE CASCADE
+    )",
+    "CREATE INDEX role_principals_by_email ON role_principals (org, email)",
+    "CREATE TABLE actions (
+        id TEXT NOT NULL PRIMARY KEY,
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        execution TEXT NOT NULL,
+        cron_expr TEXT,
+        environment_variables TEXT NOT NULL,
+        zip_file_name TEXT NOT NULL,
+        zip_digest TEXT NOT NULL,
+        zip_size BIGINT NOT NULL,
+        service_account TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        last_run_at BIGINT,
+        last_successful_at BIGINT,
+        status TEXT NOT NULL,
+        paused BIGINT NOT NULL,
+        next_run_at BIGINT,
+        UNIQUE (org, id),
+        UNIQUE (org, name)
+    )",
+    "CREATE INDEX actions_by_next_run ON actions (next_run_at)",
+    "CREATE INDEX actions_by_digest ON actions (org, zip_digest)",
+    "CREATE TABLE runs (
+        id TEXT NOT NULL PRIMARY KEY,
+        org TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        trigger_kind TEXT NOT NULL,
+        trace_id TEXT,
+        started_at BIGINT NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL,
+        fuel_used BIGINT NOT NULL,
+        peak_memory_bytes BIGINT NOT NULL,
+        outcome TEXT NOT NULL,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT NOT NULL,
+        logs TEXT NOT NULL,
+        logs_truncated BIGINT NOT NULL,
+        input_count BIGINT NOT NULL,
+        output_count BIGINT,
+        FOREIGN KEY (org, action_id) REFERENCES actions (org, id) ON DELETE CASCADE
+    )",
+    "CREATE INDEX runs_by_action ON runs (org, action_id, started_at DESC)",
+];
+
+/// The table recording applied steps.
+const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version TEXT NOT NULL PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+)";
+
+/// Serializes migrators on PostgreSQL (several replicas may start at once); on SQLite the
+/// `BEGIN IMMEDIATE` of each step's transaction already does. The key is arbitrary but fixed.
+const PG_LOCK: &str = "SELECT pg_advisory_xact_lock(7370626572)";
+
+/// Brings the database's schema up to date: creates the ledger, then applies, in order,
+/// each step it does not record.
+pub(super) async fn apply(store: &SqlStore) -> Result<(), StoreError> {
+    run_locked(store, CREATE_LEDGER).await?;
+    for migration in MIGRATIONS {
+        apply_step(store, migration).await?;
+    }
+    Ok(())
+}
+
+/// Runs one statement in a transaction holding the migration lock.
+async fn run_locked(store: &SqlStore, statement: &'static str) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    lock(store.backend, &mut tx).await?;
+    sqlx::query(statement)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend("creating schema_migrations"))?;
+    tx.commit()
+        .await
+        .map_err(backend("creating schema_migrations"))
+}
+
+/// Applies one step, unless the ledger already records it, and records it, all in one
+/// transaction, so a failed step leaves nothing behind.
+async fn apply_step(store: &SqlStore, (version, statements): &Migration) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    lock(store.backend, &mut tx).await?;
+    if is_applied(&mut tx, version).await? {
+        return Ok(());
+    }
+    for statement in *statements {
+        let doing = format!("applying migration {version}");
+        sqlx::query(*statement)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(&doing))?;
+    }
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+        .bind(*version)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend("recording a migration"))?;
+    tracing::info!(version, "applied database migration");
+    tx.commit().await.map_err(backend("committing a migration"))
+}
+
+/// Takes the migration lock for the rest of the transaction on PostgreSQL.
+async fn lock(kind: Backend, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    if kind == Backend::Postgres {
+        sqlx::query(PG_LOCK)
+            .execute(conn)
+            .await
+            .map_err(backend("locking migrations"))?;
+    }
+    Ok(())
+}
+
+/// Whether the ledger records `version`.
+async fn is_applied(conn: &mut AnyConnection, version: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+        .bind(version)
+        .fetch_one(conn)
+        .await
+        .map_err(backend("reading schema_migrations"))?;
+    Ok(codec::count(&row)? > 0)
+}
+
+/// The versions the ledger records with when each was applied, oldest first.
+#[cfg(test)]
+pub(super) async fn applied(store: &SqlStore) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+        .fetch_all(store.pool())
+        .await
+        .map_err(backend("reading schema_migrations"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                codec::column(row, "version")?,
+                codec::column(row, "applied_at")?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! [`MetadataStore`] for [`SqlStore`]: each method hands over to the module for its records.
+
+use async_trait::async_trait;
+use vivarium_auth::Grant;
+
+use super::{SqlStore, accounts, actions, orgs, roles, runs};
+use crate::error::StoreError;
+use crate::meta::MetadataStore;
+use crate::model::{
+    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, ServiceAccount,
+    User,
+};
+
+#[async_trait]
+impl MetadataStore for SqlStore {
+    async fn ensure_org(&self, org: &str) -> Result<Org, StoreError> {
+        orgs::ensure_org(self, org).await
+    }
+
+    async fn org_exists(&self, org: &str) -> Result<bool, StoreError> {
+        orgs::org_exists(self, org).await
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        orgs::list_orgs(self).await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        orgs::create_user(self, user).await
+    }
+
+    async fn find_user(&self, email: &str) -> Result<Option<User>, StoreError> {
+        orgs::find_user(self, email).await
+    }
+
+    async fn has_root_user(&self) -> Result<bool, StoreError> {
+        orgs::has_root_user(self).await
+    }
+
+    async fn set_user_password(&self, email: &str, password_hash: &str) -> Result<(), StoreError> {
+        orgs::set_user_password(self, email, password_hash).await
+    }
+
+    async fn set_membership(
+        &self,
+        org: &str,
+        email: &str,
+        role: OrgRole,
+    ) -> Result<(), StoreError> {
+        orgs::set_membership(self, org, email, role).await
+    }
+
+    async fn membership(&self, org: &str, email: &str) -> Result<Option<OrgRole>, StoreError> {
+        orgs::membership(self, org, email).await
+    }
+
+    async fn list_members(&self, org: &str) -> Result<Vec<Membership>, StoreError> {
+        orgs::list_members(self, org).await
+    }
+
+    async fn remove_member(&self, org: &str, email: &str) -> Result<(), StoreError> {
+        orgs::remove_member(self, org, email).await
+    }
+
+    async fn create_service_account(&self, account: &ServiceAccount) -> Result<(), StoreError> {
+        accounts::create(self, account).await
+    }
+
+    async fn get_service_account(
+        &self,
+        org: &str,
+        email: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        accounts::get(self, org, email).await
+    }
+
+    async fn list_service_accounts(&self, org: &str) -> Result<Vec<ServiceAccount>, StoreError> {
+        accounts::list(self, org).await
+    }
+
+    async fn set_service_account_token(
+        &self,
+        org: &str,
+        email: &str,
+        token_hash: &str,
+    ) -> Result<(), StoreError> {
+        accounts::set_token(self, org, email, token_hash).await
+    }
+
+    async fn delete_service_account(&self, org: &str, email: &str) -> Result<(), StoreError> {
+        accounts::delete(self, org, email).await
+    }
+
+    async fn create_role(
+        &self,
+        org: &str,
+        name: &str,
+        created_at: i64,
+    ) -> Result<Role, StoreError> {
+        roles::create(self, org, name, created_at).await
+    }
+
+    async fn get_role(&self, org: &str, name: &str) -> Result<Option<Role>, StoreError> {
+        roles::get(self, org, name).await
+    }
+
+    async fn list_roles(&self, org: &str) -> Result<Vec<Role>, StoreError> {
+        roles::list(self, org).await
+    }
+
+    async fn delete_role(&self, org: &str, name: &str) -> Result<(), StoreError> {
+        roles::delete(self, org, name).await
+    }
+
+    async fn update_role(
+        &self,
+        org: &str,
+        name: &str,
+        change: &RoleChange,
+    ) -> Result<Role, StoreError> {
+        roles::update(self, org, name, change).await
+    }
+
+    async fn grants_of(&self, org: &str, email: &str) -> Result<Vec<Grant>, StoreError> {
+        roles::grants_of(self, org, email).await
+    }
+
+    async fn insert_action(&self, action: &Action) -> Result<(), StoreError> {
+        actions::insert(self, action).await
+    }
+
+    async fn get_action(&self, org: &str, id: &str) -> Result<Option<Action>, StoreError> {
+        actions::get(self, org, id).await
+    }
+
+    async fn list_actions(&self, org: &str) -> Result<Vec<Action>, StoreError> {
+        actions::list(self, org).await
+    }
+
+    async fn update_action(&self, action: &Action) -> Result<(), StoreError> {
+        actions::update(self, action).await
+    }
+
+    async fn set_action_status(
+        &self,
+        org: &str,
+        id: &str,
+        status: ActionStatus,
+    ) -> Result<(), StoreError> {
+        actions::set_status(self, org, id, status).await
+    }
+
+    async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError> {
+        actions::delete(self, org, id).await
+    }
+
+    async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError> {
+        actions::count_zip_users(self, org, digest).await
+    }
+
+    async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError> {
+        runs::record(self, run, status).await
+    }
+
+    async fn list_runs(
+        &self,
+        org: &str,
+        action_id: &str,
+        page: Page,
+    ) -> Result<(Vec<Run>, u64), StoreError> {
+        runs::list(self, org, action_id, page).await
+    }
+
+    async fn get_run(
+        &self,
+        org: &str,
+        action_id: &str,
+        run_id: &str,
+    ) -> Result<Option<Run>, StoreError> {
+        runs::get(self, org, action_id, run_id).await
+    }
+
+    async fn due_actions(&self, now: i64) -> Result<Vec<Action>, StoreError> {
+        actions::due(self, now).await
+    }
+
+    async fn claim_schedule(
+        &self,
+        org: &str,
+        id: &str,
+        expected: i64,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        actions::claim_schedule(self, org, id, expected, next).await
+    }
+}

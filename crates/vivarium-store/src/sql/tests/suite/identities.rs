@@ -1,0 +1,303 @@
+//! Organizations, users, memberships and service accounts.
+
+use crate::sql::tests::fixtures::{ACME, GLOBEX, account, two_orgs, user};
+use crate::{Membership, MetadataStore, OrgRole, StoreError, User};
+
+pub(crate) async fn ensure_org_creates_once_and_lists_by_name(store: &dyn MetadataStore) {
+    let first = store.ensure_org("globex").await.unwrap();
+    assert_eq!(first.name, "globex");
+    assert!(
+        first.created_at > 1_600_000_000_000_000,
+        "microseconds since the epoch: {}",
+        first.created_at
+    );
+    let again = store.ensure_org("globex").await.unwrap();
+    assert_eq!(again, first);
+    store.ensure_org("acme").await.unwrap();
+    store.ensure_org("beta").await.unwrap();
+
+    assert!(store.org_exists("acme").await.unwrap());
+    assert!(!store.org_exists("nope").await.unwrap());
+    let names: Vec<String> = store
+        .list_orgs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|org| org.name)
+        .collect();
+    assert_eq!(names, ["acme", "beta", "globex"]);
+}
+
+pub(crate) async fn users_are_unique_by_email(store: &dyn MetadataStore) {
+    assert!(!store.has_root_user().await.unwrap());
+    store.create_user(&user("alice@example.com")).await.unwrap();
+    assert!(!store.has_root_user().await.unwrap());
+    let root = User {
+        is_root: true,
+        ..user("root@example.com")
+    };
+    store.create_user(&root).await.unwrap();
+    assert!(store.has_root_user().await.unwrap());
+
+    let duplicate = store
+        .create_user(&User {
+            password_hash: "other".into(),
+            ..user("alice@example.com")
+        })
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(ref what)) if what.contains("alice@example.com")),
+        "{duplicate:?}"
+    );
+    assert_eq!(
+        store.find_user("alice@example.com").await.unwrap(),
+        Some(user("alice@example.com"))
+    );
+    assert_eq!(
+        store.find_user("root@example.com").await.unwrap(),
+        Some(root)
+    );
+    assert_eq!(store.find_user("nobody@example.com").await.unwrap(), None);
+}
+
+pub(crate) async fn passwords_change_only_for_existing_users(store: &dyn MetadataStore) {
+    store.create_user(&user("alice@example.com")).await.unwrap();
+    store.create_user(&user("bob@example.com")).await.unwrap();
+    store
+        .set_user_password("alice@example.com", "new-hash")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_user("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+    assert_eq!(
+        store
+            .find_user("bob@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "hash-of-bob@example.com"
+    );
+    let missing = store.set_user_password("nobody@example.com", "x").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+pub(crate) async fn memberships_are_scoped_to_their_org(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store.create_user(&user("bob@example.com")).await.unwrap();
+    store.create_user(&user("alice@example.com")).await.unwrap();
+    store
+        .set_membership(ACME, "bob@example.com", OrgRole::Member)
+        .await
+        .unwrap();
+    store
+        .set_membership(ACME, "alice@example.com", OrgRole::Admin)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.membership(ACME, "alice@example.com").await.unwrap(),
+        Some(OrgRole::Admin)
+    );
+    assert_eq!(
+        store.membership(GLOBEX, "alice@example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_members(ACME).await.unwrap(),
+        [
+            Membership {
+                email: "alice@example.com".into(),
+                role: OrgRole::Admin
+            },
+            Membership {
+                email: "bob@example.com".into(),
+                role: OrgRole::Member
+            },
+        ]
+    );
+    assert_eq!(store.list_members(GLOBEX).await.unwrap(), []);
+
+    store
+        .set_membership(ACME, "bob@example.com", OrgRole::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.membership(ACME, "bob@example.com").await.unwrap(),
+        Some(OrgRole::Admin)
+    );
+    assert_eq!(store.list_members(ACME).await.unwrap().len(), 2);
+
+    let elsewhere = store.remove_member(GLOBEX, "bob@example.com").await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::NotFound(_))),
+        "{elsewhere:?}"
+    );
+    assert_eq!(
+        store.membership(ACME, "bob@example.com").await.unwrap(),
+        Some(OrgRole::Admin)
+    );
+    store.remove_member(ACME, "bob@example.com").await.unwrap();
+    assert_eq!(
+        store.membership(ACME, "bob@example.com").await.unwrap(),
+        None
+    );
+    let again = store.remove_member(ACME, "bob@example.com").await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+}
+
+pub(crate) async fn memberships_need_an_existing_org_and_user(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store.create_user(&user("alice@example.com")).await.unwrap();
+    let no_org = store
+        .set_membership("ghost", "alice@example.com", OrgRole::Member)
+        .await;
+    assert!(
+        matches!(no_org, Err(StoreError::NotFound(ref what)) if what.contains("ghost")),
+        "{no_org:?}"
+    );
+    let no_user = store
+        .set_membership(ACME, "nobody@example.com", OrgRole::Member)
+        .await;
+    assert!(
+        matches!(no_user, Err(StoreError::NotFound(ref what)) if what.contains("nobody")),
+        "{no_user:?}"
+    );
+    assert_eq!(store.list_members(ACME).await.unwrap(), []);
+}
+
+pub(crate) async fn service_accounts_are_scoped_to_their_org(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .create_service_account(&account(ACME, "z-bot@example.com"))
+        .await
+        .unwrap();
+    store
+        .create_service_account(&account(ACME, "a-bot@example.com"))
+        .await
+        .unwrap();
+    store
+        .create_service_account(&account(GLOBEX, "z-bot@example.com"))
+        .await
+        .unwrap();
+    let duplicate = store
+        .create_service_account(&account(ACME, "z-bot@example.com"))
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+
+    assert_eq!(
+        store
+            .get_service_account(ACME, "z-bot@example.com")
+            .await
+            .unwrap(),
+        Some(account(ACME, "z-bot@example.com"))
+    );
+    assert_eq!(
+        store
+            .get_service_account(GLOBEX, "z-bot@example.com")
+            .await
+            .unwrap(),
+        Some(account(GLOBEX, "z-bot@example.com"))
+    );
+    assert_eq!(
+        store
+            .get_service_account(GLOBEX, "a-bot@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_service_accounts(ACME).await.unwrap(),
+        [
+            account(ACME, "a-bot@example.com"),
+            account(ACME, "z-bot@example.com")
+        ]
+    );
+    assert_eq!(
+        store.list_service_accounts(GLOBEX).await.unwrap(),
+        [account(GLOBEX, "z-bot@example.com")]
+    );
+}
+
+pub(crate) async fn service_account_changes_stay_in_their_org(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .create_service_account(&account(ACME, "bot@example.com"))
+        .await
+        .unwrap();
+    store
+        .create_service_account(&account(GLOBEX, "bot@example.com"))
+        .await
+        .unwrap();
+
+    store
+        .set_service_account_token(GLOBEX, "bot@example.com", "rotated")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_service_account(GLOBEX, "bot@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .token_hash,
+        "rotated"
+    );
+    assert_eq!(
+        store
+            .get_service_account(ACME, "bot@example.com")
+            .await
+            .unwrap(),
+        Some(account(ACME, "bot@example.com"))
+    );
+    let missing = store
+        .set_service_account_token(ACME, "ghost@example.com", "x")
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    store
+        .delete_service_account(GLOBEX, "bot@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_service_account(GLOBEX, "bot@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_service_account(ACME, "bot@example.com")
+            .await
+            .unwrap(),
+        Some(account(ACME, "bot@example.com"))
+    );
+    let again = store
+        .delete_service_account(GLOBEX, "bot@example.com")
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    let no_org = store
+        .create_service_account(&account("ghost", "bot@example.com"))
+        .await;
+    assert!(
+        matches!(no_org, Err(StoreError::NotFound(ref what)) if what.contains("ghost")),
+        "{no_org:?}"
+    );
+}

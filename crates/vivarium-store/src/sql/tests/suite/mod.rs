@@ -1,0 +1,17 @@
+//! The repository suite: written once against [`MetadataStore`](crate::MetadataStore) and run
+//! on every backend, plus the tests that need the database itself (reopening it, reading the
+//! migration ledger, checking connection settings).
+
+mod actions;
+mod database;
+mod identities;
+mod roles;
+mod runs;
+mod schedule;
+
+pub(crate) use actions::*;
+pub(crate) use database::*;
+pub(crate) use identities::*;
+pub(crate) use roles::*;
+pub(crate) use runs::*;
+pub(crate) use schedule::*;

@@ -1,0 +1,238 @@
+//! Runs and what they do to their action.
+
+use crate::sql::tests::fixtures::{ACME, GLOBEX, action, failed_run, run, two_orgs};
+use crate::{ActionStatus, MetadataStore, Page, Run, StoreError};
+
+pub(crate) async fn record_run_moves_the_action(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+
+    let success = run(ACME, "a1", "r1", 1_000);
+    store
+        .record_run(&success, ActionStatus::Completed)
+        .await
+        .unwrap();
+    let after_success = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after_success.last_run_at,
+            after_success.last_successful_at,
+            after_success.status
+        ),
+        (Some(1_000), Some(1_000), ActionStatus::Completed)
+    );
+
+    let failure = failed_run(ACME, "a1", "r2", 2_000);
+    store
+        .record_run(&failure, ActionStatus::Errored)
+        .await
+        .unwrap();
+    let after_failure = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after_failure.last_run_at,
+            after_failure.last_successful_at,
+            after_failure.status
+        ),
+        (Some(2_000), Some(1_000), ActionStatus::Errored)
+    );
+
+    assert_eq!(
+        store.get_run(ACME, "a1", "r1").await.unwrap(),
+        Some(success)
+    );
+    assert_eq!(
+        store.get_run(ACME, "a1", "r2").await.unwrap(),
+        Some(failure)
+    );
+}
+
+pub(crate) async fn late_runs_do_not_move_times_back(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+    store
+        .record_run(&failed_run(ACME, "a1", "r2", 2_000), ActionStatus::Errored)
+        .await
+        .unwrap();
+    store
+        .record_run(&run(ACME, "a1", "r1", 1_500), ActionStatus::Ready)
+        .await
+        .unwrap();
+    store
+        .record_run(&run(ACME, "a1", "r0", 1_000), ActionStatus::Ready)
+        .await
+        .unwrap();
+    let moved = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (moved.last_run_at, moved.last_successful_at, moved.status),
+        (Some(2_000), Some(1_500), ActionStatus::Ready)
+    );
+}
+
+pub(crate) async fn record_run_is_all_or_nothing(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+    store
+        .record_run(&run(ACME, "a1", "r1", 1_000), ActionStatus::Ready)
+        .await
+        .unwrap();
+
+    let duplicate = store
+        .record_run(&failed_run(ACME, "a1", "r1", 5_000), ActionStatus::Errored)
+        .await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
+    let unchanged = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (unchanged.last_run_at, unchanged.status),
+        (Some(1_000), ActionStatus::Ready)
+    );
+
+    let wrong_org = store
+        .record_run(&run(GLOBEX, "a1", "r9", 9_000), ActionStatus::Errored)
+        .await;
+    assert!(
+        matches!(wrong_org, Err(StoreError::NotFound(_))),
+        "{wrong_org:?}"
+    );
+    let no_action = store
+        .record_run(&run(ACME, "ghost", "r8", 9_000), ActionStatus::Errored)
+        .await;
+    assert!(
+        matches!(no_action, Err(StoreError::NotFound(_))),
+        "{no_action:?}"
+    );
+    let page = Page {
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(store.list_runs(ACME, "a1", page).await.unwrap().1, 1);
+    assert_eq!(
+        store.list_runs(GLOBEX, "a1", page).await.unwrap(),
+        (vec![], 0)
+    );
+    assert_eq!(
+        store
+            .get_action(ACME, "a1")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_run_at,
+        Some(1_000)
+    );
+}
+
+pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+    store
+        .insert_action(&action(ACME, "a2", "other", 100))
+        .await
+        .unwrap();
+    for started_at in [30, 10, 50, 20, 40] {
+        let id = format!("r{started_at}");
+        store
+            .record_run(&run(ACME, "a1", &id, started_at), ActionStatus::Ready)
+            .await
+            .unwrap();
+    }
+    store
+        .record_run(&run(ACME, "a2", "x1", 60), ActionStatus::Ready)
+        .await
+        .unwrap();
+
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|run| run.id).collect::<Vec<_>>();
+    let (first, total) = store
+        .list_runs(
+            ACME,
+            "a1",
+            Page {
+                offset: 0,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(first), total),
+        (vec!["r50".to_string(), "r40".to_string()], 5)
+    );
+    let (second, total) = store
+        .list_runs(
+            ACME,
+            "a1",
+            Page {
+                offset: 2,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids(second), total),
+        (vec!["r30".to_string(), "r20".to_string()], 5)
+    );
+    let (last, total) = store
+        .list_runs(
+            ACME,
+            "a1",
+            Page {
+                offset: 4,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((ids(last), total), (vec!["r10".to_string()], 5));
+    let (beyond, total) = store
+        .list_runs(
+            ACME,
+            "a1",
+            Page {
+                offset: 10,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((beyond.len(), total), (0, 5));
+
+    assert_eq!(
+        store
+            .list_runs(
+                GLOBEX,
+                "a1",
+                Page {
+                    offset: 0,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap(),
+        (vec![], 0)
+    );
+    assert_eq!(store.get_run(GLOBEX, "a1", "r10").await.unwrap(), None);
+    assert_eq!(store.get_run(ACME, "a2", "r10").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_run(ACME, "a1", "r10")
+            .await
+            .unwrap()
+            .map(|run| run.started_at),
+        Some(10)
+    );
+}
