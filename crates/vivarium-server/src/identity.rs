@@ -68,6 +68,7 @@ impl Authenticator {
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_basic_auth)
+            .map(normalized)
             .ok_or_else(ApiError::unauthenticated)?;
         if let Some(caller) = self.as_user(store, &credentials, org).await? {
             return Ok(caller);
@@ -93,6 +94,7 @@ impl Authenticator {
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_basic_auth)
+            .map(normalized)
             .ok_or_else(ApiError::unauthenticated)?;
         match self.as_user(store, &credentials, "").await? {
             Some(caller) if caller.kind == CallerKind::Root => Ok(caller),
@@ -169,6 +171,11 @@ impl Authenticator {
             cache.insert(key, Instant::now());
         }
     }
+}
+
+/// Logins are matched without regard to case, as they are stored.
+fn normalized(credentials: Credentials) -> Credentials {
+    Credentials { email: credentials.email.to_lowercase(), ..credentials }
 }
 
 fn cache_key(credentials: &Credentials, stored: &str) -> [u8; 32] {

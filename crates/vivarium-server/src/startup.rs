@@ -146,7 +146,9 @@ async fn ensure_root_user(
     let email = config
         .root_user_email
         .clone()
-        .unwrap_or_else(|| DEFAULT_ROOT_EMAIL.to_string());
+        .unwrap_or_else(|| DEFAULT_ROOT_EMAIL.to_string())
+        .trim()
+        .to_lowercase();
     let (password, generated) = match &config.root_user_password {
         Some(password) => (password.clone(), false),
         None => (generate_password(), true),

@@ -54,12 +54,13 @@ pub fn environment(vars: &BTreeMap<String, String>) -> ApiResult<()> {
 }
 
 /// An email: one `@` with text on both sides, no white space, at most 254 characters.
-pub fn email(email: &str) -> ApiResult<()> {
+/// Returns it lower-cased: logins are matched without regard to case.
+pub fn email(email: &str) -> ApiResult<String> {
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if valid {
-        Ok(())
+        Ok(email.to_lowercase())
     } else {
         Err(ApiError::bad_request(format!(
             "{email:?} is not a valid email address"
@@ -127,7 +128,7 @@ mod tests {
 
     #[test]
     fn emails_and_identifiers() {
-        email("action_script@gmail.com").unwrap();
+        assert_eq!(email("Action_Script@Gmail.com").unwrap(), "action_script@gmail.com");
         for bad in ["", "no-at", "@x", "x@", "a b@c", "a@b@c"] {
             assert!(email(bad).is_err(), "{bad}");
         }

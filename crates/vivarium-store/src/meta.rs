@@ -92,9 +92,10 @@ pub trait MetadataStore: Send + Sync {
     /// The organization's actions, newest first.
     async fn list_actions(&self, org: &str) -> Result<Vec<Action>, StoreError>;
     /// Replaces an action's stored fields (matched by org and id); `NotFound` when absent,
-    /// `Conflict` when a rename collides. `created_at`, `created_by`, `last_run_at` and
-    /// `last_successful_at` are kept as stored: the first two never change, the last two are
-    /// [`record_run`](Self::record_run)'s, so an edit racing a run cannot undo it.
+    /// `Conflict` when a rename collides. `created_at`, `created_by`, `status`, `last_run_at`
+    /// and `last_successful_at` are kept as stored: the first two never change, the others
+    /// follow the runs ([`record_run`](Self::record_run), [`set_action_status`](Self::set_action_status)),
+    /// so an edit racing a run cannot undo it.
     async fn update_action(&self, action: &Action) -> Result<(), StoreError>;
     /// Sets an action's status only; `NotFound` when absent.
     async fn set_action_status(

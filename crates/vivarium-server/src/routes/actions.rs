@@ -223,7 +223,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
         .clone()
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("Missing mandatory fields: service_account"))?;
-    check_service_account(state, org, &service_account).await?;
+    let service_account = check_service_account(state, org, &service_account).await?;
     let package = validate_package(&form)?;
     let now = now_micros();
     let action = Action {
@@ -301,8 +301,7 @@ async fn replace(
         .clone()
         .filter(|s| !s.trim().is_empty())
     {
-        check_service_account(state, org, &account).await?;
-        action.service_account = account;
+        action.service_account = check_service_account(state, org, &account).await?;
     }
     if let Some(description) = form.description.clone() {
         action.description = description;
@@ -337,9 +336,12 @@ fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> ApiResul
     }
 }
 
-async fn check_service_account(state: &Shared, org: &str, email: &str) -> ApiResult<()> {
-    if state.meta.get_service_account(org, email).await?.is_some() {
-        return Ok(());
+/// The service account's stored (lower-cased) email, or 400 when the organization has none
+/// by that email.
+async fn check_service_account(state: &Shared, org: &str, email: &str) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    if state.meta.get_service_account(org, &email).await?.is_some() {
+        return Ok(email);
     }
     Err(ApiError::bad_request(format!(
         "service account {email} does not exist in organization {org}; create it first"
@@ -418,8 +420,7 @@ pub async fn update(
         action.environment_variables = vars;
     }
     if let Some(account) = change.service_account {
-        check_service_account(&state, &org, &account).await?;
-        action.service_account = account;
+        action.service_account = check_service_account(&state, &org, &account).await?;
     }
     if let Some(description) = change.description {
         action.description = description;

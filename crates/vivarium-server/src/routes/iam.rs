@@ -84,8 +84,8 @@ pub async fn create_user(
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&state.caller(&headers, &org).await?)?;
-    validate::email(&body.email)?;
-    if state.meta.find_user(&body.email).await?.is_none() {
+    let email = validate::email(&body.email)?;
+    if state.meta.find_user(&email).await?.is_none() {
         if body.password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(ApiError::bad_request(format!(
                 "the password must be at least {MIN_PASSWORD_CHARS} characters"
@@ -97,7 +97,7 @@ pub async fn create_user(
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
         let user = User {
-            email: body.email.clone(),
+            email: email.clone(),
             password_hash,
             is_root: false,
             created_at: now_micros(),
@@ -106,9 +106,9 @@ pub async fn create_user(
     }
     state
         .meta
-        .set_membership(&org, &body.email, body.role)
+        .set_membership(&org, &email, body.role)
         .await?;
-    Ok(Json(json!({ "email": body.email, "role": body.role })))
+    Ok(Json(json!({ "email": email, "role": body.role })))
 }
 
 /// `GET /api/{org}/users` (administrators).
@@ -153,11 +153,11 @@ pub async fn create_service_account(
     ApiJson(body): ApiJson<NewServiceAccount>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&state.caller(&headers, &org).await?)?;
-    validate::email(&body.email)?;
+    let email = validate::email(&body.email)?;
     let token = generate_token();
     let account = ServiceAccount {
         org: org.clone(),
-        email: body.email,
+        email,
         first_name: body.first_name,
         last_name: body.last_name,
         token_hash: hash_token(&token).0,
@@ -304,9 +304,12 @@ pub async fn update_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(change): ApiJson<RoleChange>,
+    ApiJson(mut change): ApiJson<RoleChange>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&state.caller(&headers, &org).await?)?;
+    for emails in [&mut change.add_users, &mut change.remove_users] {
+        emails.iter_mut().for_each(|email| *email = email.trim().to_lowercase());
+    }
     for grant in change.add.iter() {
         grant
             .validate()

@@ -101,8 +101,8 @@ pub(super) async fn update(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     let done = sqlx::query(
         "UPDATE actions SET name = $3, description = $4, execution = $5, cron_expr = $6,
              environment_variables = $7, zip_file_name = $8, zip_digest = $9, zip_size = $10,
-             service_account = $11, owner = $12, updated_at = $13, status = $14, paused = $15,
-             next_run_at = $16
+             service_account = $11, owner = $12, updated_at = $13, paused = $14,
+             next_run_at = $15
          WHERE org = $1 AND id = $2",
     )
     .bind(&action.org)
@@ -118,7 +118,6 @@ pub(super) async fn update(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(&action.service_account)
     .bind(&action.owner)
     .bind(action.updated_at)
-    .bind(action.status.as_str())
     .bind(flag_value(action.paused))
     .bind(action.next_run_at)
     .execute(db.pool())

@@ -130,10 +130,10 @@ pub(crate) async fn update_action_replaces_settings_and_keeps_history(store: &dy
         service_account: "other-bot@example.com".into(),
         owner: "new-owner@example.com".into(),
         updated_at: 400,
-        status: ActionStatus::Running,
         paused: true,
         next_run_at: Some(5_000),
         // Fields the update must leave alone:
+        status: ActionStatus::Running,
         created_by: "someone-else@example.com".into(),
         created_at: 999,
         last_run_at: None,
@@ -144,6 +144,7 @@ pub(crate) async fn update_action_replaces_settings_and_keeps_history(store: &dy
     let expected = Action {
         created_by: "creator@example.com".into(),
         created_at: 100,
+        status: ActionStatus::Ready,
         last_run_at: Some(150),
         last_successful_at: Some(150),
         ..edited.clone()
