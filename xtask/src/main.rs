@@ -23,7 +23,7 @@ enum Task {
     Ci,
     /// Benchmarks in release mode, with ratios against their baselines measured in the same run.
     Bench {
-        /// Calls measured per configuration.
+        /// Calls (and HTTP requests) measured per configuration.
         #[arg(long, default_value_t = 60)]
         calls: usize,
     },
@@ -35,13 +35,27 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match Cli::parse().task {
         Task::Ci => ci(&root),
-        Task::Bench { calls } => cargo(
-            &root,
-            &["bench", "-p", "vivarium-sandbox", "--bench", "calls"],
-            &[("VIVARIUM_BENCH_CALLS", &calls.to_string())],
-        ),
+        Task::Bench { calls } => bench(&root, calls),
         Task::Fixtures => fixtures::rebuild_all(&root),
     }
+}
+
+fn bench(root: &Path, calls: usize) -> anyhow::Result<()> {
+    let calls = calls.to_string();
+    let envs = [
+        ("VIVARIUM_BENCH_CALLS", calls.as_str()),
+        ("VIVARIUM_BENCH_REQUESTS", calls.as_str()),
+    ];
+    cargo(
+        root,
+        &["bench", "-p", "vivarium-sandbox", "--bench", "calls"],
+        &envs,
+    )?;
+    cargo(
+        root,
+        &["bench", "-p", "vivarium-server", "--bench", "http"],
+        &envs,
+    )
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {

@@ -107,12 +107,18 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Defaults, then `file` (if given), then the environment, then `overrides` (flags).
-    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, Box<figment::Error>> {
+    pub fn load(
+        file: Option<&Path>,
+        overrides: impl Serialize,
+    ) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("VIVARIUM_").filter(|key| KEYS.contains(&key.as_str()));
+        let env = Env::prefixed("VIVARIUM_").filter(|key| {
+            KEYS.iter()
+                .any(|known| key.as_str().eq_ignore_ascii_case(known))
+        });
         figment
             .merge(env)
             .merge(Serialized::defaults(overrides))
@@ -204,6 +210,35 @@ mod tests {
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.run_timeout, Duration::from_secs(3));
         assert_eq!(config.per_org_max_runs, 5);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_flags_override_both() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "vivarium.toml",
+                "listen = \"127.0.0.1:7000\"\nrun_fuel = 5\n",
+            )?;
+            jail.set_env("VIVARIUM_LISTEN", "127.0.0.1:7002");
+            jail.set_env("VIVARIUM_ROOT_USER_PASSWORD", "from-the-environment");
+            jail.set_env("VIVARIUM_PACKAGE_INDEX", "https://not.a.config.key/simple");
+            let file = jail.directory().join("vivarium.toml");
+            let config = ServerConfig::load(Some(&file), serde_json::json!({}))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 7002);
+            assert_eq!(config.run_fuel, 5);
+            assert_eq!(
+                config.root_user_password.as_deref(),
+                Some("from-the-environment")
+            );
+            let flagged = ServerConfig::load(
+                Some(&file),
+                serde_json::json!({ "listen": "127.0.0.1:7003" }),
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(flagged.listen.port(), 7003);
+            Ok(())
+        });
     }
 
     #[test]

@@ -64,12 +64,7 @@ impl Authenticator {
         headers: &HeaderMap,
         org: &str,
     ) -> ApiResult<Caller> {
-        let credentials = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_basic_auth)
-            .map(normalized)
-            .ok_or_else(ApiError::unauthenticated)?;
+        let credentials = basic_credentials(headers)?;
         if let Some(caller) = self.as_user(store, &credentials, org).await? {
             return Ok(caller);
         }
@@ -90,12 +85,7 @@ impl Authenticator {
         store: &dyn MetadataStore,
         headers: &HeaderMap,
     ) -> ApiResult<Caller> {
-        let credentials = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_basic_auth)
-            .map(normalized)
-            .ok_or_else(ApiError::unauthenticated)?;
+        let credentials = basic_credentials(headers)?;
         match self.as_user(store, &credentials, "").await? {
             Some(caller) if caller.kind == CallerKind::Root => Ok(caller),
             Some(_) => Err(ApiError::forbidden()),
@@ -173,9 +163,18 @@ impl Authenticator {
     }
 }
 
-/// Logins are matched without regard to case, as they are stored.
-fn normalized(credentials: Credentials) -> Credentials {
-    Credentials { email: credentials.email.to_lowercase(), ..credentials }
+/// The request's Basic credentials, with the email lower-cased as logins are stored; 401
+/// when there are none.
+fn basic_credentials(headers: &HeaderMap) -> ApiResult<Credentials> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_basic_auth)
+        .map(|credentials| Credentials {
+            email: credentials.email.to_lowercase(),
+            ..credentials
+        })
+        .ok_or_else(ApiError::unauthenticated)
 }
 
 fn cache_key(credentials: &Credentials, stored: &str) -> [u8; 32] {

@@ -11,6 +11,7 @@ pub mod executor;
 mod extract;
 mod identity;
 mod metrics;
+mod openapi;
 mod routes;
 pub mod scheduler;
 mod startup;

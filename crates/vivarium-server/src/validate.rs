@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn emails_and_identifiers() {
-        assert_eq!(email("Action_Script@Gmail.com").unwrap(), "action_script@gmail.com");
+        assert_eq!(
+            email("Action_Script@Gmail.com").unwrap(),
+            "action_script@gmail.com"
+        );
         for bad in ["", "no-at", "@x", "x@", "a b@c", "a@b@c"] {
             assert!(email(bad).is_err(), "{bad}");
         }

@@ -26,6 +26,22 @@ use crate::validate;
 const ACTIONS: ResourceKind = ResourceKind::ActionScripts;
 
 /// `GET /api/{org}/actions`: the organization's actions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/actions",
+    tag = "actions",
+    operation_id = "list_actions",
+    summary = "List actions",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The organization's actions, newest first", body = Vec<crate::openapi::ActionSummary>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks LIST on action_scripts, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -46,6 +62,23 @@ pub async fn list(
 }
 
 /// `GET /api/{org}/actions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/actions/{id}",
+    tag = "actions",
+    operation_id = "get_action",
+    summary = "Read an action",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    responses(
+        (status = 200, description = "The action with its settings", body = crate::openapi::ActionDetails),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -65,6 +98,23 @@ pub async fn get(
 }
 
 /// `GET /api/{org}/actions/download/{id}`: the stored ZIP.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/actions/download/{id}",
+    tag = "actions",
+    operation_id = "download_action",
+    summary = "Download an action's ZIP",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    responses(
+        (status = 200, description = "The stored ZIP", body = crate::openapi::ZipFile, content_type = "application/zip", headers(("Content-Disposition" = String, description = "attachment; filename=\"<the uploaded file name>\""))),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn download(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -115,6 +165,26 @@ struct UploadForm {
 
 /// `POST /api/{org}/actions/upload`: creates an action, or with an `id` field replaces its ZIP
 /// (and any settings sent along). Answers `{"uuid": id}`.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/upload",
+    tag = "actions",
+    operation_id = "upload_action",
+    summary = "Create an action, or replace its ZIP",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body(content = crate::openapi::ActionUpload, content_type = "multipart/form-data", description = "The action's ZIP and settings"),
+    responses(
+        (status = 200, description = "The created or replaced action's id", body = crate::openapi::UploadAnswer),
+        (status = 400, description = "Not a multipart form; a missing or invalid field (name, execution_details, cron_expr, environment_variables, service_account: it must exist); an unknown id; or a ZIP that is missing, empty or refused", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks POST on action_scripts (create) or PUT on the action (replace), or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Another action of the organization has this name", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The upload is larger than the service accepts", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn upload(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -276,45 +346,11 @@ async fn replace(
     let Some(mut action) = state.meta.get_action(org, &id).await? else {
         return Err(ApiError::bad_request("Invalid ID"));
     };
-    if let Some(text) = form
-        .execution_details
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
-        let requested = ExecutionKind::parse(text.trim())
-            .ok_or_else(|| ApiError::bad_request("Invalid execution details"))?;
-        if requested != action.execution {
-            return Err(ApiError::bad_request(
-                "Execution type of an action cannot be changed",
-            ));
-        }
-    }
-    if let Some(name) = form.name.clone().filter(|n| !n.is_empty()) {
-        validate::action_name(&name)?;
-        action.name = name;
-    }
-    if let Some(text) = form.environment_variables.as_deref() {
-        action.environment_variables = validate::environment_json(text)?;
-    }
-    if let Some(account) = form
-        .service_account
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-    {
-        action.service_account = check_service_account(state, org, &account).await?;
-    }
-    if let Some(description) = form.description.clone() {
-        action.description = description;
-    }
-    if form.cron_expr.is_some() {
-        action.cron_expr = check_schedule(action.execution, form.cron_expr.as_deref())?;
-        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
-    }
+    apply_settings(state, org, &mut action, form.settings()?).await?;
     let package = validate_package(&form)?;
     let previous_digest = std::mem::replace(&mut action.zip_digest, package.digest.clone());
     action.zip_file_name = package.file_name.clone();
     action.zip_size = package.bytes.len() as i64;
-    action.updated_at = now_micros();
     store_zip(state, org, &package).await?;
     if let Err(error) = state.meta.update_action(&action).await {
         release_zip(state, org, &package.digest).await;
@@ -323,6 +359,64 @@ async fn replace(
     release_zip(state, org, &previous_digest).await;
     tracing::info!(%org, %id, "action ZIP replaced");
     Ok(id)
+}
+
+impl UploadForm {
+    /// The settings a replacing upload sends along, in the shape of a `PUT` body.
+    fn settings(&self) -> ApiResult<ActionUpdate> {
+        let non_blank =
+            |field: &Option<String>| field.clone().filter(|text| !text.trim().is_empty());
+        Ok(ActionUpdate {
+            name: non_blank(&self.name),
+            description: self.description.clone(),
+            environment_variables: self
+                .environment_variables
+                .as_deref()
+                .map(validate::environment_json)
+                .transpose()?,
+            cron_expr: self.cron_expr.clone(),
+            service_account: non_blank(&self.service_account),
+            execution_details: non_blank(&self.execution_details),
+        })
+    }
+}
+
+/// Applies a settings change after checking every rule; the execution type cannot change.
+async fn apply_settings(
+    state: &Shared,
+    org: &str,
+    action: &mut Action,
+    change: ActionUpdate,
+) -> ApiResult<()> {
+    if let Some(text) = change.execution_details.as_deref() {
+        let requested = ExecutionKind::parse(text.trim())
+            .ok_or_else(|| ApiError::bad_request("Invalid execution details"))?;
+        if requested != action.execution {
+            return Err(ApiError::bad_request(
+                "Execution type of an action cannot be changed",
+            ));
+        }
+    }
+    if let Some(name) = change.name {
+        validate::action_name(&name)?;
+        action.name = name;
+    }
+    if let Some(vars) = change.environment_variables {
+        validate::environment(&vars)?;
+        action.environment_variables = vars;
+    }
+    if let Some(account) = change.service_account {
+        action.service_account = check_service_account(state, org, &account).await?;
+    }
+    if let Some(description) = change.description {
+        action.description = description;
+    }
+    if let Some(cron) = change.cron_expr {
+        action.cron_expr = check_schedule(action.execution, Some(&cron))?;
+        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
+    }
+    action.updated_at = now_micros();
+    Ok(())
 }
 
 fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> ApiResult<Option<String>> {
@@ -373,7 +467,7 @@ async fn release_zip(state: &Shared, org: &str, digest: &str) {
 }
 
 /// The settings `PUT /api/{org}/actions/{id}` may change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionUpdate {
     name: Option<String>,
@@ -381,10 +475,34 @@ pub struct ActionUpdate {
     environment_variables: Option<BTreeMap<String, String>>,
     cron_expr: Option<String>,
     service_account: Option<String>,
+    #[schema(value_type = Option<crate::openapi::ExecutionKind>)]
     execution_details: Option<String>,
 }
 
 /// `PUT /api/{org}/actions/{id}`: changes settings; the execution type cannot change.
+#[utoipa::path(
+    put,
+    path = "/api/{org}/actions/{id}",
+    tag = "actions",
+    operation_id = "update_action",
+    summary = "Change an action's settings",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    request_body = ActionUpdate,
+    responses(
+        (status = 200, description = "The action as it now is", body = crate::openapi::ActionDetails),
+        (status = 400, description = "Malformed JSON; an invalid name, environment, cron expression or execution type (it cannot change); or an unknown service account", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Another action of the organization has this name", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn update(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -402,39 +520,29 @@ pub async fn update(
     )
     .await?;
     let mut action = find(&state, &org, &id).await?;
-    if let Some(text) = change.execution_details.as_deref() {
-        let requested = ExecutionKind::parse(text)
-            .ok_or_else(|| ApiError::bad_request("Invalid execution details"))?;
-        if requested != action.execution {
-            return Err(ApiError::bad_request(
-                "Execution type of an action cannot be changed",
-            ));
-        }
-    }
-    if let Some(name) = change.name {
-        validate::action_name(&name)?;
-        action.name = name;
-    }
-    if let Some(vars) = change.environment_variables {
-        validate::environment(&vars)?;
-        action.environment_variables = vars;
-    }
-    if let Some(account) = change.service_account {
-        action.service_account = check_service_account(&state, &org, &account).await?;
-    }
-    if let Some(description) = change.description {
-        action.description = description;
-    }
-    if let Some(cron) = change.cron_expr {
-        action.cron_expr = check_schedule(action.execution, Some(&cron))?;
-        action.next_run_at = next_run(action.execution, action.cron_expr.as_deref(), now_micros());
-    }
-    action.updated_at = now_micros();
+    apply_settings(&state, &org, &mut action, change).await?;
     state.meta.update_action(&action).await?;
     Ok(Json(details(&action)))
 }
 
 /// `DELETE /api/{org}/actions/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/{org}/actions/{id}",
+    tag = "actions",
+    operation_id = "delete_action",
+    summary = "Delete an action",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    responses(
+        (status = 200, description = "The action is deleted", body = crate::openapi::StatusMessage),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks DELETE on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -463,12 +571,33 @@ async fn remove(state: &Shared, org: &str, id: &str) -> ApiResult<()> {
 }
 
 /// The body of a bulk delete.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BulkDelete {
     ids: Vec<String>,
 }
 
 /// `DELETE /api/{org}/actions/bulk`: deletes what it may, reports each id's fate.
+#[utoipa::path(
+    delete,
+    path = "/api/{org}/actions/bulk",
+    tag = "actions",
+    operation_id = "bulk_delete_actions",
+    summary = "Delete several actions",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body = BulkDelete,
+    responses(
+        (status = 200, description = "What became of each id: ids the caller may not delete, or that do not exist, are reported as unsuccessful", body = crate::openapi::BulkDeleteResult),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON lacks ids, or they are not strings", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn bulk_delete(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -506,6 +635,24 @@ pub async fn bulk_delete(
 }
 
 /// `POST /api/{org}/actions/{id}/pause`: a paused scheduled action does not fire.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/{id}/pause",
+    tag = "actions",
+    operation_id = "pause_action",
+    summary = "Pause a scheduled action",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    responses(
+        (status = 200, description = "The action as it now is", body = crate::openapi::ActionDetails),
+        (status = 400, description = "Only scheduled actions (once, repeat) can be paused", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn pause(
     state: State<Shared>,
     path: Path<(String, String)>,
@@ -515,6 +662,24 @@ pub async fn pause(
 }
 
 /// `POST /api/{org}/actions/{id}/resume`: fires again from the next time its schedule names.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/{id}/resume",
+    tag = "actions",
+    operation_id = "resume_action",
+    summary = "Resume a paused scheduled action",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    responses(
+        (status = 200, description = "The action as it now is, with its next run time", body = crate::openapi::ActionDetails),
+        (status = 400, description = "Only scheduled actions (once, repeat) can be resumed", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn resume(
     state: State<Shared>,
     path: Path<(String, String)>,

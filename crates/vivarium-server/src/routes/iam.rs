@@ -17,13 +17,25 @@ use crate::identity::require_admin;
 use crate::validate;
 
 /// A new organization.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     name: String,
 }
 
 /// `GET /api/organizations` (root only).
+#[utoipa::path(
+    get,
+    path = "/api/organizations",
+    tag = "iam",
+    operation_id = "list_organizations",
+    summary = "List organizations (root only)",
+    responses(
+        (status = 200, description = "Every organization, by name", body = Vec<crate::openapi::Org>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_orgs(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     state
         .authenticator
@@ -34,6 +46,24 @@ pub async fn list_orgs(State(state): State<Shared>, headers: HeaderMap) -> ApiRe
 }
 
 /// `POST /api/organizations` (root only): creates an organization.
+#[utoipa::path(
+    post,
+    path = "/api/organizations",
+    tag = "iam",
+    operation_id = "create_organization",
+    summary = "Create an organization (root only)",
+    request_body = NewOrg,
+    responses(
+        (status = 200, description = "The new organization", body = crate::openapi::Org),
+        (status = 400, description = "Malformed JSON, or an invalid or reserved name", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The organization exists", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_org(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -60,12 +90,13 @@ pub async fn create_org(
 }
 
 /// A new user of an organization.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     email: String,
     password: String,
     #[serde(default = "member")]
+    #[schema(value_type = crate::openapi::OrgRole, default = "member")]
     role: OrgRole,
 }
 
@@ -77,6 +108,27 @@ fn member() -> OrgRole {
 const MIN_PASSWORD_CHARS: usize = 12;
 
 /// `POST /api/{org}/users` (administrators): creates a user, or adds an existing one.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/users",
+    tag = "iam",
+    operation_id = "create_user",
+    summary = "Create a user, or add an existing one",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body = NewUser,
+    responses(
+        (status = 200, description = "The member and their standing", body = crate::openapi::Membership),
+        (status = 400, description = "Malformed JSON, an invalid email, or a password under 12 characters for a new user", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_user(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -104,14 +156,27 @@ pub async fn create_user(
         };
         state.meta.create_user(&user).await?;
     }
-    state
-        .meta
-        .set_membership(&org, &email, body.role)
-        .await?;
+    state.meta.set_membership(&org, &email, body.role).await?;
     Ok(Json(json!({ "email": email, "role": body.role })))
 }
 
 /// `GET /api/{org}/users` (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/{org}/users",
+    tag = "iam",
+    operation_id = "list_users",
+    summary = "List the organization's members",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The members and their standing", body = Vec<crate::openapi::Membership>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_users(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -122,6 +187,23 @@ pub async fn list_users(
 }
 
 /// `DELETE /api/{org}/users/{email}` (administrators): ends the membership.
+#[utoipa::path(
+    delete,
+    path = "/api/{org}/users/{email}",
+    tag = "iam",
+    operation_id = "delete_user",
+    summary = "Remove a member",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("email" = String, Path, description = "The email of the member"),
+    ),
+    responses(
+        (status = 200, description = "The membership and the user's role assignments in the organization ended", body = crate::openapi::StatusMessage),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or member", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_user(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
@@ -135,7 +217,7 @@ pub async fn delete_user(
 }
 
 /// A new service account.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServiceAccount {
     email: String,
@@ -146,6 +228,28 @@ pub struct NewServiceAccount {
 }
 
 /// `POST /api/{org}/service_accounts` (administrators): answers with the token, shown once.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/service_accounts",
+    tag = "iam",
+    operation_id = "create_service_account",
+    summary = "Create a service account",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body = NewServiceAccount,
+    responses(
+        (status = 200, description = "The service account with its token, shown this once", body = crate::openapi::ServiceAccountWithToken),
+        (status = 400, description = "Malformed JSON, or an invalid email", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A service account with this email exists in the organization", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_service_account(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -171,6 +275,22 @@ pub async fn create_service_account(
 }
 
 /// `GET /api/{org}/service_accounts` (administrators). Tokens are never shown again.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/service_accounts",
+    tag = "iam",
+    operation_id = "list_service_accounts",
+    summary = "List service accounts",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The organization's service accounts (tokens are never shown again)", body = Vec<crate::openapi::ServiceAccount>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_service_accounts(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -184,6 +304,23 @@ pub async fn list_service_accounts(
 }
 
 /// `GET /api/{org}/service_accounts/{email}` (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/{org}/service_accounts/{email}",
+    tag = "iam",
+    operation_id = "get_service_account",
+    summary = "Read a service account",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("email" = String, Path, description = "The email of the service account"),
+    ),
+    responses(
+        (status = 200, description = "The service account", body = crate::openapi::ServiceAccount),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
@@ -199,7 +336,8 @@ pub async fn get_service_account(
 }
 
 /// Query of a token rotation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Rotate {
     #[serde(default, rename = "rotateToken")]
     rotate_token: bool,
@@ -207,12 +345,33 @@ pub struct Rotate {
 
 /// `PUT /api/{org}/service_accounts/{email}?rotateToken=true` (administrators): a new token,
 /// shown once; the old one stops working at once.
+#[utoipa::path(
+    put,
+    path = "/api/{org}/service_accounts/{email}",
+    tag = "iam",
+    operation_id = "rotate_service_account_token",
+    summary = "Issue a new token",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("email" = String, Path, description = "The email of the service account"),
+        Rotate,
+    ),
+    responses(
+        (status = 200, description = "The new token, shown this once; the old one stopped working", body = crate::openapi::TokenRotation),
+        (status = 400, description = "rotateToken=true is missing, or the query is invalid", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn rotate_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
-    Query(query): Query<Rotate>,
+    query: Result<Query<Rotate>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
     require_admin(&state.caller(&headers, &org).await?)?;
     if !query.rotate_token {
         return Err(ApiError::bad_request(
@@ -229,6 +388,23 @@ pub async fn rotate_service_account(
 }
 
 /// `DELETE /api/{org}/service_accounts/{email}` (administrators).
+#[utoipa::path(
+    delete,
+    path = "/api/{org}/service_accounts/{email}",
+    tag = "iam",
+    operation_id = "delete_service_account",
+    summary = "Delete a service account",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("email" = String, Path, description = "The email of the service account"),
+    ),
+    responses(
+        (status = 200, description = "The service account is deleted", body = crate::openapi::StatusMessage),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
@@ -251,13 +427,35 @@ fn account_json(account: &ServiceAccount) -> Value {
 }
 
 /// A new role.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
     role: String,
 }
 
 /// `POST /api/{org}/roles` (administrators).
+#[utoipa::path(
+    post,
+    path = "/api/{org}/roles",
+    tag = "iam",
+    operation_id = "create_role",
+    summary = "Create a role",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body = NewRole,
+    responses(
+        (status = 200, description = "The new role, without grants or principals", body = crate::openapi::Role),
+        (status = 400, description = "Malformed JSON, or an invalid name", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The role exists", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_role(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -274,6 +472,22 @@ pub async fn create_role(
 }
 
 /// `GET /api/{org}/roles` (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/{org}/roles",
+    tag = "iam",
+    operation_id = "list_roles",
+    summary = "List roles",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    responses(
+        (status = 200, description = "The organization's roles with their grants and principals", body = Vec<crate::openapi::Role>),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_roles(
     State(state): State<Shared>,
     Path(org): Path<String>,
@@ -284,6 +498,23 @@ pub async fn list_roles(
 }
 
 /// `GET /api/{org}/roles/{role}` (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/{org}/roles/{role}",
+    tag = "iam",
+    operation_id = "get_role",
+    summary = "Read a role",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("role" = String, Path, description = "The role's name"),
+    ),
+    responses(
+        (status = 200, description = "The role with its grants and principals", body = crate::openapi::Role),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
@@ -300,6 +531,28 @@ pub async fn get_role(
 
 /// `PUT /api/{org}/roles/{role}` (administrators): grants and revokes permissions, assigns
 /// and unassigns users and service accounts, all at once.
+#[utoipa::path(
+    put,
+    path = "/api/{org}/roles/{role}",
+    tag = "iam",
+    operation_id = "update_role",
+    summary = "Change a role's grants and holders",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("role" = String, Path, description = "The role's name"),
+    ),
+    request_body = crate::openapi::RoleChange,
+    responses(
+        (status = 200, description = "The role as it now is", body = crate::openapi::Role),
+        (status = 400, description = "Malformed JSON; a meaningless grant (LIST on one object, a bad object id); or an email that is neither a member nor a service account of the organization", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON names an unknown resource or verb, or has wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn update_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
@@ -308,7 +561,9 @@ pub async fn update_role(
 ) -> ApiResult<Json<Value>> {
     require_admin(&state.caller(&headers, &org).await?)?;
     for emails in [&mut change.add_users, &mut change.remove_users] {
-        emails.iter_mut().for_each(|email| *email = email.trim().to_lowercase());
+        emails
+            .iter_mut()
+            .for_each(|email| *email = email.trim().to_lowercase());
     }
     for grant in change.add.iter() {
         grant
@@ -334,6 +589,23 @@ async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<(
 }
 
 /// `DELETE /api/{org}/roles/{role}` (administrators).
+#[utoipa::path(
+    delete,
+    path = "/api/{org}/roles/{role}",
+    tag = "iam",
+    operation_id = "delete_role",
+    summary = "Delete a role",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("role" = String, Path, description = "The role's name"),
+    ),
+    responses(
+        (status = 200, description = "The role is deleted", body = crate::openapi::StatusMessage),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,

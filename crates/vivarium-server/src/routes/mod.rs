@@ -1,9 +1,9 @@
 //! The HTTP routes. Every organization-scoped route lives under `/api/{org}`.
 
-mod actions;
-mod iam;
-mod ops;
-mod triggers;
+pub(crate) mod actions;
+pub(crate) mod iam;
+pub(crate) mod ops;
+pub(crate) mod triggers;
 
 use std::sync::Arc;
 
@@ -65,6 +65,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route(
             "/api/organizations",
             get(iam::list_orgs).post(iam::create_org),

@@ -7,11 +7,34 @@ use axum::response::IntoResponse;
 use super::Shared;
 
 /// 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    summary = "Liveness",
+    security(),
+    responses(
+        (status = 200, description = "The process serves requests", body = String, content_type = "text/plain", example = "ok"),
+    ),
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// 200 when the database answers; 503 otherwise, so a load balancer stops sending traffic.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    summary = "Readiness",
+    security(),
+    responses(
+        (status = 200, description = "The database answers", body = String, content_type = "text/plain", example = "ready"),
+        (status = 503, description = "The database does not answer", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn readyz(State(state): State<Shared>) -> impl IntoResponse {
     match state.meta.list_orgs().await {
         Ok(_) => (StatusCode::OK, "ready".to_string()),
@@ -23,6 +46,17 @@ pub async fn readyz(State(state): State<Shared>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    security(),
+    responses(
+        (status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    ),
+)]
 pub async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
     state.executor.refresh_metrics();
     (

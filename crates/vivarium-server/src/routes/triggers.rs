@@ -18,13 +18,36 @@ use crate::extract::ApiJson;
 use crate::identity::require;
 
 /// The body of a manual run.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TestRun {
     inputs: Vec<Value>,
 }
 
 /// `POST /api/{org}/actions/test/{id}`: runs the action on `inputs` and answers with the
 /// result, the run id, the logs and the outcome.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/test/{id}",
+    tag = "triggers",
+    operation_id = "test_action",
+    summary = "Run an action by hand",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    request_body = TestRun,
+    responses(
+        (status = 200, description = "The run finished, whatever its outcome: result, error, logs and resource use", body = crate::openapi::RunAnswer),
+        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON lacks inputs, or it is not an array", body = crate::openapi::ErrorBody),
+        (status = 429, response = crate::openapi::TooManyRuns),
+    ),
+)]
 pub async fn test_run(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -47,7 +70,7 @@ pub async fn test_run(
 }
 
 /// The alert engine's body: the rendered template, where it came from, and a trace id.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AlertRun {
     inputs: Value,
     #[serde(default)]
@@ -58,6 +81,29 @@ pub struct AlertRun {
 
 /// `POST /api/{org}/actions/{id}/alert`: the alert engine's entry. An object becomes
 /// `[object]`, an array is passed as is; the return value is ignored.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/{id}/alert",
+    tag = "triggers",
+    operation_id = "alert_action",
+    summary = "Run an action for the alert engine",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    request_body = AlertRun,
+    responses(
+        (status = 200, description = "The run finished, whatever its outcome; the answer has no result", body = crate::openapi::RunAnswer),
+        (status = 400, description = "Malformed JSON, inputs neither an object nor an array, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON lacks inputs, or has wrong types", body = crate::openapi::ErrorBody),
+        (status = 429, response = crate::openapi::TooManyRuns),
+    ),
+)]
 pub async fn alert(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -94,13 +140,36 @@ pub async fn alert(
 }
 
 /// The Logs page's body: the hits of the search.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TransformRun {
     hits: Vec<Value>,
 }
 
 /// `POST /api/{org}/actions/{id}/transform`: the records the action returns replace the
 /// hits; a failing action fails the request with its message.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/{id}/transform",
+    tag = "triggers",
+    operation_id = "transform_action",
+    summary = "Transform Logs-page hits with an action",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    request_body = TransformRun,
+    responses(
+        (status = 200, description = "The action succeeded: the records it returned replace the hits", body = crate::openapi::TransformAnswer),
+        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The action failed: the message names the outcome and the error, run_id and outcome identify the run; or the JSON lacks hits", body = crate::openapi::RunError),
+        (status = 429, response = crate::openapi::TooManyRuns),
+    ),
+)]
 pub async fn transform(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -205,11 +274,14 @@ fn error_of(run: &Run) -> Value {
 }
 
 /// Paging of the run history: `?page=1&per_page=20` (at most 100 a page).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunPaging {
     #[serde(default = "first_page")]
+    #[param(minimum = 1, default = 1)]
     page: u32,
     #[serde(default = "default_per_page")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     per_page: u32,
 }
 
@@ -222,6 +294,25 @@ fn default_per_page() -> u32 {
 }
 
 /// `GET /api/{org}/actions/{id}/runs`: the action's runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/actions/{id}/runs",
+    tag = "runs",
+    operation_id = "list_runs",
+    summary = "List an action's runs",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+        RunPaging,
+    ),
+    responses(
+        (status = 200, description = "One page of the run history, newest first", body = crate::openapi::RunPage),
+        (status = 400, description = "Invalid paging: page starts at 1 and per_page is between 1 and 100", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_runs(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
@@ -258,6 +349,24 @@ pub async fn list_runs(
 }
 
 /// `GET /api/{org}/actions/{id}/runs/{run_id}`: one run with its logs and traceback.
+#[utoipa::path(
+    get,
+    path = "/api/{org}/actions/{id}/runs/{run_id}",
+    tag = "runs",
+    operation_id = "get_run",
+    summary = "Read one run with its logs",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+        ("run_id" = String, Path, description = "The run's id"),
+    ),
+    responses(
+        (status = 200, description = "The run with its logs and traceback", body = crate::openapi::RunDetails),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization or run", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn get_run(
     State(state): State<Shared>,
     Path((org, id, run_id)): Path<(String, String, String)>,

@@ -1,0 +1,254 @@
+//! HTTP load on the test route (`POST /api/{org}/actions/test/{id}`) with the user guide's
+//! example over 100 records, at concurrency 1, 2 and 8, against the bare sandbox call measured
+//! in the same run. Run with `cargo xtask bench`; `VIVARIUM_BENCH_REQUESTS` sets the requests
+//! per concurrency level.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vivarium_runtime::FetchOptions;
+use vivarium_sandbox::{ActionEnv, Call, Input, Limits, OutcomeKind, ResultShape};
+use vivarium_server::ServerConfig;
+
+const ROOT_EMAIL: &str = "bench@example.com";
+const ROOT_PASSWORD: &str = "bench-password-not-secret";
+const CONCURRENCY: [usize; 3] = [1, 2, 8];
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() -> Result<()> {
+    let requests: usize = std::env::var("VIVARIUM_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let records = hundred_records(&root.join("fixtures/records/k8s_logs.json"))?;
+    let cache = vivarium_runtime::cache_dir(None)?;
+    let bare = bare_sandbox(
+        &cache,
+        &root.join("fixtures/actions/uppercase_distinct"),
+        &records,
+        requests,
+    )?;
+
+    let data = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: data.path().to_path_buf(),
+        cache_dir: Some(cache),
+        run_queue_capacity: 256,
+        per_org_max_runs: 256,
+        root_user_email: Some(ROOT_EMAIL.into()),
+        root_user_password: Some(ROOT_PASSWORD.into()),
+        ..ServerConfig::default()
+    };
+    let server = runtime.block_on(vivarium_server::start(config))?;
+    let base = format!("http://{}/api/default", server.addr);
+    let action = set_up(&base, &root.join("fixtures/actions/uppercase_distinct.zip"))?;
+    let body = Arc::new(serde_json::to_vec(&json!({ "inputs": records }))?);
+    let url = Arc::new(format!("{base}/actions/test/{action}"));
+    parallel(&url, &body, 1, 4)?;
+
+    println!(
+        "\nHTTP test route, user guide example over 100 records, {requests} requests per level"
+    );
+    println!(
+        "bare sandbox call in-process: p50 {:.1} ms, p99 {:.1} ms\n",
+        ms(pct(&bare, 0.5)),
+        ms(pct(&bare, 0.99))
+    );
+    println!("| concurrency | requests/s | p50 | p99 | p50 overhead over the bare call |");
+    println!("|---|---|---|---|---|");
+    for concurrency in CONCURRENCY {
+        let started = Instant::now();
+        let latencies = parallel(&url, &body, concurrency, requests)?;
+        let elapsed = started.elapsed();
+        let rps = latencies.len() as f64 / elapsed.as_secs_f64();
+        let p50 = pct(&latencies, 0.5);
+        println!(
+            "| {concurrency} | {rps:.1} | {:.1} ms | {:.1} ms | {:.2}x |",
+            ms(p50),
+            ms(pct(&latencies, 0.99)),
+            p50.as_secs_f64() / pct(&bare, 0.5).as_secs_f64()
+        );
+    }
+    runtime.block_on(server.shutdown())?;
+    Ok(())
+}
+
+fn hundred_records(path: &Path) -> Result<Value> {
+    let fixture: Vec<Value> = serde_json::from_slice(&std::fs::read(path)?)?;
+    Ok(Value::Array(
+        fixture.iter().cycle().take(100).cloned().collect(),
+    ))
+}
+
+fn bare_sandbox(
+    cache: &Path,
+    action: &Path,
+    records: &Value,
+    calls: usize,
+) -> Result<Vec<Duration>> {
+    let sandbox = vivarium_sandbox::prepare(cache, &FetchOptions::default())?;
+    let env = ActionEnv::default();
+    let call = Call {
+        action_dir: action,
+        input: Input::Data(records.clone()),
+        env: &env,
+        limits: Limits::DEFAULT,
+        shape: ResultShape::Records,
+    };
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let outcome = sandbox.run(&call)?;
+        if outcome.kind != OutcomeKind::Ok {
+            return Err(format!("the bare call failed: {:?}", outcome.error).into());
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Ok(times)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn basic_auth() -> String {
+    use base64::Engine;
+    let credentials = format!("{ROOT_EMAIL}:{ROOT_PASSWORD}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> Result<Value> {
+    let mut response = agent
+        .post(url)
+        .header("Authorization", &basic_auth())
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body)?.as_slice())?;
+    let status = response.status();
+    let text = response.body_mut().read_to_string()?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {text}").into());
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Creates the service account, its role and the action; returns the action's id.
+fn set_up(base: &str, zip: &Path) -> Result<String> {
+    let agent = agent();
+    let account = "action_script@example.com";
+    post_json(
+        &agent,
+        &format!("{base}/service_accounts"),
+        &json!({ "email": account }),
+    )?;
+    post_json(
+        &agent,
+        &format!("{base}/roles"),
+        &json!({ "role": "runner" }),
+    )?;
+    let grant = json!({ "add": [{ "resource": "action_scripts", "object": "_all", "verb": "GET" }], "add_users": [account] });
+    let mut response = agent
+        .put(&format!("{base}/roles/runner"))
+        .header("Authorization", &basic_auth())
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&grant)?.as_slice())?;
+    response.body_mut().read_to_string()?;
+    let boundary = "vivarium-bench-boundary";
+    let mut form = Vec::new();
+    for (name, value) in [
+        ("name", "bench"),
+        ("execution_details", "service"),
+        ("service_account", account),
+    ] {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"action.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
+    );
+    form.extend_from_slice(&std::fs::read(zip)?);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut response = agent
+        .post(&format!("{base}/actions/upload"))
+        .header("Authorization", &basic_auth())
+        .header(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send(form.as_slice())?;
+    let created: Value = serde_json::from_str(&response.body_mut().read_to_string()?)?;
+    created["uuid"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("upload failed: {created}").into())
+}
+
+/// `total` requests spread over `concurrency` client threads; every latency, sorted.
+fn parallel(
+    url: &Arc<String>,
+    body: &Arc<Vec<u8>>,
+    concurrency: usize,
+    total: usize,
+) -> Result<Vec<Duration>> {
+    let per_thread = total.div_ceil(concurrency);
+    let threads: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let agent = agent();
+                let mut times = Vec::with_capacity(per_thread);
+                for _ in 0..per_thread {
+                    let started = Instant::now();
+                    let mut response = agent
+                        .post(url.as_str())
+                        .header("Authorization", &basic_auth())
+                        .header("Content-Type", "application/json")
+                        .send(body.as_slice())?;
+                    let text = response
+                        .body_mut()
+                        .with_config()
+                        .limit(64 * 1024 * 1024)
+                        .read_to_string()?;
+                    if !text.contains("\"outcome\":\"ok\"") {
+                        return Err(
+                            format!("a run failed: {}", &text[..text.len().min(300)]).into()
+                        );
+                    }
+                    times.push(started.elapsed());
+                }
+                Ok(times)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for thread in threads {
+        all.extend(thread.join().map_err(|_| "a client thread panicked")??);
+    }
+    all.sort();
+    Ok(all)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
