@@ -213,6 +213,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn the_environment_overrides_the_file_and_flags_override_both() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
