@@ -1,8 +1,9 @@
 """Vivarium guest runner: runs one action call inside CPython on WASI.
 
-The host starts the interpreter with this file as its program and the action's folder as its
-one argument (``/action`` in the sandbox; a native folder when benchmarking against a native
-``python3``). Protocol (see design.md):
+The host starts the interpreter with this file as its program, the action's folder as its
+first argument (``/action`` in the sandbox; a native folder when benchmarking against a native
+``python3``) and, when the action has installed dependencies, their layer as the second
+(``/deps``). Protocol (see design.md):
 
 * stdin: one JSON object. With a "data" key, ``main(data, logger)`` is called; without it
   (scheduled actions) ``main()`` is called with no arguments.
@@ -24,6 +25,8 @@ import traceback
 
 ACTION_ROOT = sys.argv[1] if len(sys.argv) > 1 else "/action"
 DEPENDENCIES = ACTION_ROOT + "/dependencies"
+# The installed layer of the action's pyproject.toml dependencies, when it has one.
+LAYER = sys.argv[2:3]
 RUNNER_FILES = ("<string>", "<frozen ")
 
 _result_stream = sys.stdout
@@ -230,7 +233,7 @@ def main():
     _make_logger()
     sys.stdout = LineToLog("print", "INFO")
     sys.stderr = LineToLog("stderr", "WARNING")
-    sys.path[0:0] = [ACTION_ROOT, DEPENDENCIES]
+    sys.path[0:0] = [ACTION_ROOT, DEPENDENCIES] + LAYER
     try:
         os.chdir(ACTION_ROOT)
     except OSError:

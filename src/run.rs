@@ -34,6 +34,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         env: &env,
         limits,
         shape: ResultShape::Records,
+        dependency_layer: None,
     };
     let outcome = sandbox
         .run(&call)

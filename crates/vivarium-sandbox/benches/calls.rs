@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         env: &env,
         limits: Limits::DEFAULT,
         shape: ResultShape::Records,
+        dependency_layer: None,
     };
     let mut fuel = 0;
     let sandboxed = measure(calls, || {

@@ -21,6 +21,8 @@ use crate::protocol::{Input, RUNNER_SOURCE, encode_request, parse_logs};
 
 /// Where the action's folder appears inside the guest.
 pub const ACTION_MOUNT: &str = "/action";
+/// Where an action's installed dependency layer appears inside the guest (on `sys.path`).
+pub const DEPENDENCY_MOUNT: &str = "/deps";
 /// How often the epoch advances; the time limit is enforced to about this granularity.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How long past the time limit the host waits for a guest blocked in a host call.
@@ -52,6 +54,8 @@ pub struct Call<'a> {
     pub limits: Limits,
     /// What the trigger expects `main` to return.
     pub shape: ResultShape,
+    /// The action's installed dependency layer, mounted read-only at `/deps`, if it has one.
+    pub dependency_layer: Option<&'a Path>,
 }
 
 /// The interpreter, linked and ready to be instantiated afresh for each call.
@@ -190,17 +194,21 @@ fn wasi_context(
     stdout: &crate::output::CappedOutput,
     stderr: &crate::output::CappedOutput,
 ) -> Result<WasiP1Ctx, SandboxError> {
+    let mut args = vec![
+        "python",
+        "-I",
+        "-S",
+        "-B",
+        "-c",
+        RUNNER_SOURCE,
+        ACTION_MOUNT,
+    ];
+    if call.dependency_layer.is_some() {
+        args.push(DEPENDENCY_MOUNT);
+    }
     let mut builder = WasiCtxBuilder::new();
     builder
-        .args(&[
-            "python",
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            RUNNER_SOURCE,
-            ACTION_MOUNT,
-        ])
+        .args(&args)
         .stdin(MemoryInputPipe::new(request))
         .stdout(stdout.clone())
         .stderr(stderr.clone());
@@ -213,6 +221,14 @@ fn wasi_context(
             path: call.action_dir.to_path_buf(),
             reason: format!("{e:#}"),
         })?;
+    if let Some(layer) = call.dependency_layer {
+        builder
+            .preopened_dir(layer, DEPENDENCY_MOUNT, FsPerms::ReadOnly)
+            .map_err(|e| SandboxError::ActionFolder {
+                path: layer.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+    }
     Ok(builder.build_p1())
 }
 

@@ -100,6 +100,7 @@ fn bare_sandbox(
         env: &env,
         limits: Limits::DEFAULT,
         shape: ResultShape::Records,
+        dependency_layer: None,
     };
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {

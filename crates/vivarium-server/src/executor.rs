@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use vivarium_auth::{ResourceKind, Verb};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox,
+    ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
 };
 use vivarium_store::{
     Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, Run, Trigger,
@@ -255,6 +256,7 @@ impl Executor {
                 env: &env,
                 limits,
                 shape,
+                dependency_layer: None,
             };
             let outcome = sandbox.run(&call);
             drop(permit);
@@ -267,6 +269,10 @@ impl Executor {
             .observe(started.elapsed().as_secs_f64());
         match outcome {
             Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(error @ SandboxError::InputTooLarge { .. })) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                error.to_string(),
+            )),
             Ok(Err(error)) => Err(ApiError::bad_request(error.to_string())),
             Err(join) => Err(ApiError::internal(join)),
         }
