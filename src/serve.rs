@@ -1,6 +1,8 @@
 //! `vivarium serve`: the actions service, until Ctrl-C or SIGTERM.
 
-use serde_json::json;
+use std::path::PathBuf;
+
+use serde::Serialize;
 use vivarium_server::ServerConfig;
 
 use crate::cli::{Cli, ServeArgs};
@@ -8,10 +10,10 @@ use crate::exit::{Exit, Failure};
 
 /// Starts the service, prints how to log in, and stops gracefully on a signal.
 pub fn run(cli: &Cli, args: &ServeArgs) -> Result<Exit, Failure> {
-    let mut overrides = serde_json::to_value(args).map_err(|e| Failure::new(Exit::Internal, e))?;
-    if let Some(cache_dir) = &cli.cache_dir {
-        overrides["cache_dir"] = json!(cache_dir);
-    }
+    let overrides = Overrides {
+        args,
+        cache_dir: cli.cache_dir.clone(),
+    };
     let config = ServerConfig::load(args.config.as_deref(), overrides)
         .map_err(|e| Failure::new(Exit::Usage, e))?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::new(Exit::Internal, e))?;
@@ -19,6 +21,16 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<Exit, Failure> {
         .block_on(serve(config))
         .map_err(|e| Failure::new(Exit::Internal, e))?;
     Ok(Exit::Success)
+}
+
+/// The settings given on the command line, serialized straight into the configuration (not
+/// through a JSON value, whose exact-number representation the configuration cannot read).
+#[derive(Serialize)]
+struct Overrides<'a> {
+    #[serde(flatten)]
+    args: &'a ServeArgs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_dir: Option<PathBuf>,
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

@@ -20,4 +20,4 @@ pub use limits::{Limits, human_bytes};
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
 pub use prepare::{PrepareError, prepare};
 pub use protocol::{Input, LogLine, RUNNER_SOURCE};
-pub use sandbox::{ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, new_engine};
+pub use sandbox::{ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine};

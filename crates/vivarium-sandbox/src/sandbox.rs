@@ -41,6 +41,19 @@ pub fn new_engine() -> Result<Engine, SandboxError> {
     Engine::new(&config).map_err(|e| SandboxError::Setup(format!("{e:#}")))
 }
 
+/// Checks that `input` fits `limits` before anything else is done for a call (the sandbox
+/// checks again when it runs).
+pub fn check_input_size(input: &Input, limits: &Limits) -> Result<(), SandboxError> {
+    let size = encode_request(input).len();
+    if size > limits.input_bytes {
+        return Err(SandboxError::InputTooLarge {
+            size: human_bytes(size as u64),
+            limit: human_bytes(limits.input_bytes as u64),
+        });
+    }
+    Ok(())
+}
+
 /// One request to run an action.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {

@@ -125,6 +125,8 @@ impl Executor {
     /// with outcome [`PERMISSION_DENIED`], not an error.
     pub async fn run(&self, request: RunRequest) -> ApiResult<RunReport> {
         let _admission = self.admit(&request.action.org)?;
+        vivarium_sandbox::check_input_size(&request.input, &self.limits)
+            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
         let action = &request.action;
         let started_at = now_micros();
         let allowed = principal_may(

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vivarium_auth::{generate_password, hash_password};
 use vivarium_runtime::{FetchOptions, Progress};
-use vivarium_store::{BlobStore, MetadataStore, ObjectBlobStore, SqlStore, User};
+use vivarium_store::{ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, User};
 
 use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, now_micros};
@@ -68,6 +68,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let meta: Arc<dyn MetadataStore> = Arc::new(SqlStore::connect(&config.database_url()).await?);
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&config.blob_dir())?);
     meta.ensure_org(DEFAULT_ORG).await?;
+    recover_interrupted_runs(meta.as_ref(), &config).await?;
     let generated_root = ensure_root_user(meta.as_ref(), &config).await?;
 
     let cache_dir = config.cache_dir();
@@ -132,6 +133,26 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown,
         task,
     })
+}
+
+/// With an embedded (SQLite) database this process is the only one running actions, so an
+/// action still marked running was interrupted by a crash: it is marked errored. A shared
+/// database is left alone, since other replicas may be running those actions.
+async fn recover_interrupted_runs(
+    meta: &dyn MetadataStore,
+    config: &ServerConfig,
+) -> anyhow::Result<()> {
+    if !config.database_url().starts_with("sqlite:") {
+        return Ok(());
+    }
+    let interrupted = meta.reset_running_actions(ActionStatus::Errored).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "actions left running by an earlier crash were marked errored"
+        );
+    }
+    Ok(())
 }
 
 /// Creates the root user on first start: from the configuration, or with a generated password

@@ -97,6 +97,9 @@ pub trait MetadataStore: Send + Sync {
     /// follow the runs ([`record_run`](Self::record_run), [`set_action_status`](Self::set_action_status)),
     /// so an edit racing a run cannot undo it.
     async fn update_action(&self, action: &Action) -> Result<(), StoreError>;
+    /// Moves every action marked running to `status` and says how many: for a process that
+    /// owns the database alone, after a crash left runs that will never finish.
+    async fn reset_running_actions(&self, status: ActionStatus) -> Result<u64, StoreError>;
     /// Sets an action's status only; `NotFound` when absent.
     async fn set_action_status(
         &self,

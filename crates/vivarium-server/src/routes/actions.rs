@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -45,9 +45,8 @@ const ACTIONS: ResourceKind = ResourceKind::ActionScripts;
 pub async fn list(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -82,9 +81,8 @@ pub async fn list(
 pub async fn get(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -118,9 +116,8 @@ pub async fn get(
 pub async fn download(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<impl IntoResponse> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -188,12 +185,11 @@ struct UploadForm {
 pub async fn upload(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     let multipart = multipart.map_err(|_| ApiError::bad_request("Invalid Content-Type"))?;
-    let form = read_form(multipart).await?;
+    let form = read_form(multipart, state.config.max_body_bytes).await?;
     let id = match form.id.clone() {
         Some(id) => replace(&state, &org, &caller, id, form).await?,
         None => create(&state, &org, &caller, form).await?,
@@ -201,7 +197,8 @@ pub async fn upload(
     Ok(Json(json!({ "uuid": id })))
 }
 
-async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
+async fn read_form(mut multipart: Multipart, body_limit: usize) -> ApiResult<UploadForm> {
+    let multipart_error = |error| multipart_error(error, body_limit);
     let mut form = UploadForm::default();
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
@@ -228,12 +225,15 @@ async fn read_form(mut multipart: Multipart) -> ApiResult<UploadForm> {
     Ok(form)
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(error: axum::extract::multipart::MultipartError, body_limit: usize) -> ApiError {
     let status = error.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = vivarium_sandbox::human_bytes(body_limit as u64);
         return ApiError::new(
             status,
-            "the upload is larger than the service accepts; action ZIPs may be at most 50 MiB",
+            format!(
+                "the upload is larger than the {limit} request limit of this service; make the action ZIP smaller"
+            ),
         );
     }
     ApiError::new(
@@ -506,10 +506,9 @@ pub struct ActionUpdate {
 pub async fn update(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(change): ApiJson<ActionUpdate>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -546,9 +545,8 @@ pub async fn update(
 pub async fn delete(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -601,10 +599,9 @@ pub struct BulkDelete {
 pub async fn bulk_delete(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<BulkDelete>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     let (mut successful, mut unsuccessful, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for id in body.ids {
         let outcome = match require(
@@ -656,9 +653,9 @@ pub async fn bulk_delete(
 pub async fn pause(
     state: State<Shared>,
     path: Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    set_paused(state, path, headers, true).await
+    set_paused(state, path, caller, true).await
 }
 
 /// `POST /api/{org}/actions/{id}/resume`: fires again from the next time its schedule names.
@@ -683,18 +680,17 @@ pub async fn pause(
 pub async fn resume(
     state: State<Shared>,
     path: Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    set_paused(state, path, headers, false).await
+    set_paused(state, path, caller, false).await
 }
 
 async fn set_paused(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
     paused: bool,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,

@@ -1,9 +1,8 @@
 //! Identity and access: organizations, users, service accounts (tokens shown once, stored
 //! hashed), roles and their grants.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vivarium_auth::{generate_token, hash_password, hash_token};
@@ -13,7 +12,7 @@ use super::Shared;
 use crate::error::{ApiError, ApiResult};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
-use crate::identity::require_admin;
+use crate::identity::{Caller, require_admin};
 use crate::validate;
 
 /// A new organization.
@@ -36,11 +35,7 @@ pub struct NewOrg {
         (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
     ),
 )]
-pub async fn list_orgs(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    state
-        .authenticator
-        .authenticate_root(state.meta.as_ref(), &headers)
-        .await?;
+pub async fn list_orgs(State(state): State<Shared>) -> ApiResult<Json<Value>> {
     let orgs = state.meta.list_orgs().await?;
     Ok(Json(json!(orgs)))
 }
@@ -66,13 +61,8 @@ pub async fn list_orgs(State(state): State<Shared>, headers: HeaderMap) -> ApiRe
 )]
 pub async fn create_org(
     State(state): State<Shared>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<NewOrg>,
 ) -> ApiResult<Json<Value>> {
-    state
-        .authenticator
-        .authenticate_root(state.meta.as_ref(), &headers)
-        .await?;
     validate::identifier("organization", &body.name)?;
     if body.name == "organizations" {
         return Err(ApiError::bad_request(
@@ -132,10 +122,10 @@ const MIN_PASSWORD_CHARS: usize = 12;
 pub async fn create_user(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     let email = validate::email(&body.email)?;
     if state.meta.find_user(&email).await?.is_none() {
         if body.password.chars().count() < MIN_PASSWORD_CHARS {
@@ -180,9 +170,9 @@ pub async fn create_user(
 pub async fn list_users(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     Ok(Json(json!(state.meta.list_members(&org).await?)))
 }
 
@@ -207,9 +197,9 @@ pub async fn list_users(
 pub async fn delete_user(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     state.meta.remove_member(&org, &email).await?;
     Ok(Json(
         json!({ "code": 200, "message": "User removed from the organization" }),
@@ -253,10 +243,10 @@ pub struct NewServiceAccount {
 pub async fn create_service_account(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewServiceAccount>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     let email = validate::email(&body.email)?;
     let token = generate_token();
     let account = ServiceAccount {
@@ -294,9 +284,9 @@ pub async fn create_service_account(
 pub async fn list_service_accounts(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     let accounts = state.meta.list_service_accounts(&org).await?;
     Ok(Json(Value::Array(
         accounts.iter().map(account_json).collect(),
@@ -324,9 +314,9 @@ pub async fn list_service_accounts(
 pub async fn get_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     let account = state
         .meta
         .get_service_account(&org, &email)
@@ -368,11 +358,11 @@ pub async fn rotate_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
     query: Result<Query<Rotate>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     if !query.rotate_token {
         return Err(ApiError::bad_request(
             "nothing to change: pass ?rotateToken=true to issue a new token",
@@ -408,9 +398,9 @@ pub async fn rotate_service_account(
 pub async fn delete_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     state.meta.delete_service_account(&org, &email).await?;
     Ok(Json(
         json!({ "code": 200, "message": "Service account deleted" }),
@@ -459,10 +449,10 @@ pub struct NewRole {
 pub async fn create_role(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewRole>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     validate::identifier("role", &body.role)?;
     let role = state
         .meta
@@ -491,9 +481,9 @@ pub async fn create_role(
 pub async fn list_roles(
     State(state): State<Shared>,
     Path(org): Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     Ok(Json(json!(state.meta.list_roles(&org).await?)))
 }
 
@@ -518,9 +508,9 @@ pub async fn list_roles(
 pub async fn get_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     let found = state
         .meta
         .get_role(&org, &role)
@@ -556,10 +546,10 @@ pub async fn get_role(
 pub async fn update_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(mut change): ApiJson<RoleChange>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     for emails in [&mut change.add_users, &mut change.remove_users] {
         emails
             .iter_mut()
@@ -609,9 +599,9 @@ async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<(
 pub async fn delete_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&state.caller(&headers, &org).await?)?;
+    require_admin(&caller)?;
     state.meta.delete_role(&org, &role).await?;
     Ok(Json(json!({ "code": 200, "message": "Role deleted" })))
 }

@@ -7,9 +7,14 @@ pub(crate) mod triggers;
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -60,21 +65,61 @@ pub fn router(state: Shared) -> Router {
                 .delete(iam::delete_role),
         )
         .route("/users", get(iam::list_users).post(iam::create_user))
-        .route("/users/{email}", delete(iam::delete_user));
+        .route("/users/{email}", delete(iam::delete_user))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_org_caller,
+        ));
+    let root_routes = Router::new()
+        .route(
+            "/api/organizations",
+            get(iam::list_orgs).post(iam::create_org),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_root,
+        ));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(crate::openapi::document))
-        .route(
-            "/api/organizations",
-            get(iam::list_orgs).post(iam::create_org),
-        )
+        .merge(root_routes)
         .nest("/api/{org}", org_routes)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Authenticates every organization-scoped request before its body or query is read, so that
+/// an unauthenticated client learns nothing but 401; handlers receive the [`Caller`].
+async fn authenticate_org_caller(
+    State(state): State<Shared>,
+    Path(params): Path<HashMap<String, String>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let org = params.get("org").map(String::as_str).unwrap_or_default();
+    match state.caller(request.headers(), org).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Lets only the root user through to the routes outside any organization.
+async fn authenticate_root(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let caller = state
+        .authenticator
+        .authenticate_root(state.meta.as_ref(), request.headers())
+        .await;
+    match caller {
+        Ok(_) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 impl AppState {

@@ -1,9 +1,9 @@
 //! Triggers (manual test runs, the alert engine, Logs-page transforms) and the run history.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vivarium_auth::{ResourceKind, Verb};
@@ -15,7 +15,7 @@ use super::actions::find;
 use crate::error::{ApiError, ApiResult};
 use crate::executor::{PERMISSION_DENIED, RunReport, RunRequest};
 use crate::extract::ApiJson;
-use crate::identity::require;
+use crate::identity::{Caller, require};
 
 /// The body of a manual run.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -51,7 +51,7 @@ pub struct TestRun {
 pub async fn test_run(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TestRun>,
 ) -> ApiResult<Response> {
     let input = Input::Data(Value::Array(body.inputs));
@@ -59,7 +59,7 @@ pub async fn test_run(
         &state,
         &org,
         &id,
-        &headers,
+        &caller,
         Trigger::Manual,
         None,
         input,
@@ -107,7 +107,7 @@ pub struct AlertRun {
 pub async fn alert(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<AlertRun>,
 ) -> ApiResult<Response> {
     let inputs = match body.inputs {
@@ -125,7 +125,7 @@ pub async fn alert(
         &state,
         &org,
         &id,
-        &headers,
+        &caller,
         Trigger::Alert,
         body.trace_id,
         input,
@@ -173,7 +173,7 @@ pub struct TransformRun {
 pub async fn transform(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TransformRun>,
 ) -> ApiResult<Response> {
     let input = Input::Data(Value::Array(body.hits));
@@ -181,7 +181,7 @@ pub async fn transform(
         &state,
         &org,
         &id,
-        &headers,
+        &caller,
         Trigger::Logs,
         None,
         input,
@@ -211,17 +211,16 @@ async fn trigger(
     state: &Shared,
     org: &str,
     id: &str,
-    headers: &HeaderMap,
+    caller: &Caller,
     trigger: Trigger,
     trace_id: Option<String>,
     input: Input,
     shape: ResultShape,
 ) -> ApiResult<RunReport> {
-    let caller = state.caller(headers, org).await?;
     require(
         state.meta.as_ref(),
         org,
-        &caller,
+        caller,
         Verb::Post,
         ResourceKind::ActionScripts,
         Some(id),
@@ -316,7 +315,7 @@ fn default_per_page() -> u32 {
 pub async fn list_runs(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     paging: Result<Query<RunPaging>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(paging) =
@@ -326,7 +325,6 @@ pub async fn list_runs(
             "page starts at 1 and per_page is between 1 and 100",
         ));
     }
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,
@@ -370,9 +368,8 @@ pub async fn list_runs(
 pub async fn get_run(
     State(state): State<Shared>,
     Path((org, id, run_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    let caller = state.caller(&headers, &org).await?;
     require(
         state.meta.as_ref(),
         &org,

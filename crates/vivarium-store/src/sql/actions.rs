@@ -143,6 +143,17 @@ pub(super) async fn set_status(
     require_one(done.rows_affected(), || not_found(org, id))
 }
 
+/// Moves every action still marked running to `status`; returns how many moved.
+pub(super) async fn reset_running(db: &SqlStore, status: ActionStatus) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE actions SET status = $1 WHERE status = $2")
+        .bind(status.as_str())
+        .bind(ActionStatus::Running.as_str())
+        .execute(db.pool())
+        .await
+        .map_err(backend("resetting interrupted actions"))?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes an action; its runs go with it (the foreign key cascades). `NotFound` when absent
 /// from `org`.
 pub(super) async fn delete(db: &SqlStore, org: &str, id: &str) -> Result<(), StoreError> {

@@ -141,6 +141,10 @@ impl MetadataStore for SqlStore {
         actions::update(self, action).await
     }
 
+    async fn reset_running_actions(&self, status: ActionStatus) -> Result<u64, StoreError> {
+        actions::reset_running(self, status).await
+    }
+
     async fn set_action_status(
         &self,
         org: &str,
