@@ -1,0 +1,240 @@
+//! Which versions of a project the sandbox can use: a version is usable when it publishes a
+//! pure-Python wheel whose `requires-python` admits 3.12; otherwise the reason is kept so a
+//! refusal can say why (compiled wheels only, sdists only, Python excluded).
+
+use std::collections::BTreeMap;
+
+use pep440_rs::Version;
+use pep508_rs::PackageName;
+use pubgrub::Ranges;
+
+use crate::environment::python_allows;
+use crate::error::DepsError;
+use crate::index::DistFile;
+use crate::tags::DistKind;
+
+/// Why a published version cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Unusable {
+    /// Only wheels for specific platforms (compiled extensions).
+    PlatformOnly,
+    /// Only source distributions.
+    SdistOnly,
+    /// Pure wheels exist, but their `requires-python` excludes 3.12.
+    PythonExcluded(String),
+}
+
+#[derive(Clone, Debug)]
+enum Entry {
+    Usable(Box<DistFile>),
+    Unusable(Unusable),
+}
+
+/// The versions of one project as the sandbox sees them.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidates {
+    name: PackageName,
+    versions: BTreeMap<Version, Entry>,
+}
+
+impl Candidates {
+    /// Sorts the files of `name` into usable and unusable versions.
+    pub fn new(name: &PackageName, files: &[DistFile]) -> Self {
+        let mut by_version: BTreeMap<Version, Vec<&DistFile>> = BTreeMap::new();
+        for file in files {
+            by_version
+                .entry(file.version.clone())
+                .or_default()
+                .push(file);
+        }
+        let versions = by_version
+            .into_iter()
+            .map(|(version, files)| (version, entry_for(&files)))
+            .collect();
+        Self {
+            name: name.clone(),
+            versions,
+        }
+    }
+
+    /// The newest usable version in `range` (final releases before pre-releases); `Ok(None)`
+    /// when no published version is in `range` at all; an error naming the package when
+    /// versions are in range but none of them is usable.
+    pub fn choose(&self, range: &Ranges<Version>) -> Result<Option<Version>, DepsError> {
+        let in_range: Vec<(&Version, &Entry)> = self
+            .versions
+            .iter()
+            .rev()
+            .filter(|(version, _)| range.contains(*version))
+            .collect();
+        let usable = || {
+            in_range
+                .iter()
+                .filter(|(_, entry)| matches!(entry, Entry::Usable(_)))
+                .map(|(version, _)| *version)
+        };
+        if let Some(version) = usable()
+            .find(|v| !v.any_prerelease())
+            .or_else(|| usable().next())
+        {
+            return Ok(Some(version.clone()));
+        }
+        match in_range.is_empty() {
+            true => Ok(None),
+            false => Err(self.refusal(&in_range)),
+        }
+    }
+
+    /// The error for versions in range of which none is usable.
+    fn refusal(&self, in_range: &[(&Version, &Entry)]) -> DepsError {
+        let package = self.name.to_string();
+        let reasons = || {
+            in_range.iter().filter_map(|(_, entry)| match entry {
+                Entry::Unusable(reason) => Some(reason),
+                Entry::Usable(_) => None,
+            })
+        };
+        if reasons().any(|r| *r == Unusable::PlatformOnly) {
+            return DepsError::NoPureWheel { package };
+        }
+        if reasons().any(|r| *r == Unusable::SdistOnly) {
+            return DepsError::SdistOnly { package };
+        }
+        let specifier = reasons()
+            .find_map(|r| match r {
+                Unusable::PythonExcluded(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        DepsError::PackageRequiresPython { package, specifier }
+    }
+
+    /// The wheel chosen for `version`, if that version is usable.
+    pub fn wheel(&self, version: &Version) -> Option<&DistFile> {
+        match self.versions.get(version) {
+            Some(Entry::Usable(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// The usable versions, oldest first.
+    pub fn usable_versions(&self) -> Vec<Version> {
+        self.versions
+            .iter()
+            .filter(|(_, entry)| matches!(entry, Entry::Usable(_)))
+            .map(|(version, _)| version.clone())
+            .collect()
+    }
+}
+
+/// Decides whether one version (its files) is usable, and with which wheel.
+fn entry_for(files: &[&DistFile]) -> Entry {
+    let pure: Vec<(&DistFile, u32, u64)> = files
+        .iter()
+        .filter_map(|file| match &file.kind {
+            DistKind::Wheel(wheel) => wheel.sandbox_rank().map(|rank| (*file, rank, wheel.build)),
+            DistKind::Sdist => None,
+        })
+        .collect();
+    let allowed = pure
+        .iter()
+        .filter(|(file, _, _)| file.requires_python.as_deref().is_none_or(python_allows))
+        .max_by(|a, b| (a.1, a.2, &b.0.filename).cmp(&(b.1, b.2, &a.0.filename)));
+    if let Some((file, _, _)) = allowed {
+        return Entry::Usable(Box::new((*file).clone()));
+    }
+    if let Some((file, _, _)) = pure.first() {
+        let spec = file.requires_python.clone().unwrap_or_default();
+        return Entry::Unusable(Unusable::PythonExcluded(spec));
+    }
+    if files.iter().any(|f| matches!(f.kind, DistKind::Wheel(_))) {
+        Entry::Unusable(Unusable::PlatformOnly)
+    } else {
+        Entry::Unusable(Unusable::SdistOnly)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::index::Source;
+    use crate::simple::MetadataOffer;
+    use crate::tags::classify;
+
+    fn file(name: &str, filename: &str, requires_python: Option<&str>) -> DistFile {
+        let project = PackageName::from_str(name).unwrap();
+        let (version, kind) = classify(filename, &project).unwrap();
+        DistFile {
+            filename: filename.into(),
+            version,
+            kind,
+            source: Source::Remote {
+                url: format!("https://x.invalid/{filename}"),
+                metadata: MetadataOffer::Absent,
+            },
+            sha256: None,
+            requires_python: requires_python.map(str::to_string),
+        }
+    }
+
+    fn candidates(name: &str, files: &[DistFile]) -> Candidates {
+        Candidates::new(&PackageName::from_str(name).unwrap(), files)
+    }
+
+    #[test]
+    fn newest_usable_final_release_wins() {
+        let c = candidates(
+            "a",
+            &[
+                file("a", "a-1.0-py3-none-any.whl", None),
+                file("a", "a-2.0-cp312-cp312-manylinux_2_17_x86_64.whl", None),
+                file("a", "a-1.5-py3-none-any.whl", None),
+                file("a", "a-1.6-py3-none-any.whl", Some(">=3.13")),
+                file("a", "a-1.7b1-py3-none-any.whl", None),
+            ],
+        );
+        let full = Ranges::full();
+        assert_eq!(c.choose(&full).unwrap().unwrap().to_string(), "1.5");
+        let pre = Ranges::higher_than(Version::from_str("1.7a0").unwrap());
+        assert_eq!(c.choose(&pre).unwrap().unwrap().to_string(), "1.7b1");
+        let none = Ranges::higher_than(Version::from_str("9").unwrap());
+        assert!(c.choose(&none).unwrap().is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_reason() {
+        let platform = candidates("n", &[file("n", "n-1.0-cp312-cp312-win_amd64.whl", None)]);
+        assert!(matches!(
+            platform.choose(&Ranges::full()),
+            Err(DepsError::NoPureWheel { .. })
+        ));
+        let sdist = candidates("s", &[file("s", "s-1.0.tar.gz", None)]);
+        assert!(matches!(
+            sdist.choose(&Ranges::full()),
+            Err(DepsError::SdistOnly { .. })
+        ));
+        let old = candidates("o", &[file("o", "o-1.0-py3-none-any.whl", Some("<3"))]);
+        assert!(matches!(
+            old.choose(&Ranges::full()),
+            Err(DepsError::PackageRequiresPython { .. })
+        ));
+    }
+
+    #[test]
+    fn specific_tags_are_preferred() {
+        let c = candidates(
+            "a",
+            &[
+                file("a", "a-1.0-py3-none-any.whl", None),
+                file("a", "a-1.0-py312-none-any.whl", None),
+            ],
+        );
+        let version = c.choose(&Ranges::full()).unwrap().unwrap();
+        assert_eq!(
+            c.wheel(&version).unwrap().filename,
+            "a-1.0-py312-none-any.whl"
+        );
+    }
+}

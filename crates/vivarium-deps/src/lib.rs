@@ -1,0 +1,120 @@
+//! Dependencies of Vivarium actions: an action declares them in `pyproject.toml`
+//! (`[project].dependencies`, PEP 621/508); they are resolved on the host, once per distinct
+//! set, against a PEP 503/691 index and an optional local wheelhouse, into a [`Lock`] of
+//! pure-Python wheels; the lock is installed as a read-only "layer" folder that the sandbox
+//! mounts and puts on `sys.path`.
+//!
+//! Only pure-Python wheels are accepted (`py3-none-any` and kin): the sandbox runs CPython
+//! 3.12 compiled to WebAssembly/WASI, which cannot load compiled extension modules, and
+//! Vivarium runs no build backends, so sdists are refused too. Markers are evaluated for the
+//! sandbox (`sys_platform == "wasi"`, `python_version == "3.12"`), never for the host.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), vivarium_deps::DepsError> {
+//! use vivarium_deps::{DepsConfig, install, requirements_from_pyproject, resolve};
+//! let config = DepsConfig::default();
+//! let requirements = requirements_from_pyproject("[project]\ndependencies = [\"six\"]\n")?;
+//! let lock = resolve(&requirements, &config)?;
+//! let layer = install(&lock, std::path::Path::new("/var/cache/vivarium"), &config)?;
+//! println!("mount {} and put it on sys.path", layer.display());
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod candidates;
+mod environment;
+mod error;
+mod hashing;
+mod html;
+mod http;
+mod index;
+mod installer;
+mod lock;
+mod metadata;
+mod progress;
+mod pyproject;
+mod record;
+mod report;
+mod resolver;
+mod simple;
+mod tags;
+mod unpack;
+mod wheelhouse;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::DepsError;
+pub use lock::{Lock, LockedPackage};
+pub use pyproject::{Requirements, requirements_from_pyproject};
+
+/// The public Python package index's Simple API.
+pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple";
+
+/// The Python the sandbox runs, against which markers and `requires-python` are evaluated.
+pub const SANDBOX_PYTHON: &str = environment::PYTHON_FULL_VERSION;
+
+/// Where distributions come from and how much may be installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepsConfig {
+    /// Base URL of a PEP 503/691 Simple API (project pages at `<index_url>/<name>/`).
+    /// Default: [`DEFAULT_INDEX_URL`].
+    pub index_url: String,
+    /// A local folder of `.whl` files, consulted before the index; with it, resolving and
+    /// installing work offline (an unreachable index is then skipped). Default: none.
+    pub wheelhouse: Option<PathBuf>,
+    /// Most bytes an installed layer may hold (uncompressed). Default: 200 MiB.
+    pub max_layer_bytes: u64,
+    /// Most packages a lock may hold. Default: 100.
+    pub max_packages: usize,
+    /// Total time limit of each HTTP request (page, metadata or wheel). Default: 120 s.
+    pub download_timeout: Duration,
+    /// Show a progress spinner/bar on stderr when it is a terminal. Default: off (servers);
+    /// command-line tools turn it on.
+    pub progress: bool,
+}
+
+impl Default for DepsConfig {
+    fn default() -> Self {
+        Self {
+            index_url: DEFAULT_INDEX_URL.to_string(),
+            wheelhouse: None,
+            max_layer_bytes: 200 * 1024 * 1024,
+            max_packages: 100,
+            download_timeout: Duration::from_secs(120),
+            progress: false,
+        }
+    }
+}
+
+/// Resolves `requirements` (transitively, markers evaluated for the sandbox, extras honoured)
+/// to the newest versions that satisfy every constraint and publish a pure-Python wheel.
+///
+/// Empty requirements give an empty lock without touching the network. Conflicts come back
+/// as [`DepsError::Conflict`] with the chain of requirements that clash; packages that cannot
+/// run in the sandbox are refused by name.
+pub fn resolve(requirements: &Requirements, config: &DepsConfig) -> Result<Lock, DepsError> {
+    if requirements.is_empty() {
+        return Ok(Lock::default());
+    }
+    let client = index::IndexClient::new(config)?;
+    let progress = progress::Progress::spinner(config.progress, "resolving dependencies");
+    resolver::resolve(requirements, &client, &progress, config.max_packages)
+}
+
+/// Installs `lock` as the read-only layer `cache_root/layers/<lock digest>/` and returns it.
+///
+/// The layer holds the purelib contents of every wheel at its root (package folders and
+/// `*.dist-info`), so mounting it and adding it to `sys.path` makes the packages importable.
+/// A layer already present is returned at once; concurrent installs of the same lock end with
+/// one layer; a failed install leaves nothing behind.
+pub fn install(lock: &Lock, cache_root: &Path, config: &DepsConfig) -> Result<PathBuf, DepsError> {
+    installer::install(lock, cache_root, config)
+}
+
+/// The layer folder `install` would create for `lock` under `cache_root` (it may not exist).
+pub fn layer_path(lock: &Lock, cache_root: &Path) -> PathBuf {
+    cache_root.join("layers").join(lock.digest())
+}

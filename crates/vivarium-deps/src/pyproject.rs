@@ -1,0 +1,244 @@
+//! Reads an action's `pyproject.toml`: the PEP 621 `[project].dependencies` list (PEP 508
+//! requirements) and `requires-python`, which must admit the sandbox's Python 3.12.
+
+use std::str::FromStr;
+
+use pep440_rs::VersionSpecifiers;
+use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::environment::python_version;
+use crate::error::DepsError;
+
+/// The dependencies an action declares, parsed as PEP 508 requirements.
+///
+/// Built by [`requirements_from_pyproject`] or [`Requirements::parse`]; handed to
+/// [`crate::resolve`]. Markers are kept as written and evaluated for the sandbox at resolve time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    items: Vec<Requirement<VerbatimUrl>>,
+}
+
+impl Requirements {
+    /// Parses PEP 508 requirement strings, one per item (blank items are skipped).
+    ///
+    /// Direct URL requirements (`name @ https://...`) are refused: only index and wheelhouse
+    /// distributions can be hash-checked and locked.
+    pub fn parse<I, S>(lines: I) -> Result<Self, DepsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut items = Vec::new();
+        for line in lines {
+            let line = line.as_ref().trim();
+            if !line.is_empty() {
+                items.push(parse_requirement(line)?);
+            }
+        }
+        Ok(Self { items })
+    }
+
+    /// Whether no dependency is declared (then no layer is needed).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// How many requirements are declared.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The requirements in canonical PEP 508 form, sorted: equal sets give equal lists.
+    pub fn canonical(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.items.iter().map(ToString::to_string).collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    }
+
+    /// A sha256 (hex) of [`Requirements::canonical`]: a key for caching a lock per distinct set
+    /// of requirements (together with the index URL and the time it was resolved).
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        for line in self.canonical() {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// The parsed requirements.
+    pub(crate) fn items(&self) -> &[Requirement<VerbatimUrl>] {
+        &self.items
+    }
+}
+
+/// Parses one PEP 508 requirement as Vivarium accepts it (no direct URLs).
+pub(crate) fn parse_requirement(line: &str) -> Result<Requirement<VerbatimUrl>, DepsError> {
+    let requirement =
+        Requirement::<VerbatimUrl>::from_str(line).map_err(|error| DepsError::BadRequirement {
+            requirement: line.to_string(),
+            reason: format!(
+                "{} (at character {}); write it as a PEP 508 requirement such as \
+                 \"requests>=2.31\"",
+                error.message,
+                error.start + 1
+            ),
+        })?;
+    if let Some(VersionOrUrl::Url(_)) = requirement.version_or_url {
+        return Err(DepsError::BadRequirement {
+            requirement: line.to_string(),
+            reason: "direct URL requirements are not supported (they cannot be hash-checked); \
+                     name a version from the index, or put the wheel in the wheelhouse"
+                .to_string(),
+        });
+    }
+    Ok(requirement)
+}
+
+#[derive(Deserialize)]
+struct Pyproject {
+    project: Option<Project>,
+}
+
+#[derive(Deserialize)]
+struct Project {
+    #[serde(default)]
+    dependencies: Option<Vec<String>>,
+    #[serde(default, rename = "requires-python")]
+    requires_python: Option<String>,
+    #[serde(default)]
+    dynamic: Vec<String>,
+}
+
+/// Reads `[project].dependencies` from the text of a `pyproject.toml`.
+///
+/// No `[project]` table, or no or an empty `dependencies` list, gives empty [`Requirements`].
+/// `requires-python` must admit Python 3.12 (the sandbox's); dependencies declared `dynamic`
+/// are refused since Vivarium runs no build backend.
+pub fn requirements_from_pyproject(text: &str) -> Result<Requirements, DepsError> {
+    let parsed: Pyproject = toml::from_str(text).map_err(|error| DepsError::BadPyproject {
+        reason: toml_error(text, &error),
+    })?;
+    let Some(project) = parsed.project else {
+        return Ok(Requirements::default());
+    };
+    if let Some(specifier) = &project.requires_python {
+        check_requires_python(specifier)?;
+    }
+    if project.dynamic.iter().any(|field| field == "dependencies") {
+        return Err(DepsError::BadPyproject {
+            reason: "[project].dynamic lists \"dependencies\", but Vivarium runs no build \
+                     backend; list the dependencies in [project].dependencies instead"
+                .to_string(),
+        });
+    }
+    Requirements::parse(project.dependencies.unwrap_or_default())
+}
+
+/// "line L, column C: message" for a TOML error (its own text spans several lines).
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+fn check_requires_python(specifier: &str) -> Result<(), DepsError> {
+    let parsed =
+        VersionSpecifiers::from_str(specifier.trim()).map_err(|error| DepsError::BadPyproject {
+            reason: format!("[project].requires-python \"{specifier}\" is not valid: {error}"),
+        })?;
+    if parsed.contains(python_version()) {
+        Ok(())
+    } else {
+        Err(DepsError::ProjectRequiresPython {
+            specifier: specifier.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_dependencies() {
+        let text = r#"
+            [project]
+            name = "demo"
+            requires-python = ">=3.10"
+            dependencies = ["requests>=2", "attrs[tests] ; python_version >= '3.8'", ""]
+        "#;
+        let reqs = requirements_from_pyproject(text).unwrap();
+        assert_eq!(reqs.len(), 2);
+        assert!(!reqs.is_empty());
+    }
+
+    #[test]
+    fn no_project_table_means_no_dependencies() {
+        assert!(
+            requirements_from_pyproject("[tool.x]\na = 1\n")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(requirements_from_pyproject("").unwrap().is_empty());
+        assert!(
+            requirements_from_pyproject("[project]\nname = \"x\"\ndependencies = []\n")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_toml_is_reported() {
+        let err = requirements_from_pyproject("[project]\nname = 1\n[project\n").unwrap_err();
+        assert!(matches!(err, DepsError::BadPyproject { .. }), "{err}");
+        assert!(err.to_string().contains("line 3, column 9: "), "{err}");
+        let err = requirements_from_pyproject("[project]\ndependencies = \"x\"\n").unwrap_err();
+        assert!(matches!(err, DepsError::BadPyproject { .. }), "{err}");
+    }
+
+    #[test]
+    fn bad_requirement_names_the_line() {
+        let err = requirements_from_pyproject("[project]\ndependencies = [\"requests >>= 2\"]\n")
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("requests >>= 2"), "{message}");
+    }
+
+    #[test]
+    fn url_requirements_are_refused() {
+        let err = Requirements::parse(["pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl"])
+            .unwrap_err();
+        assert!(err.to_string().contains("direct URL"), "{err}");
+    }
+
+    #[test]
+    fn requires_python_must_admit_3_12() {
+        let err =
+            requirements_from_pyproject("[project]\nrequires-python = \">=3.13\"\n").unwrap_err();
+        assert!(matches!(err, DepsError::ProjectRequiresPython { .. }));
+        assert!(err.to_string().contains("3.12"), "{err}");
+    }
+
+    #[test]
+    fn dynamic_dependencies_are_refused() {
+        let err =
+            requirements_from_pyproject("[project]\ndynamic = [\"dependencies\"]\n").unwrap_err();
+        assert!(err.to_string().contains("dynamic"), "{err}");
+    }
+
+    #[test]
+    fn digest_ignores_order() {
+        let a = Requirements::parse(["six", "idna>=3"]).unwrap();
+        let b = Requirements::parse(["idna>=3", "six"]).unwrap();
+        assert_eq!(a.digest(), b.digest());
+    }
+}

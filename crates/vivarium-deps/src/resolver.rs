@@ -1,0 +1,380 @@
+//! Version solving with PubGrub: the action's requirements are the root's dependencies, each
+//! chosen wheel's `Requires-Dist` (markers evaluated for the sandbox) the dependencies of that
+//! version, and extras are virtual packages `name[extra]` pinned to their base package's
+//! version. Failures come back as a readable chain (see [`crate::report`]).
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::str::FromStr;
+
+use pep440_rs::Version;
+use pep508_rs::{
+    ExtraName, MarkerEnvironment, PackageName, Requirement, VerbatimUrl, VersionOrUrl,
+};
+use pubgrub::{
+    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError, Ranges,
+};
+
+use crate::candidates::Candidates;
+use crate::environment::{python_allows, sandbox_markers};
+use crate::error::DepsError;
+use crate::index::IndexClient;
+use crate::lock::{Lock, LockedPackage};
+use crate::metadata;
+use crate::progress::Progress;
+use crate::pyproject::Requirements;
+use crate::report;
+
+/// Version sets as PubGrub handles them.
+pub(crate) type Vs = Ranges<Version>;
+
+/// A node of the dependency graph.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pkg {
+    /// The action itself.
+    Root,
+    /// A distribution.
+    Base(PackageName),
+    /// A distribution with one extra enabled; depends on `Base` at the same version.
+    Extra(PackageName, ExtraName),
+}
+
+impl fmt::Display for Pkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pkg::Root => f.write_str("the action"),
+            Pkg::Base(name) => write!(f, "{name}"),
+            Pkg::Extra(name, extra) => write!(f, "{name}[{extra}]"),
+        }
+    }
+}
+
+impl Pkg {
+    /// The distribution name, if this is not the root.
+    pub fn name(&self) -> Option<&PackageName> {
+        match self {
+            Pkg::Root => None,
+            Pkg::Base(name) | Pkg::Extra(name, _) => Some(name),
+        }
+    }
+}
+
+/// The requirements of one published version, or why they cannot be used.
+type VersionDeps = Rc<Result<Vec<Requirement<VerbatimUrl>>, String>>;
+
+/// Answers PubGrub's questions from the index client.
+pub(crate) struct Provider<'a> {
+    client: &'a IndexClient,
+    env: &'static MarkerEnvironment,
+    root: &'a Requirements,
+    progress: &'a Progress,
+    candidates: RefCell<HashMap<PackageName, Rc<Candidates>>>,
+    version_deps: RefCell<HashMap<(PackageName, Version), VersionDeps>>,
+    required_by: RefCell<HashMap<PackageName, String>>,
+    discovered: RefCell<HashMap<Pkg, usize>>,
+}
+
+impl<'a> Provider<'a> {
+    /// A provider resolving `root` against `client`.
+    pub fn new(
+        client: &'a IndexClient,
+        root: &'a Requirements,
+        progress: &'a Progress,
+    ) -> Result<Self, DepsError> {
+        Ok(Self {
+            client,
+            env: sandbox_markers()?,
+            root,
+            progress,
+            candidates: RefCell::new(HashMap::new()),
+            version_deps: RefCell::new(HashMap::new()),
+            required_by: RefCell::new(HashMap::new()),
+            discovered: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The candidate versions of `name`, listed once.
+    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, DepsError> {
+        if let Some(found) = self.candidates.borrow().get(name) {
+            return Ok(Rc::clone(found));
+        }
+        self.progress.message(&format!("looking up {name}"));
+        let files = self
+            .client
+            .project(name)?
+            .ok_or_else(|| self.not_found(name))?;
+        let candidates = Rc::new(Candidates::new(name, &files));
+        self.candidates
+            .borrow_mut()
+            .insert(name.clone(), Rc::clone(&candidates));
+        Ok(candidates)
+    }
+
+    fn not_found(&self, name: &PackageName) -> DepsError {
+        DepsError::PackageNotFound {
+            package: name.to_string(),
+            required_by: self
+                .required_by
+                .borrow()
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "the action".into()),
+            index: self.client.index_url().to_string(),
+            wheelhouse: match self.client.has_wheelhouse() {
+                true => " nor in the wheelhouse".into(),
+                false => String::new(),
+            },
+        }
+    }
+
+    /// The usable versions of `package` already looked up (for error reports).
+    pub fn known_versions(&self, package: &Pkg) -> Vec<Version> {
+        package
+            .name()
+            .and_then(|name| self.candidates.borrow().get(name).cloned())
+            .map(|c| c.usable_versions())
+            .unwrap_or_default()
+    }
+
+    /// The requirements declared by `name` `version` (cached: base and extras share them).
+    fn requirements_of(
+        &self,
+        name: &PackageName,
+        version: &Version,
+    ) -> Result<VersionDeps, DepsError> {
+        let key = (name.clone(), version.clone());
+        if let Some(found) = self.version_deps.borrow().get(&key) {
+            return Ok(Rc::clone(found));
+        }
+        self.progress
+            .message(&format!("reading metadata of {name} {version}"));
+        let candidates = self.candidates(name)?;
+        let file = candidates
+            .wheel(version)
+            .ok_or_else(|| unpicked(name, version))?;
+        let text = self.client.metadata(name, file)?;
+        let parsed = Rc::new(requirements_from_metadata(&text));
+        self.version_deps
+            .borrow_mut()
+            .insert(key, Rc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    /// PubGrub constraints for `parent`'s requirements that apply with `extras` enabled;
+    /// with `only_extra`, those that apply only thanks to the extra.
+    fn constraints(
+        &self,
+        parent: &Pkg,
+        parent_version: &Version,
+        requirements: &[Requirement<VerbatimUrl>],
+        extra: Option<&ExtraName>,
+    ) -> Result<DependencyConstraints<Pkg, Vs>, String> {
+        let env = self.env;
+        let mut merged: Vec<(Pkg, Vs)> = Vec::new();
+        if let (Pkg::Extra(name, _), Some(_)) = (parent, extra) {
+            merged.push((
+                Pkg::Base(name.clone()),
+                Ranges::singleton(parent_version.clone()),
+            ));
+        }
+        for requirement in requirements {
+            let applies = match extra {
+                None => requirement.evaluate_markers(env, &[]),
+                Some(extra) => {
+                    requirement.evaluate_markers(env, std::slice::from_ref(extra))
+                        && !requirement.evaluate_markers(env, &[])
+                }
+            };
+            if applies {
+                self.note_requirer(parent, parent_version, &requirement.name);
+                add_requirement(&mut merged, parent, requirement)?;
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    fn note_requirer(&self, parent: &Pkg, version: &Version, name: &PackageName) {
+        let who = match parent {
+            Pkg::Root => parent.to_string(),
+            _ => format!("{parent} {version}"),
+        };
+        self.required_by
+            .borrow_mut()
+            .entry(name.clone())
+            .or_insert(who);
+    }
+
+    fn discovery_index(&self, package: &Pkg) -> usize {
+        let mut discovered = self.discovered.borrow_mut();
+        let next = discovered.len();
+        *discovered.entry(package.clone()).or_insert(next)
+    }
+}
+
+/// Parses a METADATA text into requirements, or the reason the version is unusable.
+fn requirements_from_metadata(text: &str) -> Result<Vec<Requirement<VerbatimUrl>>, String> {
+    let metadata = metadata::parse(text);
+    if let Some(spec) = &metadata.requires_python
+        && !python_allows(spec)
+    {
+        return Err(format!("it requires Python {spec}"));
+    }
+    metadata
+        .requires_dist
+        .iter()
+        .map(|line| {
+            Requirement::<VerbatimUrl>::from_str(line).map_err(|e| {
+                format!(
+                    "its metadata lists an invalid requirement \"{line}\" ({})",
+                    e.message
+                )
+            })
+        })
+        .collect()
+}
+
+/// Adds one requirement's constraints (base package and each extra), intersecting ranges
+/// when the same package is required twice.
+fn add_requirement(
+    merged: &mut Vec<(Pkg, Vs)>,
+    parent: &Pkg,
+    requirement: &Requirement<VerbatimUrl>,
+) -> Result<(), String> {
+    let range = match &requirement.version_or_url {
+        None => Ranges::full(),
+        Some(VersionOrUrl::VersionSpecifier(specifiers)) => Vs::from(specifiers.clone()),
+        Some(VersionOrUrl::Url(_)) => {
+            return Err(format!(
+                "it depends on {} through a direct URL, which Vivarium does not install",
+                requirement.name
+            ));
+        }
+    };
+    let name = &requirement.name;
+    let mut targets: Vec<Pkg> = requirement
+        .extras
+        .iter()
+        .map(|extra| Pkg::Extra(name.clone(), extra.clone()))
+        .collect();
+    if parent.name() != Some(name) {
+        targets.push(Pkg::Base(name.clone()));
+    }
+    for target in targets.into_iter().filter(|t| t != parent) {
+        match merged.iter_mut().find(|(p, _)| *p == target) {
+            Some((_, existing)) => *existing = existing.intersection(&range),
+            None => merged.push((target, range.clone())),
+        }
+    }
+    Ok(())
+}
+
+impl DependencyProvider for Provider<'_> {
+    type P = Pkg;
+    type V = Version;
+    type VS = Vs;
+    type M = String;
+    type Err = DepsError;
+    type Priority = (u32, Reverse<usize>);
+
+    fn prioritize(
+        &self,
+        package: &Pkg,
+        _range: &Vs,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        (
+            stats.conflict_count(),
+            Reverse(self.discovery_index(package)),
+        )
+    }
+
+    fn choose_version(&self, package: &Pkg, range: &Vs) -> Result<Option<Version>, DepsError> {
+        match package.name() {
+            None => Ok(Some(root_version())),
+            Some(name) => self.candidates(name)?.choose(range),
+        }
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<Dependencies<Pkg, Vs, String>, DepsError> {
+        let (requirements, extra) = match package {
+            Pkg::Root => (Rc::new(Ok(self.root.items().to_vec())), None),
+            Pkg::Base(name) => (self.requirements_of(name, version)?, None),
+            Pkg::Extra(name, extra) => (self.requirements_of(name, version)?, Some(extra)),
+        };
+        let constraints = match requirements.as_ref() {
+            Ok(requirements) => self.constraints(package, version, requirements, extra),
+            Err(reason) => Err(reason.clone()),
+        };
+        Ok(match constraints {
+            Ok(constraints) => Dependencies::Available(constraints),
+            Err(reason) => Dependencies::Unavailable(reason),
+        })
+    }
+}
+
+fn unpicked(name: &PackageName, version: &Version) -> DepsError {
+    DepsError::Internal {
+        reason: format!("the solver picked {name} {version}, which has no usable wheel"),
+    }
+}
+
+fn root_version() -> Version {
+    Version::new([0])
+}
+
+/// Resolves `requirements` into a lock, or explains why that is impossible.
+pub(crate) fn resolve(
+    requirements: &Requirements,
+    client: &IndexClient,
+    progress: &Progress,
+    max_packages: usize,
+) -> Result<Lock, DepsError> {
+    let provider = Provider::new(client, requirements, progress)?;
+    let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
+        Ok(solution) => solution,
+        Err(PubGrubError::NoSolution(tree)) => {
+            return Err(report::explain(tree, &|p| provider.known_versions(p)));
+        }
+        Err(PubGrubError::ErrorChoosingVersion { source, .. })
+        | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
+        | Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(source),
+    };
+    let mut packages = Vec::new();
+    for (package, version) in solution.iter() {
+        if let Pkg::Base(name) = package {
+            packages.push(provider.locked(name, version)?);
+        }
+    }
+    let lock = Lock::new(packages);
+    if lock.packages.len() > max_packages {
+        return Err(DepsError::TooManyPackages {
+            count: lock.packages.len(),
+            limit: max_packages,
+        });
+    }
+    Ok(lock)
+}
+
+impl Provider<'_> {
+    /// The lock entry of the wheel chosen for `name` `version`.
+    fn locked(&self, name: &PackageName, version: &Version) -> Result<LockedPackage, DepsError> {
+        let candidates = self.candidates(name)?;
+        let file = candidates
+            .wheel(version)
+            .ok_or_else(|| unpicked(name, version))?;
+        Ok(LockedPackage {
+            name: name.to_string(),
+            version: file.version.to_string(),
+            wheel: file.filename.clone(),
+            sha256: self.client.sha256(file)?,
+        })
+    }
+}

@@ -1,0 +1,386 @@
+//! Resolution against a local Simple-API index: transitive dependencies, extras, markers,
+//! version choice, conflicts and refusals by name.
+
+mod common;
+
+use common::{Index, Served, closed_port_url, wheel};
+use vivarium_deps::{
+    DepsConfig, DepsError, Lock, Requirements, requirements_from_pyproject, resolve,
+};
+
+fn reqs(lines: &[&str]) -> Requirements {
+    Requirements::parse(lines).unwrap()
+}
+
+fn pinned(lock: &Lock) -> Vec<String> {
+    lock.packages
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect()
+}
+
+#[test]
+fn resolves_transitive_dependencies() {
+    let index = Index::start();
+    index.add(&wheel("app-lib", "1.0").requires("middle>=1"));
+    index.add(&wheel("middle", "1.2").requires("leaf"));
+    index.add(&wheel("leaf", "0.3"));
+    let lock = resolve(&reqs(&["App_Lib"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["app-lib==1.0", "leaf==0.3", "middle==1.2"]);
+    for package in &lock.packages {
+        assert!(package.wheel.ends_with("-py3-none-any.whl"), "{package:?}");
+        assert_eq!(package.sha256.len(), 64);
+    }
+    assert_eq!(lock.packages[0].wheel, "app_lib-1.0-py3-none-any.whl");
+    // PEP 658 metadata is used: resolving downloads no wheel.
+    assert_eq!(index.wheel_downloads(), 0, "{:?}", index.requests());
+}
+
+#[test]
+fn reads_metadata_from_the_wheel_when_no_metadata_file_is_offered() {
+    let index = Index::start();
+    let top = wheel("top", "1.0").requires("dep");
+    let mut served = Served::wheel(&top);
+    served.metadata = None;
+    served.announced_sha256 = None;
+    index.add_file("top", served.clone());
+    index.add(&wheel("dep", "2.0"));
+    let lock = resolve(&reqs(&["top"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["dep==2.0", "top==1.0"]);
+    assert_eq!(lock.packages[1].sha256, common::sha256_hex(&served.bytes));
+    assert_eq!(index.wheel_downloads(), 1, "{:?}", index.requests());
+}
+
+#[test]
+fn honours_extras() {
+    let index = Index::start();
+    index.add(
+        &wheel("tool", "1.0")
+            .requires("fast-backend>=2; extra == \"fast\"")
+            .requires("other-backend; extra == \"other\"")
+            .requires("core"),
+    );
+    index.add(&wheel("fast-backend", "2.1"));
+    index.add(&wheel("core", "1.0"));
+    let plain = resolve(&reqs(&["tool"]), &index.config()).unwrap();
+    assert_eq!(pinned(&plain), ["core==1.0", "tool==1.0"]);
+    let with_extra = resolve(&reqs(&["tool[fast]"]), &index.config()).unwrap();
+    assert_eq!(
+        pinned(&with_extra),
+        ["core==1.0", "fast-backend==2.1", "tool==1.0"]
+    );
+}
+
+#[test]
+fn evaluates_markers_for_the_sandbox() {
+    let index = Index::start();
+    index.add(
+        &wheel("pkg", "1.0")
+            .requires("winonly; sys_platform == \"win32\"")
+            .requires("modern; python_version >= \"3.8\"")
+            .requires("legacy; python_version < \"3\"")
+            .requires("wasi-only; sys_platform == \"wasi\" and platform_machine == \"wasm32\""),
+    );
+    index.add(&wheel("modern", "1.0"));
+    index.add(&wheel("wasi-only", "1.0"));
+    let lock = resolve(
+        &reqs(&["pkg", "hostonly; sys_platform == \"linux\""]),
+        &index.config(),
+    )
+    .unwrap();
+    assert_eq!(pinned(&lock), ["modern==1.0", "pkg==1.0", "wasi-only==1.0"]);
+    let asked = index.requests();
+    assert!(
+        !asked
+            .iter()
+            .any(|p| p.contains("winonly") || p.contains("hostonly")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn chooses_the_newest_satisfying_version() {
+    let index = Index::start();
+    for version in ["1.0", "1.5", "2.0", "3.0b1"] {
+        index.add(&wheel("lib", version));
+    }
+    let newest = resolve(&reqs(&["lib"]), &index.config()).unwrap();
+    assert_eq!(
+        pinned(&newest),
+        ["lib==2.0"],
+        "pre-releases are not chosen by default"
+    );
+    let bounded = resolve(&reqs(&["lib<2"]), &index.config()).unwrap();
+    assert_eq!(pinned(&bounded), ["lib==1.5"]);
+    let pre = resolve(&reqs(&["lib>=3.0b1"]), &index.config()).unwrap();
+    assert_eq!(pinned(&pre), ["lib==3.0b1"]);
+}
+
+#[test]
+fn transitive_constraints_narrow_the_choice() {
+    let index = Index::start();
+    index.add(&wheel("a", "1.0").requires("b<2"));
+    for version in ["1.0", "1.9", "2.5"] {
+        index.add(&wheel("b", version));
+    }
+    let lock = resolve(&reqs(&["a", "b"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["a==1.0", "b==1.9"]);
+}
+
+#[test]
+fn skips_yanked_files() {
+    let index = Index::start();
+    index.add(&wheel("lib", "1.0"));
+    let mut yanked = Served::wheel(&wheel("lib", "2.0"));
+    yanked.yanked = true;
+    index.add_file("lib", yanked);
+    let lock = resolve(&reqs(&["lib"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["lib==1.0"]);
+}
+
+#[test]
+fn reports_a_conflict_with_its_chain() {
+    let index = Index::start();
+    index.add(&wheel("a", "2.0").requires("b<1"));
+    index.add(&wheel("a", "1.0"));
+    index.add(&wheel("b", "0.5"));
+    index.add(&wheel("b", "1.5"));
+    let error = resolve(&reqs(&["a>=2", "b>=1"]), &index.config()).unwrap_err();
+    assert!(matches!(error, DepsError::Conflict { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("the action requires a>=2"), "{message}");
+    assert!(message.contains("a 2.0 requires b<1"), "{message}");
+    assert!(message.contains("the action requires b>=1"), "{message}");
+    assert!(
+        message.contains("no version of b satisfies both b<1 and b>=1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn refuses_a_platform_only_package_by_name() {
+    let index = Index::start();
+    index.add_file(
+        "numpy",
+        Served::raw(
+            "numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            b"not really",
+        ),
+    );
+    index.add_file("numpy", Served::raw("numpy-2.0.0.tar.gz", b"sdist"));
+    let error = resolve(&reqs(&["numpy"]), &index.config()).unwrap_err();
+    assert!(matches!(error, DepsError::NoPureWheel { .. }), "{error}");
+    assert!(
+        error.to_string().starts_with(
+            "numpy: no pure-Python wheel (py3-none-any) is published for any matching version; \
+             packages with compiled extensions cannot run in the sandbox"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn refuses_a_transitive_platform_only_package_by_name() {
+    let index = Index::start();
+    index.add(&wheel("pure", "1.0").requires("compiled"));
+    index.add_file(
+        "compiled",
+        Served::raw("compiled-1.0-cp312-cp312-win_amd64.whl", b"x"),
+    );
+    let error = resolve(&reqs(&["pure"]), &index.config()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("compiled: no pure-Python wheel"),
+        "{error}"
+    );
+}
+
+#[test]
+fn refuses_an_sdist_only_package_by_name() {
+    let index = Index::start();
+    index.add_file("sdonly", Served::raw("sdonly-1.0.tar.gz", b"sdist"));
+    let error = resolve(&reqs(&["sdonly"]), &index.config()).unwrap_err();
+    assert!(matches!(error, DepsError::SdistOnly { .. }), "{error}");
+    assert!(
+        error.to_string().starts_with(
+            "sdonly: only source distributions are published; Vivarium installs wheels only"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn refuses_a_pyproject_whose_requires_python_excludes_3_12() {
+    let text = "[project]\nname = \"x\"\nrequires-python = \">=3.13\"\ndependencies = [\"six\"]\n";
+    let error = requirements_from_pyproject(text).unwrap_err();
+    assert!(
+        matches!(error, DepsError::ProjectRequiresPython { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains(">=3.13"), "{error}");
+}
+
+#[test]
+fn refuses_a_package_whose_requires_python_excludes_3_12() {
+    let index = Index::start();
+    index.add(&wheel("future-only", "1.0").requires_python(">=3.13"));
+    let error = resolve(&reqs(&["future-only"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(error, DepsError::PackageRequiresPython { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("future-only"), "{error}");
+    assert!(error.to_string().contains(">=3.13"), "{error}");
+}
+
+#[test]
+fn falls_back_to_an_older_version_that_supports_3_12() {
+    let index = Index::start();
+    index.add(&wheel("lib", "2.0").requires_python(">=3.13"));
+    index.add(&wheel("lib", "1.0").requires_python(">=3.8"));
+    let lock = resolve(&reqs(&["lib"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["lib==1.0"]);
+}
+
+#[test]
+fn reads_pep503_html_when_the_index_has_no_json() {
+    let index = Index::start();
+    index.set_html_only(true);
+    index.add(&wheel("a", "1.0").requires("b").requires_python(">=3.8"));
+    index.add(&wheel("b", "1.0"));
+    index.add(&wheel("old", "1.0").requires_python("<3"));
+    let lock = resolve(&reqs(&["a"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["a==1.0", "b==1.0"]);
+    assert_eq!(index.json_pages(), 0);
+    assert!(index.html_pages() >= 2);
+    assert_eq!(
+        index.wheel_downloads(),
+        0,
+        "PEP 658 metadata is read from the HTML too"
+    );
+    let error = resolve(&reqs(&["old"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(error, DepsError::PackageRequiresPython { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn names_a_missing_package() {
+    let index = Index::start();
+    index.add(&wheel("a", "1.0").requires("ghost>=1"));
+    let error = resolve(&reqs(&["a"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(error, DepsError::PackageNotFound { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.starts_with("ghost: not found"), "{message}");
+    assert!(message.contains("required by a 1.0"), "{message}");
+}
+
+#[test]
+fn names_a_specifier_that_matches_nothing() {
+    let index = Index::start();
+    index.add(&wheel("lib", "1.0"));
+    index.add(&wheel("lib", "1.1"));
+    let error = resolve(&reqs(&["lib>=9"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(error, DepsError::NoMatchingVersion { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("lib: no version matches \">=9\""),
+        "{message}"
+    );
+    assert!(message.contains("1.1, 1.0"), "{message}");
+}
+
+#[test]
+fn refuses_a_metadata_file_whose_hash_differs() {
+    let index = Index::start();
+    let mut served = Served::wheel(&wheel("lib", "1.0"));
+    served.metadata = None;
+    served.announced_sha256 = Some("0".repeat(64));
+    index.add_file("lib", served);
+    let error = resolve(&reqs(&["lib"]), &index.config()).unwrap_err();
+    assert!(matches!(error, DepsError::HashMismatch { .. }), "{error}");
+    assert!(
+        error.to_string().contains("lib-1.0-py3-none-any.whl"),
+        "{error}"
+    );
+}
+
+#[test]
+fn enforces_the_package_limit_when_resolving() {
+    let index = Index::start();
+    index.add(&wheel("a", "1.0").requires("b"));
+    index.add(&wheel("b", "1.0"));
+    let config = DepsConfig {
+        max_packages: 1,
+        ..index.config()
+    };
+    let error = resolve(&reqs(&["a"]), &config).unwrap_err();
+    assert!(
+        matches!(error, DepsError::TooManyPackages { count: 2, limit: 1 }),
+        "{error}"
+    );
+}
+
+#[test]
+fn empty_requirements_need_no_index() {
+    let config = DepsConfig {
+        index_url: closed_port_url(),
+        ..DepsConfig::default()
+    };
+    let lock = resolve(&Requirements::default(), &config).unwrap();
+    assert!(lock.packages.is_empty());
+}
+
+#[test]
+fn an_unreachable_index_without_wheelhouse_is_a_download_error() {
+    let config = DepsConfig {
+        index_url: closed_port_url(),
+        ..DepsConfig::default()
+    };
+    let error = resolve(&reqs(&["six"]), &config).unwrap_err();
+    assert!(matches!(error, DepsError::Download { .. }), "{error}");
+}
+
+#[test]
+fn a_silent_index_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept connections and never answer; the thread ends with the test process.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        drop(held);
+    });
+    let config = DepsConfig {
+        index_url: format!("http://127.0.0.1:{port}/simple"),
+        download_timeout: std::time::Duration::from_secs(1),
+        ..DepsConfig::default()
+    };
+    let error = resolve(&reqs(&["six"]), &config).unwrap_err();
+    assert!(
+        matches!(error, DepsError::Timeout { seconds: 1, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("did not finish within 1 s"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unreadable_index_page_is_reported() {
+    let index = Index::start();
+    index.add(&wheel("lib", "1.0"));
+    index.set_broken_json(true);
+    let error = resolve(&reqs(&["lib"]), &index.config()).unwrap_err();
+    assert!(matches!(error, DepsError::BadIndexPage { .. }), "{error}");
+    assert!(error.to_string().contains("/simple/lib/"), "{error}");
+}
