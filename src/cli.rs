@@ -36,6 +36,23 @@ pub enum Command {
     Runtime(RuntimeCommand),
     /// Start the actions service (HTTP API, triggers, scheduler, run history).
     Serve(ServeArgs),
+    /// Resolve an action's pyproject.toml dependencies.
+    #[command(subcommand)]
+    Deps(DepsCommand),
+}
+
+/// `vivarium deps ...`.
+#[derive(Debug, Subcommand)]
+pub enum DepsCommand {
+    /// Print the resolved set (name, version, wheel, SHA-256) of an action's dependencies.
+    Lock {
+        /// The action: a .zip file or a folder holding main.py.
+        #[arg(value_name = "ACTION")]
+        action: PathBuf,
+        /// Where dependencies come from.
+        #[command(flatten)]
+        deps: DepsArgs,
+    },
 }
 
 /// `vivarium serve`. Every setting can also come from a TOML file (`--config`) or a
@@ -106,6 +123,33 @@ pub struct RunArgs {
     /// Log output kept, such as 1MiB; the rest is dropped with a marker. At most 64MiB.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_logs: u64,
+
+    /// Where the action's pyproject.toml dependencies come from.
+    #[command(flatten)]
+    pub deps: DepsArgs,
+}
+
+/// Where dependencies are resolved from.
+#[derive(Debug, Args)]
+pub struct DepsArgs {
+    /// A PEP 503/691 Simple API index for pyproject.toml dependencies.
+    #[arg(long = "index", env = "VIVARIUM_PACKAGE_INDEX", default_value = vivarium_deps::DEFAULT_INDEX_URL, value_name = "URL")]
+    pub index: String,
+    /// A folder of pure-Python wheels consulted before the index (works offline).
+    #[arg(long, env = "VIVARIUM_WHEELHOUSE", value_name = "DIR")]
+    pub wheelhouse: Option<PathBuf>,
+}
+
+impl DepsArgs {
+    /// The resolver's configuration, with progress shown on a terminal.
+    pub fn config(&self) -> vivarium_deps::DepsConfig {
+        vivarium_deps::DepsConfig {
+            index_url: self.index.clone(),
+            wheelhouse: self.wheelhouse.clone(),
+            progress: true,
+            ..vivarium_deps::DepsConfig::default()
+        }
+    }
 }
 
 /// `vivarium runtime ...`.

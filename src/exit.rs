@@ -17,6 +17,8 @@ pub enum Exit {
     BadPackage = 4,
     /// The interpreter could not be fetched, verified or compiled.
     RuntimeUnavailable = 5,
+    /// The action's pyproject.toml dependencies could not be resolved or installed.
+    BadDependencies = 6,
     /// The action raised an exception.
     ScriptError = 10,
     /// The action has no callable `main` of the right arity.
@@ -75,6 +77,7 @@ Exit status:
    3  bad input file (missing, not JSON, not an array, too large)
    4  action package refused (not a ZIP, unsafe entry, no main.py, over a limit)
    5  interpreter unavailable (download, verification or compilation failed)
+   6  dependencies refused (pyproject.toml unreadable, conflicting, not pure Python, ...)
   10  script_error: the action raised an exception
   11  bad_action: no callable main(data, logger)
   12  bad_result: main returned something that is not JSON records

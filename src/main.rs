@@ -1,6 +1,7 @@
 //! `vivarium`: run user-written Python actions in a WebAssembly sandbox.
 
 mod cli;
+mod deps_cmd;
 mod diagnostics;
 mod exit;
 mod run;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(&cli, args),
         cli::Command::Runtime(cmd) => runtime_cmd::run(&cli, cmd),
         cli::Command::Serve(args) => serve::run(&cli, args),
+        cli::Command::Deps(cmd) => deps_cmd::run(&cli, cmd),
     };
     match result {
         Ok(code) => code.into(),

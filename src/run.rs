@@ -1,14 +1,14 @@
 //! `vivarium run ACTION --input FILE`: one call, result on stdout, logs on stderr.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use vivarium_package::PackageLimits;
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::{ActionEnv, Call, Input, LogLine, Outcome, OutcomeKind, ResultShape};
 
-use crate::cli::{Cli, RunArgs};
+use crate::cli::{Cli, DepsArgs, RunArgs};
 use crate::exit::{Exit, Failure};
 use crate::runtime_cmd::{cache_dir, ready_sandbox};
 
@@ -23,6 +23,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     let cache = cache_dir(cli)?;
     let action = vivarium_package::load_action(&args.action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
+    let layer = dependency_layer(&action.root, &cache, &args.deps)?;
     let options = FetchOptions {
         progress: Progress::Bar,
         ..FetchOptions::default()
@@ -34,13 +35,30 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         env: &env,
         limits,
         shape: ResultShape::Records,
-        dependency_layer: None,
+        dependency_layer: layer.as_deref(),
     };
     let outcome = sandbox
         .run(&call)
         .map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
     report(&outcome, cli.json_logs);
     Ok(Exit::for_outcome(outcome.kind))
+}
+
+/// The installed layer of the action's pyproject.toml dependencies, resolving and installing
+/// it on first need; `None` when the action has none (or brings a `dependencies/` folder).
+fn dependency_layer(
+    action_root: &Path,
+    cache: &Path,
+    deps: &DepsArgs,
+) -> Result<Option<PathBuf>, Failure> {
+    let config = deps.config();
+    let refused = |e: vivarium_deps::DepsError| Failure::new(Exit::BadDependencies, e);
+    let Some(lock) = vivarium_deps::lock_for_action(action_root, &config).map_err(refused)? else {
+        return Ok(None);
+    };
+    vivarium_deps::install(&lock, cache, &config)
+        .map(Some)
+        .map_err(refused)
 }
 
 /// Reads the input document and checks it is a JSON array, refusing more than `limit` bytes.

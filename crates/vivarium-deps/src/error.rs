@@ -225,15 +225,14 @@ pub enum DepsError {
     },
 
     /// A local file operation failed.
-    #[error("{action} {path} failed: {source}")]
+    #[error("{action} {path} failed: {error}")]
     Io {
         /// What was being done ("creating", "reading", ...).
         action: &'static str,
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (part of the message, so not repeated as a cause).
+        error: io::Error,
     },
 }
 
@@ -244,10 +243,10 @@ impl DepsError {
         path: &std::path::Path,
     ) -> impl FnOnce(io::Error) -> Self {
         let path = path.to_path_buf();
-        move |source| DepsError::Io {
+        move |error| DepsError::Io {
             action,
             path,
-            source,
+            error,
         }
     }
 

@@ -195,7 +195,7 @@ impl Staging {
             Err(error) => Err(DepsError::Io {
                 action: "moving the finished layer to",
                 path: final_dir.to_path_buf(),
-                source: error,
+                error,
             }),
         }
     }

@@ -118,3 +118,23 @@ pub fn install(lock: &Lock, cache_root: &Path, config: &DepsConfig) -> Result<Pa
 pub fn layer_path(lock: &Lock, cache_root: &Path) -> PathBuf {
     cache_root.join("layers").join(lock.digest())
 }
+
+/// The lock an action's dependencies need, or `None` when it needs no layer: its package
+/// carries a ready `dependencies/` folder (which takes precedence, and needs no network), or
+/// has no `pyproject.toml`, or declares no dependencies there.
+pub fn lock_for_action(action_root: &Path, config: &DepsConfig) -> Result<Option<Lock>, DepsError> {
+    if action_root.join("dependencies").is_dir() {
+        return Ok(None);
+    }
+    let pyproject = action_root.join("pyproject.toml");
+    let text = match std::fs::read_to_string(&pyproject) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(DepsError::io("reading", &pyproject)(error)),
+    };
+    let requirements = requirements_from_pyproject(&text)?;
+    if requirements.is_empty() {
+        return Ok(None);
+    }
+    resolve(&requirements, config).map(Some)
+}

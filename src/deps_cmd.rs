@@ -1,0 +1,28 @@
+//! `vivarium deps lock ACTION`: what an action's dependencies resolve to.
+
+use vivarium_package::PackageLimits;
+
+use crate::cli::{Cli, DepsCommand};
+use crate::exit::{Exit, Failure};
+use crate::runtime_cmd::cache_dir;
+
+/// Runs a `deps` subcommand.
+pub fn run(cli: &Cli, command: &DepsCommand) -> Result<Exit, Failure> {
+    let DepsCommand::Lock { action, deps } = command;
+    let cache = cache_dir(cli)?;
+    let action = vivarium_package::load_action(action, &cache, &PackageLimits::default())
+        .map_err(|e| Failure::new(Exit::BadPackage, e))?;
+    let lock = vivarium_deps::lock_for_action(&action.root, &deps.config())
+        .map_err(|e| Failure::new(Exit::BadDependencies, e))?;
+    match lock {
+        Some(lock) => {
+            let text =
+                serde_json::to_string_pretty(&lock).map_err(|e| Failure::new(Exit::Internal, e))?;
+            println!("{text}");
+        }
+        None => eprintln!(
+            "nothing to resolve: the action has no pyproject.toml dependencies, or brings its own dependencies/ folder"
+        ),
+    }
+    Ok(Exit::Success)
+}
