@@ -107,8 +107,11 @@ def _make_logger():
 
 
 def _user_frames(tb):
+    """The frames of the action's own code (and its dependencies), as Python formats them;
+    all frames but the runner's when none of them is the action's."""
     frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(RUNNER_FILES)]
-    return [line.rstrip("\n") for line in traceback.format_list(frames)]
+    own = [f for f in frames if f.filename.startswith(tuple([ACTION_ROOT + "/"] + [p + "/" for p in LAYER]))]
+    return [line.rstrip("\n") for line in traceback.format_list(own or frames)]
 
 
 def _error(phase, kind, message, frames=()):

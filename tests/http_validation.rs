@@ -357,7 +357,7 @@ fn an_upload_with_an_id_replaces_the_zip_and_the_behaviour() {
                 .file("file", "v2.zip", &v2),
         )
         .ok_json();
-    assert_eq!(replaced, json!({"uuid": id}));
+    assert_eq!(replaced, json!({"uuid": id, "dependencies": []}));
     let download = server.get(&format!("/api/{ORG}/actions/download/{id}"), &root);
     download.expect_status(200);
     assert_eq!(download.body, v2, "the new ZIP is served");

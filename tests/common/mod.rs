@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod wheels;
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};

@@ -49,6 +49,11 @@ pub struct ServerConfig {
     /// How often the scheduler looks for due actions. Default `1s`.
     #[serde(with = "humantime_duration")]
     pub scheduler_interval: Duration,
+    /// The Simple API index pyproject.toml dependencies are resolved against.
+    /// Default: the public Python package index.
+    pub package_index: String,
+    /// A folder of pure-Python wheels consulted before the index (air-gapped deployments).
+    pub wheelhouse: Option<PathBuf>,
     /// Email of the root user created on first start.
     pub root_user_email: Option<String>,
     /// Password of the root user created on first start (generated and printed once if unset).
@@ -76,6 +81,8 @@ const KEYS: &[&str] = &[
     "run_result_bytes",
     "run_input_bytes",
     "scheduler_interval",
+    "package_index",
+    "wheelhouse",
     "root_user_email",
     "root_user_password",
 ];
@@ -99,6 +106,8 @@ impl Default for ServerConfig {
             run_result_bytes: Limits::DEFAULT.result_bytes,
             run_input_bytes: Limits::DEFAULT.input_bytes,
             scheduler_interval: Duration::from_secs(1),
+            package_index: vivarium_deps::DEFAULT_INDEX_URL.to_string(),
+            wheelhouse: None,
             root_user_email: None,
             root_user_password: None,
         }
@@ -148,6 +157,15 @@ impl ServerConfig {
         self.cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// How dependencies are resolved and installed.
+    pub fn deps_config(&self) -> vivarium_deps::DepsConfig {
+        vivarium_deps::DepsConfig {
+            index_url: self.package_index.clone(),
+            wheelhouse: self.wheelhouse.clone(),
+            ..vivarium_deps::DepsConfig::default()
+        }
     }
 
     /// The per-run limits, checked against their ceilings.

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use vivarium_auth::{ResourceKind, Verb};
+use vivarium_deps::{DepsConfig, Lock};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
@@ -64,13 +65,24 @@ pub struct Capacity {
     pub per_org: usize,
 }
 
+/// What every run is given: where packages and layers are cached, the limits, and where
+/// dependencies come from.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Extraction and dependency-layer cache of this replica.
+    pub cache_dir: PathBuf,
+    /// Per-run limits.
+    pub limits: Limits,
+    /// How dependency layers missing from the cache are installed.
+    pub deps: DepsConfig,
+}
+
 /// Runs actions for every trigger.
 pub struct Executor {
     sandbox: Sandbox,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
-    cache_dir: PathBuf,
-    limits: Limits,
+    settings: RunSettings,
     capacity: Capacity,
     slots: Arc<Semaphore>,
     admitted: AtomicUsize,
@@ -84,8 +96,7 @@ impl Executor {
         sandbox: Sandbox,
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
-        cache_dir: PathBuf,
-        limits: Limits,
+        settings: RunSettings,
         capacity: Capacity,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -93,8 +104,7 @@ impl Executor {
             sandbox,
             meta,
             blobs,
-            cache_dir,
-            limits,
+            settings,
             capacity,
             slots: Arc::new(Semaphore::new(capacity.concurrent.max(1))),
             admitted: AtomicUsize::new(0),
@@ -125,7 +135,7 @@ impl Executor {
     /// with outcome [`PERMISSION_DENIED`], not an error.
     pub async fn run(&self, request: RunRequest) -> ApiResult<RunReport> {
         let _admission = self.admit(&request.action.org)?;
-        vivarium_sandbox::check_input_size(&request.input, &self.limits)
+        vivarium_sandbox::check_input_size(&request.input, &self.settings.limits)
             .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
         let action = &request.action;
         let started_at = now_micros();
@@ -213,7 +223,11 @@ impl Executor {
     /// The action's extracted folder: from the local cache, else fetched from the blob store,
     /// checked against its digest and extracted.
     async fn materialize(&self, action: &Action) -> ApiResult<PathBuf> {
-        let folder = self.cache_dir.join(ACTIONS_DIR).join(&action.zip_digest);
+        let folder = self
+            .settings
+            .cache_dir
+            .join(ACTIONS_DIR)
+            .join(&action.zip_digest);
         if folder.is_dir() {
             return Ok(folder);
         }
@@ -228,7 +242,7 @@ impl Executor {
                 action.id, action.zip_digest
             )));
         }
-        let cache = self.cache_dir.clone();
+        let cache = self.settings.cache_dir.clone();
         tokio::task::spawn_blocking(move || {
             vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
         })
@@ -236,6 +250,21 @@ impl Executor {
         .map_err(ApiError::internal)?
         .map(|dir| dir.root)
         .map_err(ApiError::internal)
+    }
+
+    /// The action's dependency layer, installed from its recorded lock when this replica's
+    /// cache does not have it yet.
+    async fn dependency_layer(&self, action: &Action) -> ApiResult<Option<PathBuf>> {
+        let Some(lock) = action.dependency_lock.as_deref() else {
+            return Ok(None);
+        };
+        let lock: Lock = serde_json::from_str(lock).map_err(ApiError::internal)?;
+        let (cache, deps) = (self.settings.cache_dir.clone(), self.settings.deps.clone());
+        tokio::task::spawn_blocking(move || vivarium_deps::install(&lock, &cache, &deps))
+            .await
+            .map_err(ApiError::internal)?
+            .map(Some)
+            .map_err(ApiError::internal)
     }
 
     async fn execute(&self, request: &RunRequest, folder: PathBuf) -> ApiResult<Outcome> {
@@ -249,7 +278,8 @@ impl Executor {
             .map_err(ApiError::internal)?;
         self.metrics.running.inc();
         let sandbox = self.sandbox.clone();
-        let (input, shape, limits) = (request.input.clone(), request.shape, self.limits);
+        let (input, shape, limits) = (request.input.clone(), request.shape, self.settings.limits);
+        let layer = self.dependency_layer(&request.action).await?;
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -258,7 +288,7 @@ impl Executor {
                 env: &env,
                 limits,
                 shape,
-                dependency_layer: None,
+                dependency_layer: layer.as_deref(),
             };
             let outcome = sandbox.run(&call);
             drop(permit);

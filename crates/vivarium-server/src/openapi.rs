@@ -346,6 +346,8 @@ pub struct ActionDetails {
     /// When the scheduler fires it next (`once` and `repeat` only).
     #[schema(required = true)]
     next_run_at: Option<i64>,
+    /// The locked pyproject.toml dependencies installed for its runs (empty when none).
+    dependencies: Vec<LockedPackage>,
 }
 
 /// The multipart form of `POST /api/{org}/actions/upload`. Without `id` it creates an action:
@@ -399,6 +401,22 @@ pub struct ActionUpload {
 pub struct UploadAnswer {
     /// The created or replaced action's id.
     uuid: String,
+    /// The pyproject.toml dependencies resolved and installed for it (empty when none).
+    dependencies: Vec<LockedPackage>,
+}
+
+/// One resolved dependency: a pure-Python wheel, pinned by its SHA-256.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LockedPackage {
+    /// Normalized package name.
+    name: String,
+    /// The version chosen.
+    version: String,
+    /// The wheel's file name.
+    wheel: String,
+    /// The wheel's SHA-256, in hex.
+    sha256: String,
 }
 
 /// A stored action ZIP.

@@ -13,7 +13,7 @@ use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_store::{ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, User};
 
 use crate::config::ServerConfig;
-use crate::executor::{Capacity, Executor, now_micros};
+use crate::executor::{Capacity, Executor, RunSettings, now_micros};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
 use crate::{AppState, routes, scheduler};
@@ -91,8 +91,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         sandbox,
         meta.clone(),
         blobs.clone(),
-        cache_dir,
-        limits,
+        RunSettings {
+            cache_dir,
+            limits,
+            deps: config.deps_config(),
+        },
         capacity,
         metrics.clone(),
     ));

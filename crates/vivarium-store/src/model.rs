@@ -207,6 +207,9 @@ pub struct Action {
     pub paused: bool,
     /// When the scheduler fires it next (`once` and `repeat` only).
     pub next_run_at: Option<i64>,
+    /// The resolved pyproject.toml dependencies, as the JSON of a lock (name, version, wheel,
+    /// SHA-256 per package); `None` when the action needs no dependency layer.
+    pub dependency_lock: Option<String>,
 }
 
 /// What started a run.

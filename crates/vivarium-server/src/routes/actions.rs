@@ -194,7 +194,10 @@ pub async fn upload(
         Some(id) => replace(&state, &org, &caller, id, form).await?,
         None => create(&state, &org, &caller, form).await?,
     };
-    Ok(Json(json!({ "uuid": id })))
+    let action = find(&state, &org, &id).await?;
+    Ok(Json(
+        json!({ "uuid": id, "dependencies": dependencies(&action) }),
+    ))
 }
 
 async fn read_form(mut multipart: Multipart, body_limit: usize) -> ApiResult<UploadForm> {
@@ -295,6 +298,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
         .ok_or_else(|| ApiError::bad_request("Missing mandatory fields: service_account"))?;
     let service_account = check_service_account(state, org, &service_account).await?;
     let package = validate_package(&form)?;
+    let dependency_lock = resolve_dependencies(state, &package).await?;
     let now = now_micros();
     let action = Action {
         id: uuid::Uuid::now_v7().to_string(),
@@ -303,6 +307,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
         description: form.description.clone().unwrap_or_default(),
         execution,
         next_run_at: next_run(execution, cron_expr.as_deref(), now),
+        dependency_lock,
         cron_expr,
         environment_variables,
         zip_file_name: package.file_name.clone(),
@@ -348,6 +353,7 @@ async fn replace(
     };
     apply_settings(state, org, &mut action, form.settings()?).await?;
     let package = validate_package(&form)?;
+    action.dependency_lock = resolve_dependencies(state, &package).await?;
     let previous_digest = std::mem::replace(&mut action.zip_digest, package.digest.clone());
     action.zip_file_name = package.file_name.clone();
     action.zip_size = package.bytes.len() as i64;
@@ -417,6 +423,34 @@ async fn apply_settings(
     }
     action.updated_at = now_micros();
     Ok(())
+}
+
+/// Resolves and installs the dependencies the package's pyproject.toml declares (unless it
+/// brings a `dependencies/` folder), so that a bad set fails the upload, not the first run.
+/// Returns the lock as JSON, `None` when there is nothing to install.
+async fn resolve_dependencies(state: &Shared, package: &Package) -> ApiResult<Option<String>> {
+    let (bytes, cache, deps) = (
+        package.bytes.clone(),
+        state.config.cache_dir(),
+        state.config.deps_config(),
+    );
+    let lock = tokio::task::spawn_blocking(move || -> ApiResult<Option<vivarium_deps::Lock>> {
+        let folder = vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
+            .map_err(|e| ApiError::bad_request(format!("the action ZIP was refused: {e}")))?;
+        let refused = |e: vivarium_deps::DepsError| {
+            ApiError::bad_request(format!("the action's dependencies were refused: {e}"))
+        };
+        let Some(lock) = vivarium_deps::lock_for_action(&folder.root, &deps).map_err(refused)?
+        else {
+            return Ok(None);
+        };
+        vivarium_deps::install(&lock, &cache, &deps).map_err(refused)?;
+        Ok(Some(lock))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    lock.map(|lock| serde_json::to_string(&lock).map_err(ApiError::internal))
+        .transpose()
 }
 
 fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> ApiResult<Option<String>> {
@@ -761,5 +795,16 @@ fn details(action: &Action) -> Value {
         "status": action.status.as_str(),
         "paused": action.paused,
         "next_run_at": action.next_run_at,
+        "dependencies": dependencies(action),
     })
+}
+
+/// The locked packages of an action, as the API shows them (empty when it has none).
+fn dependencies(action: &Action) -> Value {
+    action
+        .dependency_lock
+        .as_deref()
+        .and_then(|lock| serde_json::from_str::<Value>(lock).ok())
+        .and_then(|lock| lock.get("packages").cloned())
+        .unwrap_or_else(|| json!([]))
 }

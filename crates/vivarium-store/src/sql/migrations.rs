@@ -14,7 +14,10 @@ use crate::error::StoreError;
 pub(super) type Migration = (&'static str, &'static [&'static str]);
 
 /// Every schema step, oldest first.
-pub(super) const MIGRATIONS: &[Migration] = &[("0001_initial", INITIAL)];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    ("0001_initial", INITIAL),
+    ("0002_dependency_lock", DEPENDENCY_LOCK),
+];
 
 /// The first schema: identities, roles, actions and their runs.
 const INITIAL: &[&str] = &[
@@ -210,3 +213,6 @@ pub(super) async fn applied(store: &SqlStore) -> Result<Vec<(String, i64)>, Stor
         })
         .collect()
 }
+
+/// The resolved pyproject.toml dependencies of an action (a JSON lock; NULL when it has none).
+const DEPENDENCY_LOCK: &[&str] = &["ALTER TABLE actions ADD COLUMN dependency_lock TEXT"];

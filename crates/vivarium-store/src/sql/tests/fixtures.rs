@@ -84,6 +84,7 @@ pub(crate) fn action(org: &str, id: &str, name: &str, created_at: i64) -> Action
         status: ActionStatus::Ready,
         paused: false,
         next_run_at: None,
+        dependency_lock: None,
     }
 }
 

@@ -130,6 +130,7 @@ pub(crate) async fn update_action_replaces_settings_and_keeps_history(store: &dy
         service_account: "other-bot@example.com".into(),
         owner: "new-owner@example.com".into(),
         updated_at: 400,
+        dependency_lock: Some(r#"{"packages":[]}"#.into()),
         paused: true,
         next_run_at: Some(5_000),
         // Fields the update must leave alone:
