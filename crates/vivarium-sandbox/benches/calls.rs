@@ -51,6 +51,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fuel = outcome.fuel_used;
         Ok(())
     })?;
+    let layer = tempfile::tempdir()?;
+    std::fs::create_dir_all(layer.path().join("unused"))?;
+    std::fs::write(layer.path().join("unused/__init__.py"), "")?;
+    let with_layer = Call {
+        dependency_layer: Some(layer.path()),
+        ..call.clone()
+    };
+    let layered = measure(calls, || {
+        let outcome = sandbox.run(&with_layer).map_err(|e| e.to_string())?;
+        if outcome.kind != OutcomeKind::Ok {
+            return Err(format!("the call with a layer failed: {:?}", outcome.error));
+        }
+        Ok(())
+    })?;
     let request = serde_json::to_vec(&serde_json::json!({ "data": records }))?;
     let python = native_python()?;
     let native = measure(calls, || native_call(&python, &action, &request))?;
@@ -69,6 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vivarium sandbox, fresh instance per call (in-process)",
         &sandboxed,
     );
+    row("same, with a dependency layer mounted at /deps", &layered);
     row("native python3 subprocess per call (baseline)", &native);
     let ratio = percentile(&sandboxed, 0.5).as_secs_f64() / percentile(&native, 0.5).as_secs_f64();
     println!("\nratio sandbox p50 / native p50: {ratio:.2} (below 1 means the sandbox is faster)");

@@ -44,14 +44,19 @@ pub fn new_engine() -> Result<Engine, SandboxError> {
 /// Checks that `input` fits `limits` before anything else is done for a call (the sandbox
 /// checks again when it runs).
 pub fn check_input_size(input: &Input, limits: &Limits) -> Result<(), SandboxError> {
-    let size = encode_request(input).len();
+    request_within_limit(encode_request(input), limits).map(drop)
+}
+
+/// The encoded request, or the error saying how far over the input limit it is.
+fn request_within_limit(request: Vec<u8>, limits: &Limits) -> Result<Vec<u8>, SandboxError> {
+    let size = request.len();
     if size > limits.input_bytes {
         return Err(SandboxError::InputTooLarge {
             size: human_bytes(size as u64),
             limit: human_bytes(limits.input_bytes as u64),
         });
     }
-    Ok(())
+    Ok(request)
 }
 
 /// One request to run an action.
@@ -121,13 +126,7 @@ impl Sandbox {
     /// Runs one call; the guest executes on the calling task and yields at every epoch tick.
     pub async fn run_async(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
-        let request = encode_request(&call.input);
-        if request.len() > call.limits.input_bytes {
-            return Err(SandboxError::InputTooLarge {
-                size: human_bytes(request.len() as u64),
-                limit: human_bytes(call.limits.input_bytes as u64),
-            });
-        }
+        let request = request_within_limit(encode_request(&call.input), &call.limits)?;
         let stdout = crate::output::CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
         let stderr = crate::output::CappedOutput::new(call.limits.log_bytes);
         let wasi = wasi_context(call, request, &stdout, &stderr)?;

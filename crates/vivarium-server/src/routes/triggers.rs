@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vivarium_auth::{ResourceKind, Verb};
 use vivarium_sandbox::{Input, ResultShape};
-use vivarium_store::{Page, Run, Trigger};
+use vivarium_store::{Action, Page, Run, Trigger};
 
 use super::Shared;
 use super::actions::find;
@@ -55,17 +55,17 @@ pub async fn test_run(
     ApiJson(body): ApiJson<TestRun>,
 ) -> ApiResult<Response> {
     let input = Input::Data(Value::Array(body.inputs));
-    let report = trigger(
-        &state,
-        &org,
-        &id,
-        &caller,
-        Trigger::Manual,
-        None,
-        input,
-        ResultShape::Records,
-    )
-    .await?;
+    let action = runnable(&state, &org, &id, &caller).await?;
+    let report = state
+        .executor
+        .run(RunRequest {
+            action,
+            trigger: Trigger::Manual,
+            trace_id: None,
+            input,
+            shape: ResultShape::Records,
+        })
+        .await?;
     Ok(answer(&report, full_answer(&report)))
 }
 
@@ -121,17 +121,17 @@ pub async fn alert(
     };
     tracing::debug!(source = ?body.trigger_source, "alert trigger");
     let input = Input::Data(Value::Array(inputs));
-    let report = trigger(
-        &state,
-        &org,
-        &id,
-        &caller,
-        Trigger::Alert,
-        body.trace_id,
-        input,
-        ResultShape::Any,
-    )
-    .await?;
+    let action = runnable(&state, &org, &id, &caller).await?;
+    let report = state
+        .executor
+        .run(RunRequest {
+            action,
+            trigger: Trigger::Alert,
+            trace_id: body.trace_id,
+            input,
+            shape: ResultShape::Any,
+        })
+        .await?;
     let mut answer_body = full_answer(&report);
     if let Some(object) = answer_body.as_object_mut() {
         object.remove("result");
@@ -177,17 +177,17 @@ pub async fn transform(
     ApiJson(body): ApiJson<TransformRun>,
 ) -> ApiResult<Response> {
     let input = Input::Data(Value::Array(body.hits));
-    let report = trigger(
-        &state,
-        &org,
-        &id,
-        &caller,
-        Trigger::Logs,
-        None,
-        input,
-        ResultShape::Records,
-    )
-    .await?;
+    let action = runnable(&state, &org, &id, &caller).await?;
+    let report = state
+        .executor
+        .run(RunRequest {
+            action,
+            trigger: Trigger::Logs,
+            trace_id: None,
+            input,
+            shape: ResultShape::Records,
+        })
+        .await?;
     if report.run.succeeded() {
         let body = json!({ "hits": report.result, "run_id": report.run.id, "outcome": report.run.outcome });
         return Ok(Json(body).into_response());
@@ -206,17 +206,8 @@ pub async fn transform(
     Ok((status, Json(body)).into_response())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn trigger(
-    state: &Shared,
-    org: &str,
-    id: &str,
-    caller: &Caller,
-    trigger: Trigger,
-    trace_id: Option<String>,
-    input: Input,
-    shape: ResultShape,
-) -> ApiResult<RunReport> {
+/// The action, once the caller is known to hold POST on it (running it is a POST).
+async fn runnable(state: &Shared, org: &str, id: &str, caller: &Caller) -> ApiResult<Action> {
     require(
         state.meta.as_ref(),
         org,
@@ -226,17 +217,7 @@ async fn trigger(
         Some(id),
     )
     .await?;
-    let action = find(state, org, id).await?;
-    state
-        .executor
-        .run(RunRequest {
-            action,
-            trigger,
-            trace_id,
-            input,
-            shape,
-        })
-        .await
+    find(state, org, id).await
 }
 
 fn full_answer(report: &RunReport) -> Value {
