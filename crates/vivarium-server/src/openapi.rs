@@ -508,6 +508,8 @@ pub struct TransformAnswer {
     run_id: String,
     /// Always `ok`.
     outcome: Outcome,
+    /// The run's log records.
+    logs: Vec<LogRecord>,
 }
 
 /// A run as listed in the history.

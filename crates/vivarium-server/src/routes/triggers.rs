@@ -189,7 +189,12 @@ pub async fn transform(
         })
         .await?;
     if report.run.succeeded() {
-        let body = json!({ "hits": report.result, "run_id": report.run.id, "outcome": report.run.outcome });
+        let body = json!({
+            "hits": report.result,
+            "run_id": report.run.id,
+            "outcome": report.run.outcome,
+            "logs": report.run.logs,
+        });
         return Ok(Json(body).into_response());
     }
     let status = if report.run.outcome == PERMISSION_DENIED {
