@@ -972,7 +972,10 @@ fn environment_variables_configure_the_service() {
             &root,
             &json!({"email": "padded@example.com", "first_name": "x".repeat(2048)}),
         )
-        .expect_error(413, "the request body is larger than the service accepts");
+        .expect_error(
+            413,
+            "the request body is larger than the 1 KiB request limit of this service",
+        );
     add_runner(&server);
     let slow = server.create_action(
         ORG,

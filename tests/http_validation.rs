@@ -774,7 +774,7 @@ fn bodies_over_the_configured_limit_are_refused_with_413() {
     assert_eq!(status, 413, "{text}");
     assert_eq!(
         response_json(&text),
-        json!({"code": 413, "message": "the request body is larger than the service accepts"})
+        json!({"code": 413, "message": "the request body is larger than the 1 MiB request limit of this service"})
     );
     assert_eq!(server.runs(ORG, &id)["total"], json!(0));
 
@@ -816,8 +816,7 @@ fn bodies_over_the_configured_limit_are_refused_with_413() {
     server.create_action(ORG, &root, &service_action("small_enough", &small, RUNNER));
 }
 
-/// Known product bug: with `max_body_bytes = 1 MiB`, the 413 of an upload says ZIPs "may be
-/// at most 50 MiB", which is false on this server (a 2 MiB ZIP was just refused).
+/// With `max_body_bytes = 1 MiB`, the 413 of an upload names that limit, not another.
 #[test]
 fn the_upload_413_names_the_limit_in_force() {
     let data = data_dir();

@@ -6,31 +6,32 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::routes::Shared;
 
 /// A JSON body; a malformed, mistyped or oversized one is a clear `{"code", "message"}` error.
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<Shared> for ApiJson<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &Shared) -> Result<Self, Self::Rejection> {
         axum::Json::<T>::from_request(request, state)
             .await
             .map(|axum::Json(value)| ApiJson(value))
-            .map_err(json_error)
+            .map_err(|rejection| json_error(rejection, state.config.max_body_bytes))
     }
 }
 
-fn json_error(rejection: JsonRejection) -> ApiError {
+fn json_error(rejection: JsonRejection, body_limit: usize) -> ApiError {
     let status = rejection.status();
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            "the request body is larger than the service accepts".to_string()
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is larger than the {} request limit of this service",
+            vivarium_sandbox::human_bytes(body_limit as u64)
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             "Invalid Content-Type: send application/json".to_string()
         }
