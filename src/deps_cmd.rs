@@ -12,7 +12,7 @@ pub fn run(cli: &Cli, command: &DepsCommand) -> Result<Exit, Failure> {
     let cache = cache_dir(cli)?;
     let action = vivarium_package::load_action(action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
-    let lock = vivarium_deps::lock_for_action(&action.root, &deps.config())
+    let lock = vivarium_deps::lock_for_action(&action.root, &cache, &deps.config())
         .map_err(|e| Failure::new(Exit::BadDependencies, e))?;
     match lock {
         Some(lock) => {

@@ -53,7 +53,9 @@ fn dependency_layer(
 ) -> Result<Option<PathBuf>, Failure> {
     let config = deps.config();
     let refused = |e: vivarium_deps::DepsError| Failure::new(Exit::BadDependencies, e);
-    let Some(lock) = vivarium_deps::lock_for_action(action_root, &config).map_err(refused)? else {
+    let Some(lock) =
+        vivarium_deps::lock_for_action(action_root, cache, &config).map_err(refused)?
+    else {
         return Ok(None);
     };
     vivarium_deps::install(&lock, cache, &config)

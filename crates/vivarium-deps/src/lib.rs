@@ -122,7 +122,11 @@ pub fn layer_path(lock: &Lock, cache_root: &Path) -> PathBuf {
 /// The lock an action's dependencies need, or `None` when it needs no layer: its package
 /// carries a ready `dependencies/` folder (which takes precedence, and needs no network), or
 /// has no `pyproject.toml`, or declares no dependencies there.
-pub fn lock_for_action(action_root: &Path, config: &DepsConfig) -> Result<Option<Lock>, DepsError> {
+pub fn lock_for_action(
+    action_root: &Path,
+    cache_root: &Path,
+    config: &DepsConfig,
+) -> Result<Option<Lock>, DepsError> {
     if action_root.join("dependencies").is_dir() {
         return Ok(None);
     }
@@ -136,5 +140,56 @@ pub fn lock_for_action(action_root: &Path, config: &DepsConfig) -> Result<Option
     if requirements.is_empty() {
         return Ok(None);
     }
-    resolve(&requirements, config).map(Some)
+    resolve_cached(&requirements, cache_root, config).map(Some)
+}
+
+/// [`resolve`], remembered under `cache_root/locks/` per distinct set of requirements and
+/// source (index and wheelhouse): a second action with the same set gets the same lock, and so
+/// the same layer, at once and without asking the index again.
+pub fn resolve_cached(
+    requirements: &Requirements,
+    cache_root: &Path,
+    config: &DepsConfig,
+) -> Result<Lock, DepsError> {
+    let locks = cache_root.join("locks");
+    let path = locks.join(format!("{}.json", resolution_key(requirements, config)));
+    if let Some(lock) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Lock>(&text).ok())
+    {
+        return Ok(lock);
+    }
+    let lock = resolve(requirements, config)?;
+    remember_lock(&locks, &path, &lock)?;
+    Ok(lock)
+}
+
+/// What a resolution depends on: the requirements and where distributions come from.
+fn resolution_key(requirements: &Requirements, config: &DepsConfig) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(requirements.digest().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(config.index_url.as_bytes());
+    hasher.update(b"\n");
+    if let Some(wheelhouse) = &config.wheelhouse {
+        hasher.update(wheelhouse.to_string_lossy().as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Stores a lock atomically (temporary file, then rename), so readers never see half of one.
+fn remember_lock(locks: &Path, path: &Path, lock: &Lock) -> Result<(), DepsError> {
+    use std::io::Write;
+    std::fs::create_dir_all(locks).map_err(DepsError::io("creating", locks))?;
+    let json = serde_json::to_vec(lock).map_err(|e| DepsError::Internal {
+        reason: format!("encoding a lock: {e}"),
+    })?;
+    let mut temp = tempfile::NamedTempFile::new_in(locks)
+        .map_err(DepsError::io("creating a file in", locks))?;
+    temp.write_all(&json)
+        .map_err(DepsError::io("writing", temp.path()))?;
+    temp.persist(path)
+        .map_err(|e| DepsError::io("storing", path)(e.error))?;
+    Ok(())
 }

@@ -9,7 +9,9 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use common::{Cache, Index, Served, closed_port_url, layer_entries, tree, wheel};
-use vivarium_deps::{DepsConfig, DepsError, Lock, Requirements, install, layer_path, resolve};
+use vivarium_deps::{
+    DepsConfig, DepsError, Lock, Requirements, install, layer_path, resolve, resolve_cached,
+};
 
 fn reqs(lines: &[&str]) -> Requirements {
     Requirements::parse(lines).unwrap()
@@ -134,6 +136,33 @@ fn reuses_an_installed_layer_without_downloading() {
         index.requests().len(),
         requests,
         "no request at all the second time"
+    );
+}
+
+#[test]
+fn the_same_set_resolves_once_per_source() {
+    let index = demo_index();
+    let cache = Cache::new();
+    let config = index.config();
+    let first = resolve_cached(&reqs(&["demo-app"]), cache.path(), &config).unwrap();
+    let requests = index.requests().len();
+    assert!(requests > 0);
+    let again = resolve_cached(&reqs(&["demo-app"]), cache.path(), &config).unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        index.requests().len(),
+        requests,
+        "the second resolution asked nothing"
+    );
+    let other = index.config();
+    let elsewhere = DepsConfig {
+        index_url: format!("{}/", other.index_url.trim_end_matches('/')),
+        ..other
+    };
+    resolve_cached(&reqs(&["demo-app"]), cache.path(), &elsewhere).unwrap();
+    assert!(
+        index.requests().len() > requests,
+        "another source resolves afresh"
     );
 }
 

@@ -440,7 +440,8 @@ async fn resolve_dependencies(state: &Shared, package: &Package) -> ApiResult<Op
         let refused = |e: vivarium_deps::DepsError| {
             ApiError::bad_request(format!("the action's dependencies were refused: {e}"))
         };
-        let Some(lock) = vivarium_deps::lock_for_action(&folder.root, &deps).map_err(refused)?
+        let Some(lock) =
+            vivarium_deps::lock_for_action(&folder.root, &cache, &deps).map_err(refused)?
         else {
             return Ok(None);
         };
