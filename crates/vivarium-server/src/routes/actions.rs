@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use vivarium_auth::{ResourceKind, Verb};
+use vivarium_auth::Verb;
 use vivarium_package::PackageLimits;
 use vivarium_store::{Action, ActionStatus, BlobKey, ExecutionKind};
 
@@ -19,11 +19,9 @@ use super::Shared;
 use crate::error::{ApiError, ApiResult};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
-use crate::identity::{Caller, require};
+use crate::identity::Caller;
 use crate::scheduler::{Schedule, next_run};
 use crate::validate;
-
-const ACTIONS: ResourceKind = ResourceKind::ActionScripts;
 
 /// `GET /api/{org}/actions`: the organization's actions, newest first.
 #[utoipa::path(
@@ -47,15 +45,9 @@ pub async fn list(
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::List,
-        ACTIONS,
-        None,
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::List, None)
+        .await?;
     let actions = state.meta.list_actions(&org).await?;
     Ok(Json(Value::Array(actions.iter().map(summary).collect())))
 }
@@ -83,15 +75,9 @@ pub async fn get(
     Path((org, id)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Get,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
+        .await?;
     Ok(Json(details(&find(&state, &org, &id).await?)))
 }
 
@@ -118,15 +104,9 @@ pub async fn download(
     Path((org, id)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<impl IntoResponse> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Get,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
+        .await?;
     let action = find(&state, &org, &id).await?;
     let bytes = state
         .blobs
@@ -276,7 +256,9 @@ fn validate_package(form: &UploadForm) -> ApiResult<Package> {
 }
 
 async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) -> ApiResult<String> {
-    require(state.meta.as_ref(), org, caller, Verb::Post, ACTIONS, None).await?;
+    state
+        .require_on_actions(org, caller, Verb::Post, None)
+        .await?;
     let name = form.name.clone().unwrap_or_default();
     validate::action_name(&name)?;
     let execution = form
@@ -339,15 +321,9 @@ async fn replace(
     id: String,
     form: UploadForm,
 ) -> ApiResult<String> {
-    require(
-        state.meta.as_ref(),
-        org,
-        caller,
-        Verb::Put,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(org, caller, Verb::Put, Some(&id))
+        .await?;
     let Some(mut action) = state.meta.get_action(org, &id).await? else {
         return Err(ApiError::bad_request("Invalid ID"));
     };
@@ -544,15 +520,9 @@ pub async fn update(
     Extension(caller): Extension<Caller>,
     ApiJson(change): ApiJson<ActionUpdate>,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Put,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Put, Some(&id))
+        .await?;
     let mut action = find(&state, &org, &id).await?;
     apply_settings(&state, &org, &mut action, change).await?;
     state.meta.update_action(&action).await?;
@@ -582,15 +552,9 @@ pub async fn delete(
     Path((org, id)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Delete,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Delete, Some(&id))
+        .await?;
     remove(&state, &org, &id).await?;
     Ok(Json(json!({ "code": 200, "message": "Action deleted" })))
 }
@@ -639,15 +603,9 @@ pub async fn bulk_delete(
 ) -> ApiResult<Json<Value>> {
     let (mut successful, mut unsuccessful, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for id in body.ids {
-        let outcome = match require(
-            state.meta.as_ref(),
-            &org,
-            &caller,
-            Verb::Delete,
-            ACTIONS,
-            Some(&id),
-        )
-        .await
+        let outcome = match state
+            .require_on_actions(&org, &caller, Verb::Delete, Some(&id))
+            .await
         {
             Ok(()) => remove(&state, &org, &id).await,
             Err(error) => Err(error),
@@ -726,15 +684,9 @@ async fn set_paused(
     caller: Caller,
     paused: bool,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Put,
-        ACTIONS,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Put, Some(&id))
+        .await?;
     let mut action = find(&state, &org, &id).await?;
     if action.execution == ExecutionKind::Service {
         return Err(ApiError::bad_request(

@@ -21,7 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::identity::Caller;
+use crate::identity::{Caller, require};
+use vivarium_auth::{ResourceKind, Verb};
 
 /// The shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
@@ -123,6 +124,26 @@ async fn authenticate_root(State(state): State<Shared>, request: Request, next: 
 }
 
 impl AppState {
+    /// 403 unless `caller` may do `verb` on action scripts: on the one with id `object`, or
+    /// on the kind as a whole (listing, creating).
+    pub async fn require_on_actions(
+        &self,
+        org: &str,
+        caller: &Caller,
+        verb: Verb,
+        object: Option<&str>,
+    ) -> ApiResult<()> {
+        require(
+            self.meta.as_ref(),
+            org,
+            caller,
+            verb,
+            ResourceKind::ActionScripts,
+            object,
+        )
+        .await
+    }
+
     /// The authenticated caller of a request to `org`: 401 without valid credentials, 404 when
     /// the organization does not exist.
     pub async fn caller(&self, headers: &HeaderMap, org: &str) -> ApiResult<Caller> {

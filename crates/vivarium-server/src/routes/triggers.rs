@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vivarium_auth::{ResourceKind, Verb};
+use vivarium_auth::Verb;
 use vivarium_sandbox::{Input, ResultShape};
 use vivarium_store::{Action, Page, Run, Trigger};
 
@@ -15,7 +15,7 @@ use super::actions::find;
 use crate::error::{ApiError, ApiResult};
 use crate::executor::{PERMISSION_DENIED, RunReport, RunRequest};
 use crate::extract::ApiJson;
-use crate::identity::{Caller, require};
+use crate::identity::Caller;
 
 /// The body of a manual run.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -213,15 +213,9 @@ pub async fn transform(
 
 /// The action, once the caller is known to hold POST on it (running it is a POST).
 async fn runnable(state: &Shared, org: &str, id: &str, caller: &Caller) -> ApiResult<Action> {
-    require(
-        state.meta.as_ref(),
-        org,
-        caller,
-        Verb::Post,
-        ResourceKind::ActionScripts,
-        Some(id),
-    )
-    .await?;
+    state
+        .require_on_actions(org, caller, Verb::Post, Some(id))
+        .await?;
     find(state, org, id).await
 }
 
@@ -311,15 +305,9 @@ pub async fn list_runs(
             "page starts at 1 and per_page is between 1 and 100",
         ));
     }
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Get,
-        ResourceKind::ActionScripts,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
+        .await?;
     find(&state, &org, &id).await?;
     let page = Page {
         offset: (paging.page - 1).saturating_mul(paging.per_page),
@@ -356,15 +344,9 @@ pub async fn get_run(
     Path((org, id, run_id)): Path<(String, String, String)>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Value>> {
-    require(
-        state.meta.as_ref(),
-        &org,
-        &caller,
-        Verb::Get,
-        ResourceKind::ActionScripts,
-        Some(&id),
-    )
-    .await?;
+    state
+        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
+        .await?;
     let run = state
         .meta
         .get_run(&org, &id, &run_id)
