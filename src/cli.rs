@@ -75,6 +75,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// Where ZIPs and dependency wheels are kept: a folder or s3://bucket/prefix
+    /// [default: blobs/ in the data folder].
+    #[arg(long, value_name = "FOLDER|S3_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob_store: Option<String>,
     /// Sandbox calls running at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]

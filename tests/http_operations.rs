@@ -781,23 +781,11 @@ fn a_crash_during_a_run_does_not_leave_the_action_running() {
             RUNNER,
         ),
     );
-    let (addr, header, path) = (
-        first.addr,
-        root.header(),
-        format!("/api/{ORG}/actions/test/{id}"),
+    let caller = first.post_without_waiting(
+        &format!("/api/{ORG}/actions/test/{id}"),
+        &root,
+        "{\"inputs\": []}",
     );
-    let caller = thread::spawn(move || {
-        // The answer never comes: the server dies mid-run.
-        let mut stream = TcpStream::connect(addr).expect("connecting");
-        let body = "{\"inputs\": []}";
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(request.as_bytes());
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stream, &mut sink);
-    });
     wait_for(Duration::from_secs(30), "the run to be in progress", || {
         (first.metrics().get("vivarium_runs_in_progress", &[]) == Some(1.0)).then_some(())
     });

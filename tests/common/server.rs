@@ -317,6 +317,30 @@ impl Server {
         }
     }
 
+    /// Sends `POST path` with a JSON `body` from a thread and returns without waiting for the
+    /// answer, which never comes when the server is killed mid-request.
+    pub fn post_without_waiting(
+        &self,
+        path: &str,
+        auth: &Creds,
+        body: &str,
+    ) -> thread::JoinHandle<()> {
+        let (addr, header, path, body) =
+            (self.addr, auth.header(), path.to_string(), body.to_string());
+        thread::spawn(move || {
+            let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+                return;
+            };
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, request.as_bytes());
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        })
+    }
+
     /// Sends SIGKILL (a crash) and reaps the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

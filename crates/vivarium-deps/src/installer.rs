@@ -110,9 +110,7 @@ fn wheel_bytes(
     client: &IndexClient,
     cache_root: &Path,
 ) -> Result<Vec<u8>, DepsError> {
-    let cached = cache_root
-        .join("wheels")
-        .join(format!("{}.whl", package.sha256));
+    let cached = cached_wheel(cache_root, package);
     if let Ok(bytes) = fs::read(&cached) {
         if sha256_hex(&bytes) == package.sha256 {
             return Ok(bytes);
@@ -140,6 +138,31 @@ fn wheel_bytes(
     }
     store_in_cache(&cached, &bytes);
     Ok(bytes)
+}
+
+/// Where the verified wheel of `package` is kept under `cache_root`.
+pub(crate) fn cached_wheel(cache_root: &Path, package: &LockedPackage) -> PathBuf {
+    cache_root
+        .join("wheels")
+        .join(format!("{}.whl", package.sha256))
+}
+
+/// Keeps `bytes` as the cached wheel of `package` once they match the lock's sha256.
+pub(crate) fn adopt_wheel(
+    cache_root: &Path,
+    package: &LockedPackage,
+    bytes: &[u8],
+) -> Result<(), DepsError> {
+    let actual = sha256_hex(bytes);
+    if actual != package.sha256 {
+        return Err(DepsError::HashMismatch {
+            file: package.wheel.clone(),
+            expected: package.sha256.clone(),
+            actual,
+        });
+    }
+    store_in_cache(&cached_wheel(cache_root, package), bytes);
+    Ok(())
 }
 
 /// Keeps a verified wheel for later installs; failing to is not an error.

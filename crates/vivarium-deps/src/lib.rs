@@ -114,6 +114,23 @@ pub fn install(lock: &Lock, cache_root: &Path, config: &DepsConfig) -> Result<Pa
     installer::install(lock, cache_root, config)
 }
 
+/// Where [`install`] keeps the verified wheel of `package` under `cache_root` (it may not
+/// exist): a replica reads it to share the wheel, and fills it with [`adopt_wheel`].
+pub fn cached_wheel(cache_root: &Path, package: &LockedPackage) -> PathBuf {
+    installer::cached_wheel(cache_root, package)
+}
+
+/// Keeps `bytes`, fetched from elsewhere than the index (a store shared by replicas), as the
+/// cached wheel of `package`, so that [`install`] uses it; refused with
+/// [`DepsError::HashMismatch`] unless they match the lock's sha256.
+pub fn adopt_wheel(
+    cache_root: &Path,
+    package: &LockedPackage,
+    bytes: &[u8],
+) -> Result<(), DepsError> {
+    installer::adopt_wheel(cache_root, package, bytes)
+}
+
 /// The layer folder `install` would create for `lock` under `cache_root` (it may not exist).
 pub fn layer_path(lock: &Lock, cache_root: &Path) -> PathBuf {
     cache_root.join("layers").join(lock.digest())

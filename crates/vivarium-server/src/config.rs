@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use vivarium_sandbox::Limits;
+use vivarium_store::{BadBlobLocation, BlobLocation};
 
 /// Everything the service can be told. Field names are the TOML keys and, upper-cased with a
 /// `VIVARIUM_` prefix, the environment variables (`VIVARIUM_LISTEN`, `VIVARIUM_DATA_DIR`, ...).
@@ -19,10 +20,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Folder for the database, blobs and caches. Default `./vivarium-data`.
     pub data_dir: PathBuf,
-    /// Metadata database URL. Default: SQLite at `{data_dir}/vivarium.db`.
+    /// Metadata database URL: `sqlite://...` or `postgres://...` (shared by replicas).
+    /// Default: SQLite at `{data_dir}/vivarium.db`.
     pub database_url: Option<String>,
-    /// Folder of the blob store. Default `{data_dir}/blobs`.
-    pub blob_dir: Option<PathBuf>,
+    /// Where ZIPs and dependency wheels are kept: a folder, or `s3://bucket/prefix` (shared by
+    /// replicas; endpoint, region and credentials from the `AWS_*` environment variables).
+    /// Default `{data_dir}/blobs`.
+    pub blob_store: Option<String>,
     /// Interpreter, compile and extraction cache. Default `{data_dir}/cache`.
     pub cache_dir: Option<PathBuf>,
     /// Sandbox calls running at once. Default: the number of CPU cores.
@@ -49,6 +53,15 @@ pub struct ServerConfig {
     /// How often the scheduler looks for due actions. Default `1s`.
     #[serde(with = "humantime_duration")]
     pub scheduler_interval: Duration,
+    /// This replica's name in the shared database. Default: generated at each start.
+    pub replica_id: Option<String>,
+    /// How often this replica records that it is alive. Default `5s`.
+    #[serde(with = "humantime_duration")]
+    pub heartbeat_interval: Duration,
+    /// After how long without a heartbeat a replica counts as stopped, and the runs it left
+    /// "running" are closed as errored by another replica. Default `30s`.
+    #[serde(with = "humantime_duration")]
+    pub replica_timeout: Duration,
     /// The Simple API index pyproject.toml dependencies are resolved against.
     /// Default: the public Python package index.
     pub package_index: String,
@@ -68,7 +81,7 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database_url",
-    "blob_dir",
+    "blob_store",
     "cache_dir",
     "max_concurrent_runs",
     "run_queue_capacity",
@@ -81,6 +94,9 @@ const KEYS: &[&str] = &[
     "run_result_bytes",
     "run_input_bytes",
     "scheduler_interval",
+    "replica_id",
+    "heartbeat_interval",
+    "replica_timeout",
     "package_index",
     "wheelhouse",
     "root_user_email",
@@ -93,7 +109,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5080)),
             data_dir: PathBuf::from("vivarium-data"),
             database_url: None,
-            blob_dir: None,
+            blob_store: None,
             cache_dir: None,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
             run_queue_capacity: 64,
@@ -106,6 +122,9 @@ impl Default for ServerConfig {
             run_result_bytes: Limits::DEFAULT.result_bytes,
             run_input_bytes: Limits::DEFAULT.input_bytes,
             scheduler_interval: Duration::from_secs(1),
+            replica_id: None,
+            heartbeat_interval: Duration::from_secs(5),
+            replica_timeout: Duration::from_secs(30),
             package_index: vivarium_deps::DEFAULT_INDEX_URL.to_string(),
             wheelhouse: None,
             root_user_email: None,
@@ -145,11 +164,18 @@ impl ServerConfig {
         })
     }
 
-    /// The blob folder in force.
-    pub fn blob_dir(&self) -> PathBuf {
-        self.blob_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    /// The blob store in force.
+    pub fn blob_location(&self) -> Result<BlobLocation, BadBlobLocation> {
+        match &self.blob_store {
+            Some(given) => given.parse(),
+            None => Ok(BlobLocation::Folder(self.data_dir.join("blobs"))),
+        }
+    }
+
+    /// Whether the metadata database is a file of this process (SQLite) rather than a
+    /// server other replicas may share.
+    pub fn embedded_database(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
     }
 
     /// The cache folder in force.
@@ -258,6 +284,40 @@ mod tests {
             assert_eq!(flagged.listen.port(), 7003);
             Ok(())
         });
+    }
+
+    #[test]
+    fn blob_store_takes_a_folder_or_an_s3_url_and_refuses_other_schemes() {
+        let defaults = ServerConfig::default();
+        assert_eq!(
+            defaults.blob_location().unwrap(),
+            BlobLocation::Folder(PathBuf::from("vivarium-data").join("blobs"))
+        );
+        assert!(defaults.embedded_database());
+        let shared = ServerConfig::load(
+            None,
+            serde_json::json!({
+                "blob_store": "s3://vivarium-prod/eu",
+                "database_url": "postgres://vivarium@db/vivarium",
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            shared.blob_location().unwrap(),
+            BlobLocation::S3 {
+                bucket: "vivarium-prod".into(),
+                prefix: "eu".into()
+            }
+        );
+        assert!(!shared.embedded_database());
+        let wrong = ServerConfig::load(None, serde_json::json!({ "blob_store": "ftp://x/y" }))
+            .unwrap()
+            .blob_location()
+            .unwrap_err();
+        assert!(
+            wrong.to_string().contains("ftp:// is not supported"),
+            "{wrong}"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use vivarium_store::{
 use crate::error::{ApiError, ApiResult};
 use crate::identity::principal_may;
 use crate::metrics::{Metrics, RunLabels};
+use crate::shared_wheels;
 
 /// The outcome recorded when the service account may not run the action.
 pub const PERMISSION_DENIED: &str = "permission_denied";
@@ -75,6 +76,8 @@ pub struct RunSettings {
     pub limits: Limits,
     /// How dependency layers missing from the cache are installed.
     pub deps: DepsConfig,
+    /// This replica's name in the shared database, recorded on the actions it runs.
+    pub replica: String,
 }
 
 /// Runs actions for every trigger.
@@ -152,7 +155,7 @@ impl Executor {
             return self.record_refusal(&request, started_at).await;
         }
         self.meta
-            .set_action_status(&action.org, &action.id, ActionStatus::Running)
+            .mark_running(&action.org, &action.id, &self.settings.replica)
             .await?;
         let outcome = match self.materialize(action).await {
             Ok(folder) => self.execute(&request, folder).await,
@@ -253,12 +256,18 @@ impl Executor {
     }
 
     /// The action's dependency layer, installed from its recorded lock when this replica's
-    /// cache does not have it yet.
+    /// cache does not have it yet, with the wheels the shared blob store keeps for it.
     async fn dependency_layer(&self, action: &Action) -> ApiResult<Option<PathBuf>> {
         let Some(lock) = action.dependency_lock.as_deref() else {
             return Ok(None);
         };
         let lock: Lock = serde_json::from_str(lock).map_err(ApiError::internal)?;
+        let layer = vivarium_deps::layer_path(&lock, &self.settings.cache_dir);
+        if layer.is_dir() {
+            return Ok(Some(layer));
+        }
+        shared_wheels::fetch_missing(&self.blobs, &action.org, &lock, &self.settings.cache_dir)
+            .await?;
         let (cache, deps) = (self.settings.cache_dir.clone(), self.settings.deps.clone());
         tokio::task::spawn_blocking(move || vivarium_deps::install(&lock, &cache, &deps))
             .await

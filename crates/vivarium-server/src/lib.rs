@@ -12,8 +12,10 @@ mod extract;
 mod identity;
 mod metrics;
 mod openapi;
+mod replicas;
 mod routes;
 pub mod scheduler;
+mod shared_wheels;
 mod startup;
 mod validate;
 

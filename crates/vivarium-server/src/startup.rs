@@ -10,13 +10,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vivarium_auth::{generate_password, hash_password};
 use vivarium_runtime::{FetchOptions, Progress};
-use vivarium_store::{ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, User};
+use vivarium_store::{
+    ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError, User,
+};
 
 use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, RunSettings, now_micros};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
-use crate::{AppState, routes, scheduler};
+use crate::{AppState, replicas, routes, scheduler};
 
 /// The organization every fresh installation starts with.
 pub const DEFAULT_ORG: &str = "default";
@@ -65,10 +67,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             config.data_dir.display()
         )
     })?;
+    check_replica_timing(&config)?;
     let meta: Arc<dyn MetadataStore> = Arc::new(SqlStore::connect(&config.database_url()).await?);
-    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::local(&config.blob_dir())?);
+    let blob_location = config.blob_location()?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::open(&blob_location).await?);
     meta.ensure_org(DEFAULT_ORG).await?;
     recover_interrupted_runs(meta.as_ref(), &config).await?;
+    let replica = config
+        .replica_id
+        .clone()
+        .unwrap_or_else(replicas::generated_id);
+    replicas::beat(meta.as_ref(), &replica, config.replica_timeout).await?;
     let generated_root = ensure_root_user(meta.as_ref(), &config).await?;
 
     let cache_dir = config.cache_dir();
@@ -95,6 +104,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             cache_dir,
             limits,
             deps: config.deps_config(),
+            replica: replica.clone(),
         },
         capacity,
         metrics.clone(),
@@ -103,6 +113,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         meta.clone(),
         executor.clone(),
         config.scheduler_interval,
+    ));
+    let heartbeat = tokio::spawn(replicas::keep_alive(
+        meta.clone(),
+        replica.clone(),
+        config.heartbeat_interval,
+        config.replica_timeout,
     ));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -127,9 +143,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .await;
         scheduler.abort();
         executor.drain(SHUTDOWN_GRACE).await;
+        heartbeat.abort();
         served
     });
-    tracing::info!(%addr, "vivarium is serving");
+    tracing::info!(%addr, %replica, blobs = %blob_location, "vivarium is serving");
     Ok(RunningServer {
         addr,
         generated_root,
@@ -139,13 +156,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 }
 
 /// With an embedded (SQLite) database this process is the only one running actions, so an
-/// action still marked running was interrupted by a crash: it is marked errored. A shared
-/// database is left alone, since other replicas may be running those actions.
+/// action still marked running was interrupted by a crash: it is marked errored at once. On a
+/// shared database other replicas may be running those actions; the heartbeats close the runs
+/// of replicas that stopped instead ([`replicas`]).
 async fn recover_interrupted_runs(
     meta: &dyn MetadataStore,
     config: &ServerConfig,
 ) -> anyhow::Result<()> {
-    if !config.database_url().starts_with("sqlite:") {
+    if !config.embedded_database() {
         return Ok(());
     }
     let interrupted = meta.reset_running_actions(ActionStatus::Errored).await?;
@@ -153,6 +171,20 @@ async fn recover_interrupted_runs(
         tracing::warn!(
             interrupted,
             "actions left running by an earlier crash were marked errored"
+        );
+    }
+    Ok(())
+}
+
+/// A replica must beat more often than the others wait for it, or live replicas would have
+/// their runs closed under them.
+fn check_replica_timing(config: &ServerConfig) -> anyhow::Result<()> {
+    if config.heartbeat_interval.is_zero() || config.replica_timeout < config.heartbeat_interval * 2
+    {
+        anyhow::bail!(
+            "replica_timeout ({}) must be at least twice heartbeat_interval ({}), which must not be zero",
+            humantime::format_duration(config.replica_timeout),
+            humantime::format_duration(config.heartbeat_interval)
         );
     }
     Ok(())
@@ -181,13 +213,19 @@ async fn ensure_root_user(
         let password = password.clone();
         tokio::task::spawn_blocking(move || hash_password(&password)).await??
     };
-    meta.create_user(&User {
-        email: email.clone(),
-        password_hash: hash,
-        is_root: true,
-        created_at: now_micros(),
-    })
-    .await?;
+    let created = meta
+        .create_user(&User {
+            email: email.clone(),
+            password_hash: hash,
+            is_root: true,
+            created_at: now_micros(),
+        })
+        .await;
+    if let Err(StoreError::Conflict(_)) = created {
+        // Another replica sharing the database created it a moment ago.
+        return Ok(None);
+    }
+    created?;
     tracing::info!(%email, "root user created");
     Ok(generated.then_some((email, password)))
 }

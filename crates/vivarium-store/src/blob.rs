@@ -1,11 +1,12 @@
-//! The blob store: action ZIPs, content-addressed under their organization.
+//! The blob store: action ZIPs and the wheels of their dependency locks, content-addressed
+//! under their organization.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::StoreError;
 
-/// Where a blob lives: `orgs/{org}/actions/{sha256}.zip`. Keys are built only from a validated
+/// Where a blob lives: `orgs/{org}/actions/{sha256}.zip` or `orgs/{org}/wheels/{sha256}.whl`. Keys are built only from a validated
 /// organization name and a hex digest, so they cannot point outside their prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlobKey(String);
@@ -14,6 +15,12 @@ impl BlobKey {
     /// The key of an action ZIP of `org` with SHA-256 `digest` (lowercase hex).
     pub fn action_zip(org: &str, digest: &str) -> Self {
         Self(format!("orgs/{org}/actions/{digest}.zip"))
+    }
+
+    /// The key of a dependency wheel of `org` with SHA-256 `digest` (lowercase hex), kept so
+    /// that every replica installs an action's lock from the shared store, not the index.
+    pub fn wheel(org: &str, digest: &str) -> Self {
+        Self(format!("orgs/{org}/wheels/{digest}.whl"))
     }
 
     /// A key as a blob store listed it (already under an organization's prefix).

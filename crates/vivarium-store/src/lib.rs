@@ -1,5 +1,5 @@
 //! The actions service's state: metadata (organizations, identities, roles, actions, runs) in
-//! a SQL database, and action ZIPs in an object store.
+//! a SQL database, and action ZIPs and dependency wheels in an object store.
 //!
 //! Both sit behind traits ([`MetadataStore`], [`BlobStore`]) so handlers never know which
 //! backend serves them: SQLite and a local folder by default, PostgreSQL and an S3-compatible
@@ -10,6 +10,7 @@
 
 mod blob;
 mod error;
+mod location;
 mod meta;
 mod model;
 mod object_blob;
@@ -17,6 +18,7 @@ mod sql;
 
 pub use blob::{BlobKey, BlobStore};
 pub use error::StoreError;
+pub use location::{BadBlobLocation, BlobLocation};
 pub use meta::MetadataStore;
 pub use model::*;
 pub use object_blob::ObjectBlobStore;

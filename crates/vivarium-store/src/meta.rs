@@ -107,6 +107,18 @@ pub trait MetadataStore: Send + Sync {
         id: &str,
         status: ActionStatus,
     ) -> Result<(), StoreError>;
+    /// Marks an action running on `replica`, so that if that replica stops, another one can
+    /// tell the run will never finish; `NotFound` when absent.
+    async fn mark_running(&self, org: &str, id: &str, replica: &str) -> Result<(), StoreError>;
+    /// Records that `replica` is alive at `now` (microseconds since the epoch).
+    async fn heartbeat(&self, replica: &str, now: i64) -> Result<(), StoreError>;
+    /// Moves actions left running by replicas silent since before `cutoff` (no heartbeat at
+    /// or after it) to `status`, forgets those replicas, and says how many actions moved.
+    async fn recover_silent_replicas(
+        &self,
+        cutoff: i64,
+        status: ActionStatus,
+    ) -> Result<u64, StoreError>;
     /// Deletes an action and its runs; `NotFound` when absent.
     async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError>;
     /// How many actions of `org` use the ZIP with `digest` (to know when its blob can go).

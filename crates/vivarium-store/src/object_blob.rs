@@ -1,18 +1,22 @@
-//! [`ObjectBlobStore`]: blobs in any `object_store` backend (a local folder today, an
-//! S3-compatible bucket later), behind [`BlobStore`].
+//! [`ObjectBlobStore`]: blobs in any `object_store` backend (a local folder, or an
+//! S3-compatible bucket shared by replicas), behind [`BlobStore`].
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::blob::{BlobKey, BlobStore};
 use crate::error::StoreError;
+use crate::location::BlobLocation;
 
 /// The blob store over an `object_store` backend. Cloning shares the backend.
 #[derive(Debug, Clone)]
@@ -22,6 +26,45 @@ pub struct ObjectBlobStore {
 }
 
 impl ObjectBlobStore {
+    /// The blob store at `location`, checked with one listing request so that a wrong bucket,
+    /// endpoint or credential fails at start rather than at the first upload.
+    pub async fn open(location: &BlobLocation) -> Result<Self, StoreError> {
+        let store = match location {
+            BlobLocation::Folder(dir) => Self::local(dir)?,
+            BlobLocation::S3 { bucket, prefix } => {
+                Self::s3(AmazonS3Builder::from_env(), bucket, prefix)?
+            }
+        };
+        store.check(location).await?;
+        Ok(store)
+    }
+
+    /// Objects in `bucket` under `prefix`; `settings` carries endpoint, region and
+    /// credentials (from the `AWS_*` environment variables, `AWS_ALLOW_HTTP` for a plain-HTTP
+    /// endpoint).
+    fn s3(settings: AmazonS3Builder, bucket: &str, prefix: &str) -> Result<Self, StoreError> {
+        let bucket_store = settings.with_bucket_name(bucket).build().map_err(|err| {
+            StoreError::Backend(format!("configuring S3 bucket {bucket:?}: {err}"))
+        })?;
+        if prefix.is_empty() {
+            return Ok(Self::from_store(Arc::new(bucket_store)));
+        }
+        Ok(Self::from_store(Arc::new(PrefixStore::new(
+            bucket_store,
+            prefix,
+        ))))
+    }
+
+    /// Lists at most one object, to prove the backend answers.
+    async fn check(&self, location: &BlobLocation) -> Result<(), StoreError> {
+        match self.store.list(None).next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(err)) => Err(StoreError::Backend(format!(
+                "the blob store {location} does not answer: {err}"
+            ))),
+        }
+    }
+
     /// Blobs as files under `dir`, which is created if missing. Writes go to a temporary file
     /// renamed into place (atomic) and are flushed to disk before the rename returns, so a
     /// crash never leaves a partial ZIP under a key.
@@ -121,11 +164,42 @@ fn backend(doing: &str, key: &BlobKey, err: object_store::Error) -> StoreError {
 mod tests {
     use super::*;
 
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     /// A blob store in a fresh folder (nested, so `local` must create it).
     fn store() -> (tempfile::TempDir, ObjectBlobStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectBlobStore::local(&dir.path().join("blobs").join("zips")).unwrap();
         (dir, store)
+    }
+
+    /// Tells S3 prefixes of one test process apart.
+    static PREFIX_SEQ: AtomicU64 = AtomicU64::new(0);
+
+    /// Fresh, empty stores on every backend under test: a folder always, and a new prefix of
+    /// the bucket named by `VIVARIUM_TEST_S3_URL` when it is set (CI sets it, with a real
+    /// S3-compatible server; `VIVARIUM_TEST_REQUIRE_BACKENDS` makes its absence a failure).
+    async fn stores() -> Vec<(String, tempfile::TempDir, ObjectBlobStore)> {
+        let (dir, folder) = store();
+        let mut found = vec![("folder".to_string(), dir, folder)];
+        match std::env::var("VIVARIUM_TEST_S3_URL") {
+            Ok(base) if !base.is_empty() => {
+                let url = format!(
+                    "{}/run-{}-{}",
+                    base.trim_end_matches('/'),
+                    std::process::id(),
+                    PREFIX_SEQ.fetch_add(1, Ordering::Relaxed)
+                );
+                let location: BlobLocation = url.parse().unwrap();
+                let s3 = ObjectBlobStore::open(&location).await.unwrap();
+                found.push((url, tempfile::tempdir().unwrap(), s3));
+            }
+            _ => assert!(
+                std::env::var_os("VIVARIUM_TEST_REQUIRE_BACKENDS").is_none(),
+                "VIVARIUM_TEST_REQUIRE_BACKENDS is set but VIVARIUM_TEST_S3_URL is not"
+            ),
+        }
+        found
     }
 
     /// Every file under `dir`, relative, sorted.
@@ -177,38 +251,65 @@ mod tests {
 
     #[tokio::test]
     async fn putting_the_same_blob_twice_is_not_an_error() {
-        let (_dir, store) = store();
-        let key = BlobKey::action_zip("acme", "ab12");
-        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
-        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
-        assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"same"));
-        assert_eq!(store.list_org("acme").await.unwrap(), [key]);
+        for (backend, _dir, store) in stores().await {
+            let key = BlobKey::action_zip("acme", "ab12");
+            store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+            store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+            assert_eq!(
+                store.get(&key).await.unwrap(),
+                Bytes::from_static(b"same"),
+                "{backend}"
+            );
+            assert_eq!(store.list_org("acme").await.unwrap(), [key], "{backend}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_puts_of_one_blob_from_two_stores_never_conflict() {
+        for (backend, _dir, store) in stores().await {
+            let twin = store.clone();
+            let key = BlobKey::wheel("acme", "cd34");
+            let bytes = Bytes::from(vec![7u8; 256 * 1024]);
+            let (first, second) = tokio::join!(
+                store.put(&key, bytes.clone()),
+                twin.put(&key, bytes.clone())
+            );
+            first.unwrap();
+            second.unwrap();
+            assert_eq!(store.get(&key).await.unwrap(), bytes, "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn missing_blobs_are_not_found_and_deleting_them_is_fine() {
-        let (_dir, store) = store();
-        let key = BlobKey::action_zip("acme", "ab12");
-        let missing = store.get(&key).await;
-        assert!(
-            matches!(missing, Err(StoreError::NotFound(ref what)) if what.contains("orgs/acme/actions/ab12.zip")),
-            "{missing:?}"
-        );
-        store.delete(&key).await.unwrap();
+        for (backend, _dir, store) in stores().await {
+            let key = BlobKey::action_zip("acme", "ab12");
+            let missing = store.get(&key).await;
+            assert!(
+                matches!(missing, Err(StoreError::NotFound(ref what)) if what.contains("orgs/acme/actions/ab12.zip")),
+                "{backend}: {missing:?}"
+            );
+            store.delete(&key).await.unwrap();
 
-        store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
-        store.delete(&key).await.unwrap();
-        assert!(matches!(
-            store.get(&key).await,
-            Err(StoreError::NotFound(_))
-        ));
-        store.delete(&key).await.unwrap();
-        assert_eq!(store.list_org("acme").await.unwrap(), []);
+            store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
+            store.delete(&key).await.unwrap();
+            assert!(
+                matches!(store.get(&key).await, Err(StoreError::NotFound(_))),
+                "{backend}"
+            );
+            store.delete(&key).await.unwrap();
+            assert_eq!(store.list_org("acme").await.unwrap(), [], "{backend}");
+        }
     }
 
     #[tokio::test]
     async fn list_org_lists_only_that_org_sorted() {
-        let (_dir, store) = store();
+        for (backend, _dir, store) in stores().await {
+            list_org_lists_only_that_org_sorted_on(&backend, &store).await;
+        }
+    }
+
+    async fn list_org_lists_only_that_org_sorted_on(backend: &str, store: &ObjectBlobStore) {
         for (org, digest) in [
             ("acme", "ff"),
             ("acme", "01"),
@@ -228,7 +329,8 @@ mod tests {
             [
                 BlobKey::action_zip("acme", "01"),
                 BlobKey::action_zip("acme", "ff")
-            ]
+            ],
+            "{backend}"
         );
         assert_eq!(
             store.list_org("globex").await.unwrap(),
@@ -249,6 +351,29 @@ mod tests {
                 .unwrap(),
             Bytes::from("globex/01")
         );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_s3_endpoint_fails_the_check_and_names_the_bucket() {
+        let location: BlobLocation = "s3://vivarium-nowhere/x".parse().unwrap();
+        let settings = AmazonS3Builder::new()
+            .with_endpoint("http://127.0.0.1:9")
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_retry(object_store::RetryConfig {
+                max_retries: 1,
+                retry_timeout: std::time::Duration::from_secs(2),
+                ..Default::default()
+            });
+        let store = ObjectBlobStore::s3(settings, "vivarium-nowhere", "x").unwrap();
+        let checked = store.check(&location).await;
+        let Err(StoreError::Backend(message)) = checked else {
+            panic!("expected a backend error, got {checked:?}")
+        };
+        assert!(message.contains("s3://vivarium-nowhere/x"), "{message}");
+        assert!(message.contains("does not answer"), "{message}");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use crate::executor::now_micros;
 use crate::extract::ApiJson;
 use crate::identity::Caller;
 use crate::scheduler::{Schedule, next_run};
+use crate::shared_wheels;
 use crate::validate;
 
 /// `GET /api/{org}/actions`: the organization's actions, newest first.
@@ -280,7 +281,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
         .ok_or_else(|| ApiError::bad_request("Missing mandatory fields: service_account"))?;
     let service_account = check_service_account(state, org, &service_account).await?;
     let package = validate_package(&form)?;
-    let dependency_lock = resolve_dependencies(state, &package).await?;
+    let dependency_lock = resolve_dependencies(state, org, &package).await?;
     let now = now_micros();
     let action = Action {
         id: uuid::Uuid::now_v7().to_string(),
@@ -329,7 +330,7 @@ async fn replace(
     };
     apply_settings(state, org, &mut action, form.settings()?).await?;
     let package = validate_package(&form)?;
-    action.dependency_lock = resolve_dependencies(state, &package).await?;
+    action.dependency_lock = resolve_dependencies(state, org, &package).await?;
     let previous_digest = std::mem::replace(&mut action.zip_digest, package.digest.clone());
     action.zip_file_name = package.file_name.clone();
     action.zip_size = package.bytes.len() as i64;
@@ -404,7 +405,11 @@ async fn apply_settings(
 /// Resolves and installs the dependencies the package's pyproject.toml declares (unless it
 /// brings a `dependencies/` folder), so that a bad set fails the upload, not the first run.
 /// Returns the lock as JSON, `None` when there is nothing to install.
-async fn resolve_dependencies(state: &Shared, package: &Package) -> ApiResult<Option<String>> {
+async fn resolve_dependencies(
+    state: &Shared,
+    org: &str,
+    package: &Package,
+) -> ApiResult<Option<String>> {
     let (bytes, cache, deps) = (
         package.bytes.clone(),
         state.config.cache_dir(),
@@ -426,8 +431,13 @@ async fn resolve_dependencies(state: &Shared, package: &Package) -> ApiResult<Op
     })
     .await
     .map_err(ApiError::internal)??;
-    lock.map(|lock| serde_json::to_string(&lock).map_err(ApiError::internal))
-        .transpose()
+    let Some(lock) = lock else {
+        return Ok(None);
+    };
+    shared_wheels::publish(&state.blobs, org, &lock, &state.config.cache_dir()).await?;
+    serde_json::to_string(&lock)
+        .map(Some)
+        .map_err(ApiError::internal)
 }
 
 fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> ApiResult<Option<String>> {

@@ -135,19 +135,39 @@ pub(super) async fn set_status(
     id: &str,
     status: ActionStatus,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query("UPDATE actions SET status = $3 WHERE org = $1 AND id = $2")
-        .bind(org)
-        .bind(id)
-        .bind(status.as_str())
-        .execute(db.pool())
-        .await
-        .map_err(backend("setting an action's status"))?;
+    let done =
+        sqlx::query("UPDATE actions SET status = $3, running_on = NULL WHERE org = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .bind(status.as_str())
+            .execute(db.pool())
+            .await
+            .map_err(backend("setting an action's status"))?;
+    require_one(done.rows_affected(), || not_found(org, id))
+}
+
+/// Marks an action running on `replica`.
+pub(super) async fn mark_running(
+    db: &SqlStore,
+    org: &str,
+    id: &str,
+    replica: &str,
+) -> Result<(), StoreError> {
+    let done =
+        sqlx::query("UPDATE actions SET status = $3, running_on = $4 WHERE org = $1 AND id = $2")
+            .bind(org)
+            .bind(id)
+            .bind(ActionStatus::Running.as_str())
+            .bind(replica)
+            .execute(db.pool())
+            .await
+            .map_err(backend("marking an action running"))?;
     require_one(done.rows_affected(), || not_found(org, id))
 }
 
 /// Moves every action still marked running to `status`; returns how many moved.
 pub(super) async fn reset_running(db: &SqlStore, status: ActionStatus) -> Result<u64, StoreError> {
-    let done = sqlx::query("UPDATE actions SET status = $1 WHERE status = $2")
+    let done = sqlx::query("UPDATE actions SET status = $1, running_on = NULL WHERE status = $2")
         .bind(status.as_str())
         .bind(ActionStatus::Running.as_str())
         .execute(db.pool())

@@ -17,6 +17,7 @@ pub(super) type Migration = (&'static str, &'static [&'static str]);
 pub(super) const MIGRATIONS: &[Migration] = &[
     ("0001_initial", INITIAL),
     ("0002_dependency_lock", DEPENDENCY_LOCK),
+    ("0003_replicas", REPLICAS),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -216,3 +217,14 @@ pub(super) async fn applied(store: &SqlStore) -> Result<Vec<(String, i64)>, Stor
 
 /// The resolved pyproject.toml dependencies of an action (a JSON lock; NULL when it has none).
 const DEPENDENCY_LOCK: &[&str] = &["ALTER TABLE actions ADD COLUMN dependency_lock TEXT"];
+
+/// Replicas sharing one database: each one's last sign of life, and which replica an action
+/// is running on, so that the runs of a replica that stopped can be told apart and closed.
+const REPLICAS: &[&str] = &[
+    "CREATE TABLE replicas (
+        id TEXT NOT NULL PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+    )",
+    "ALTER TABLE actions ADD COLUMN running_on TEXT",
+];

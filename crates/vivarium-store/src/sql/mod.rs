@@ -12,6 +12,7 @@ mod errors;
 mod migrations;
 mod orgs;
 mod redact;
+mod replicas;
 mod roles;
 mod runs;
 mod store;

@@ -28,7 +28,8 @@ const MOVE_ACTION: &str = "UPDATE actions SET
         last_successful_at = CASE
             WHEN $4 = 1 AND (last_successful_at IS NULL OR last_successful_at < $3) THEN $3
             ELSE last_successful_at END,
-        status = $5
+        status = $5,
+        running_on = NULL
     WHERE org = $1 AND id = $2";
 
 /// Stores `run` and moves its action's `last_run_at`, `last_successful_at` (on success) and

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use vivarium_auth::Grant;
 
-use super::{SqlStore, accounts, actions, orgs, roles, runs};
+use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs};
 use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
@@ -152,6 +152,22 @@ impl MetadataStore for SqlStore {
         status: ActionStatus,
     ) -> Result<(), StoreError> {
         actions::set_status(self, org, id, status).await
+    }
+
+    async fn mark_running(&self, org: &str, id: &str, replica: &str) -> Result<(), StoreError> {
+        actions::mark_running(self, org, id, replica).await
+    }
+
+    async fn heartbeat(&self, replica: &str, now: i64) -> Result<(), StoreError> {
+        replicas::heartbeat(self, replica, now).await
+    }
+
+    async fn recover_silent_replicas(
+        &self,
+        cutoff: i64,
+        status: ActionStatus,
+    ) -> Result<u64, StoreError> {
+        replicas::recover_silent(self, cutoff, status).await
     }
 
     async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError> {

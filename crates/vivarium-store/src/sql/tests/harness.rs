@@ -43,9 +43,16 @@ impl TestDb {
     /// A new, empty schema on the PostgreSQL server named by the environment, or `None` when
     /// none is named.
     pub(crate) async fn postgres() -> Option<Self> {
-        let server = std::env::var(POSTGRES_URL_VAR)
+        let Some(server) = std::env::var(POSTGRES_URL_VAR)
             .ok()
-            .filter(|url| !url.is_empty())?;
+            .filter(|url| !url.is_empty())
+        else {
+            assert!(
+                std::env::var_os("VIVARIUM_TEST_REQUIRE_BACKENDS").is_none(),
+                "VIVARIUM_TEST_REQUIRE_BACKENDS is set but {POSTGRES_URL_VAR} is not"
+            );
+            return None;
+        };
         let schema = format!(
             "vivarium_test_{}_{}",
             std::process::id(),

@@ -44,6 +44,10 @@ on_every_backend! {
         claim_schedule_is_compare_and_set,
         concurrent_claims_let_one_win,
         due_actions_are_unpaused_scheduled_and_due,
+        a_silent_replicas_runs_are_closed_and_a_live_ones_kept,
+        a_replica_that_never_beat_counts_as_silent,
+        a_recorded_run_clears_the_running_replica,
+        heartbeats_move_forward_and_marking_needs_the_action,
     ],
     db: [
         reopening_keeps_data_and_applies_no_migration_twice,

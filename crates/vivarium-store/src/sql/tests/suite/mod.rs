@@ -5,6 +5,7 @@
 mod actions;
 mod database;
 mod identities;
+mod replicas;
 mod roles;
 mod runs;
 mod schedule;
@@ -12,6 +13,7 @@ mod schedule;
 pub(crate) use actions::*;
 pub(crate) use database::*;
 pub(crate) use identities::*;
+pub(crate) use replicas::*;
 pub(crate) use roles::*;
 pub(crate) use runs::*;
 pub(crate) use schedule::*;
