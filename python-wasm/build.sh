@@ -1,0 +1,618 @@
+#!/usr/bin/env bash
+# Vivarium: build CPython 3.13 for wasm32-wasip1 from source, as a reactor module with the
+# Vivarium C shim (shim/vivarium_reactor.c) and as an ordinary command module.
+#
+#   python-wasm/build.sh OUT_DIR WORK_DIR
+#
+# Needs only: bash, curl, sha256sum, tar, xz, make, gcc and a python3 (>= 3.8, used only to
+# unpack wheels before the build-python exists). No root. Downloads come from Debian's pool and
+# from PyPI only, each pinned by SHA-256 below and cached in WORK_DIR/downloads. The script is
+# idempotent: every finished step is remembered in WORK_DIR/stamps (keyed by its inputs) and
+# skipped on a rerun; an interrupted make simply resumes.
+#
+# The cross compiler is `zig cc` from the `ziglang` wheel on PyPI: one statically linked binary
+# that carries clang/LLVM, wasm-ld and wasi-libc sources (with the wasi-emulated-* libraries),
+# so nothing has to be installed system-wide. See python-wasm/README.md.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# Pins: name | URL | SHA-256. Change a pin here and the steps that depend on it rebuild.
+# ---------------------------------------------------------------------------------------------
+PY_VERSION=3.13.5
+PY_FILE=python3.13_3.13.5.orig.tar.xz
+PY_URL=http://deb.debian.org/debian/pool/main/p/python3.13/$PY_FILE
+# Same as Checksums-Sha256 in Debian's python3.13_3.13.5-2.dsc (trixie).
+PY_SHA256=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+PY_RELEASE_EPOCH=1749600000          # 2025-06-11, CPython 3.13.5's release: SOURCE_DATE_EPOCH
+
+ZLIB_VERSION=1.3.1
+ZLIB_FILE=zlib_1.3.dfsg+really1.3.1.orig.tar.gz
+ZLIB_URL=http://deb.debian.org/debian/pool/main/z/zlib/$ZLIB_FILE
+# Same as Checksums-Sha256 in Debian's zlib_1.3.dfsg+really1.3.1-1.dsc (trixie).
+ZLIB_SHA256=60dd315c07f616887caa029408308a018ace66e3d142726a97db164b3b8f69fb
+
+ZIG_VERSION=0.15.2
+ZIG_FILE=ziglang-0.15.2-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl
+ZIG_URL=https://files.pythonhosted.org/packages/db/81/f9f5c7fd68d80b8edff2a641a1c95ac4125356387d298374227040b8e1e8/$ZIG_FILE
+ZIG_SHA256=806316453d1ede7174ed3fefb8e5348154629089c3bb5fe812dfd0e172fac130
+
+TZDATA_VERSION=2025.2
+TZDATA_FILE=tzdata-2025.2-py2.py3-none-any.whl
+TZDATA_URL=https://files.pythonhosted.org/packages/5c/23/c7abc0ca0a1526a0774eca151daeb8de62ec457e77262b66b359c3c7679e/$TZDATA_FILE
+TZDATA_SHA256=1a403fada01ff9221ca8044d701868fa132215d84beb92242d9acd2147f667a8
+
+# ---------------------------------------------------------------------------------------------
+# Build settings.
+# ---------------------------------------------------------------------------------------------
+JOBS=${VIVARIUM_BUILD_JOBS:-2}
+PY_MM=3.13                            # major.minor
+WASM_OPT="-DNDEBUG -O2 -g0"           # optimisation of the wasm32 objects (CPython's OPT);
+                                      # zig cc would add DWARF by default
+NATIVE_OPT="-DNDEBUG -O2"             # optimisation of the native build-python
+# The linear-memory stack and initial memory CPython's own WASI build uses (configure.ac).
+WASM_STACK=8388608
+WASM_INITIAL_MEMORY=20971520
+# Pure-Python packages left out of OUT/lib/python3.13 (tests go to OUT/test instead).
+STDLIB_EXCLUDE="test idlelib tkinter turtledemo ensurepip venv lib2to3 pydoc_data __phello__ turtle.py"
+TOTAL_STEPS=9
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------------------------
+usage() {
+    cat <<EOF
+usage: $0 OUT_DIR WORK_DIR
+
+Builds CPython $PY_VERSION for wasm32-wasip1 (reactor + command) into OUT_DIR, using
+WORK_DIR for downloads, the toolchain and intermediate builds (reruns reuse them).
+Environment: VIVARIUM_BUILD_JOBS (default 2): parallel make jobs.
+EOF
+}
+
+die() {
+    echo "build.sh: error: $*" >&2
+    exit 1
+}
+
+STEP=0
+step() {
+    STEP=$((STEP + 1))
+    echo "==> step $STEP/$TOTAL_STEPS: $*"
+}
+
+note() {
+    echo "    $*"
+}
+
+# A step is done when WORK/stamps/NAME holds exactly KEY.
+stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { printf '%s' "$2" >"$STAMPS/$1"; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# fetch FILE URL SHA256: download into WORK/downloads (once) and verify.
+fetch() {
+    local file=$1 url=$2 want=$3 dest="$DOWNLOADS/$1"
+    if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$want" ]; then
+        note "cached   $file"
+        return
+    fi
+    note "download $url"
+    rm -f "$dest.part"
+    curl --fail --location --silent --show-error --retry 3 --connect-timeout 30 \
+        -o "$dest.part" "$url" || die "could not download $url (the registries must be reachable)"
+    local got
+    got=$(sha256_of "$dest.part")
+    if [ "$got" != "$want" ]; then
+        rm -f "$dest.part"
+        die "SHA-256 mismatch for $file: expected $want, got $got"
+    fi
+    mv "$dest.part" "$dest"
+}
+
+# unzip_to ZIP DIR: a wheel is a zip file; python3's zipfile module unpacks it (no unzip needed).
+unzip_to() {
+    "$HOST_PYTHON" -m zipfile -e "$1" "$2"
+}
+
+elapsed_since() { echo $(($(date +%s) - $1)); }
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and layout.
+# ---------------------------------------------------------------------------------------------
+if [ $# -ne 2 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    usage
+    [ $# -eq 1 ] && { [ "$1" = "-h" ] || [ "$1" = "--help" ]; } && exit 0
+    exit 2
+fi
+mkdir -p "$1" "$2"
+OUT=$(cd "$1" && pwd)
+WORK=$(cd "$2" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SHIM_C="$HERE/shim/vivarium_reactor.c"
+
+DOWNLOADS="$WORK/downloads"
+STAMPS="$WORK/stamps"
+SRC="$WORK/src/Python-$PY_VERSION"
+ZLIB_SRC="$WORK/src/zlib-$ZLIB_VERSION"
+TOOLCHAIN="$WORK/toolchain"
+ZIG="$TOOLCHAIN/zig-$ZIG_VERSION/ziglang/zig"
+WASI_CC="$TOOLCHAIN/bin/wasm32-wasip1-cc"
+WASI_AR="$TOOLCHAIN/bin/wasm32-wasip1-ar"
+WASI_RANLIB="$TOOLCHAIN/bin/wasm32-wasip1-ranlib"
+NATIVE_BUILD="$WORK/build-native"
+BUILD_PYTHON="$NATIVE_BUILD/python"
+ZLIB_PREFIX="$WORK/zlib-wasm32-wasip1"
+SUPPORT_PREFIX="$WORK/support-wasm32-wasip1"
+STUBS_C="$HERE/shim/wasi_netdb_stubs.c"
+WASI_BUILD="$WORK/build-wasm32-wasip1"
+HOST_TRIPLE=wasm32-unknown-wasip1
+mkdir -p "$DOWNLOADS" "$STAMPS" "$WORK/src" "$TOOLCHAIN/bin"
+
+START=$(date +%s)
+declare -A TIMES=()
+
+# ---------------------------------------------------------------------------------------------
+step "checking the prerequisites"
+# ---------------------------------------------------------------------------------------------
+missing=()
+for tool in curl sha256sum tar xz make gcc; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+HOST_PYTHON=""
+for candidate in python3 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys, zipfile; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
+        HOST_PYTHON=$(command -v "$candidate")
+        break
+    fi
+done
+[ -n "$HOST_PYTHON" ] || missing+=("python3 (>= 3.8)")
+[ -f "$SHIM_C" ] || missing+=("$SHIM_C")
+[ -f "$STUBS_C" ] || missing+=("$STUBS_C")
+if [ ${#missing[@]} -gt 0 ]; then
+    die "missing: ${missing[*]}"
+fi
+[ "$(uname -m)" = x86_64 ] || die "the pinned zig toolchain is for x86_64 Linux; this is $(uname -m)"
+note "host python: $HOST_PYTHON; jobs: $JOBS; out: $OUT; work: $WORK"
+
+# ---------------------------------------------------------------------------------------------
+step "downloading the pinned sources and toolchain (cached in $DOWNLOADS)"
+# ---------------------------------------------------------------------------------------------
+fetch "$PY_FILE" "$PY_URL" "$PY_SHA256"
+fetch "$ZLIB_FILE" "$ZLIB_URL" "$ZLIB_SHA256"
+fetch "$ZIG_FILE" "$ZIG_URL" "$ZIG_SHA256"
+fetch "$TZDATA_FILE" "$TZDATA_URL" "$TZDATA_SHA256"
+
+# ---------------------------------------------------------------------------------------------
+step "unpacking the sources and the zig toolchain"
+# ---------------------------------------------------------------------------------------------
+if ! stamp_ok unpack-python "$PY_SHA256"; then
+    rm -rf "$SRC" "$WORK/src/python.tmp"
+    mkdir -p "$WORK/src/python.tmp"
+    tar -xJf "$DOWNLOADS/$PY_FILE" -C "$WORK/src/python.tmp"
+    mv "$WORK/src/python.tmp/Python-$PY_VERSION" "$SRC"
+    rm -rf "$WORK/src/python.tmp"
+    stamp_set unpack-python "$PY_SHA256"
+fi
+if ! stamp_ok unpack-zlib "$ZLIB_SHA256"; then
+    rm -rf "$ZLIB_SRC" "$WORK/src/zlib.tmp"
+    mkdir -p "$WORK/src/zlib.tmp"
+    tar -xzf "$DOWNLOADS/$ZLIB_FILE" -C "$WORK/src/zlib.tmp"
+    mv "$WORK/src/zlib.tmp"/zlib-* "$ZLIB_SRC"
+    rm -rf "$WORK/src/zlib.tmp"
+    stamp_set unpack-zlib "$ZLIB_SHA256"
+fi
+if ! stamp_ok unpack-zig "$ZIG_SHA256"; then
+    rm -rf "$TOOLCHAIN/zig-$ZIG_VERSION"
+    unzip_to "$DOWNLOADS/$ZIG_FILE" "$TOOLCHAIN/zig-$ZIG_VERSION"
+    chmod +x "$ZIG"   # zip files do not keep the executable bit
+    stamp_set unpack-zig "$ZIG_SHA256"
+fi
+"$ZIG" version >/dev/null || die "the zig binary in $TOOLCHAIN does not run"
+
+# Wrappers so that configure and make see one ordinary cross compiler, archiver and ranlib.
+# - zig keeps its caches (including the wasi-libc it builds once) inside WORK.
+# - -O2 by default (zig treats a compile without -O as a Debug build with UBSan traps);
+#   a later -O flag on the command line wins.
+# - zig's wasm-ld invocation always passes --stack-first itself and rejects the flag, so the
+#   wrapper drops it.
+# - zig makes __DATE__/__TIME__ an error (-Werror=date-time); CPython's getbuildinfo.c uses
+#   them, so they are allowed and pinned by SOURCE_DATE_EPOCH (CPython's release date) for a
+#   reproducible sys.version.
+cat >"$WASI_CC" <<EOF
+#!/usr/bin/env bash
+# Generated by python-wasm/build.sh: zig cc for wasm32-wasip1.
+export ZIG_GLOBAL_CACHE_DIR="$TOOLCHAIN/zig-cache" ZIG_LOCAL_CACHE_DIR="$TOOLCHAIN/zig-cache"
+export SOURCE_DATE_EPOCH=$PY_RELEASE_EPOCH
+args=()
+for a in "\$@"; do
+    case "\$a" in
+        -Wl,--stack-first) ;;
+        *) args+=("\$a") ;;
+    esac
+done
+exec "$ZIG" cc -target wasm32-wasi -O2 -fno-sanitize=undefined -Wno-date-time "\${args[@]}"
+EOF
+cat >"$WASI_AR" <<EOF
+#!/bin/sh
+exec "$ZIG" ar "\$@"
+EOF
+cat >"$WASI_RANLIB" <<EOF
+#!/bin/sh
+exec "$ZIG" ranlib "\$@"
+EOF
+chmod +x "$WASI_CC" "$WASI_AR" "$WASI_RANLIB"
+note "zig $("$ZIG" version) at $ZIG"
+
+# ---------------------------------------------------------------------------------------------
+step "native build-python $PY_VERSION (needed by the cross build)"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+NATIVE_KEY="$PY_SHA256 opt=$NATIVE_OPT --without-ensurepip --disable-test-modules"
+if ! stamp_ok configure-native "$NATIVE_KEY"; then
+    rm -rf "$NATIVE_BUILD"
+    mkdir -p "$NATIVE_BUILD"
+    (cd "$NATIVE_BUILD" && OPT="$NATIVE_OPT" "$SRC/configure" --quiet \
+        --without-ensurepip --disable-test-modules >"$NATIVE_BUILD/configure.log" 2>&1) ||
+        die "configuring the native build-python failed, see $NATIVE_BUILD/configure.log"
+    stamp_set configure-native "$NATIVE_KEY"
+fi
+make -C "$NATIVE_BUILD" -j"$JOBS" -s >"$NATIVE_BUILD/make.log" 2>&1 ||
+    die "building the native build-python failed, see $NATIVE_BUILD/make.log"
+"$BUILD_PYTHON" -c "import sys; assert sys.version.startswith('$PY_VERSION'), sys.version" ||
+    die "$BUILD_PYTHON is not CPython $PY_VERSION"
+TIMES[native_build_python]=$(elapsed_since "$t0")
+note "$("$BUILD_PYTHON" -VV | head -1) in ${TIMES[native_build_python]} s"
+
+# ---------------------------------------------------------------------------------------------
+step "zlib $ZLIB_VERSION and the netdb stubs for wasm32-wasip1"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+ZLIB_KEY="$ZLIB_SHA256 $ZIG_SHA256 cc=$(sha256_of "$WASI_CC") opt=$WASM_OPT"
+if ! stamp_ok zlib "$ZLIB_KEY" || [ ! -f "$ZLIB_PREFIX/lib/libz.a" ]; then
+    rm -rf "$ZLIB_PREFIX" "$WORK/zlib-obj"
+    mkdir -p "$ZLIB_PREFIX/lib" "$ZLIB_PREFIX/include" "$WORK/zlib-obj"
+    # zlib's own configure probes for shared libraries; the library is 15 plain C files, so
+    # compile them directly (Z_HAVE_UNISTD_H: WASI has unistd.h, for the gz* functions).
+    for c in adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast \
+        inflate inftrees trees uncompr zutil; do
+        "$WASI_CC" $WASM_OPT -DZ_HAVE_UNISTD_H -D_LARGEFILE64_SOURCE=1 -I"$ZLIB_SRC" \
+            -c "$ZLIB_SRC/$c.c" -o "$WORK/zlib-obj/$c.o" ||
+            die "compiling zlib's $c.c failed"
+    done
+    "$WASI_AR" rcs "$ZLIB_PREFIX/lib/libz.a" "$WORK/zlib-obj"/*.o
+    cp "$ZLIB_SRC/zlib.h" "$ZLIB_SRC/zconf.h" "$ZLIB_PREFIX/include/"
+    stamp_set zlib "$ZLIB_KEY"
+fi
+# The name-service stubs (see the file's comment), a library configure and make link with.
+STUBS_KEY="$(sha256_of "$STUBS_C") cc=$(sha256_of "$WASI_CC") opt=$WASM_OPT"
+if ! stamp_ok netdb-stubs "$STUBS_KEY" || [ ! -f "$SUPPORT_PREFIX/lib/libvivarium_wasi_stubs.a" ]; then
+    rm -rf "$SUPPORT_PREFIX"
+    mkdir -p "$SUPPORT_PREFIX/lib"
+    "$WASI_CC" $WASM_OPT -Wall -Wextra -Werror -c "$STUBS_C" -o "$SUPPORT_PREFIX/wasi_netdb_stubs.o" ||
+        die "compiling $STUBS_C failed"
+    "$WASI_AR" rcs "$SUPPORT_PREFIX/lib/libvivarium_wasi_stubs.a" "$SUPPORT_PREFIX/wasi_netdb_stubs.o"
+    stamp_set netdb-stubs "$STUBS_KEY"
+fi
+TIMES[zlib]=$(elapsed_since "$t0")
+note "libz.a: $(wc -c <"$ZLIB_PREFIX/lib/libz.a") bytes"
+
+# ---------------------------------------------------------------------------------------------
+step "configuring CPython $PY_VERSION for $HOST_TRIPLE"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+WASI_CONFIGURE_ARGS=(
+    --host="$HOST_TRIPLE"
+    --build="$(cd "$SRC" && ./config.guess)"
+    --with-build-python="$BUILD_PYTHON"
+    --prefix=/usr/local
+    --disable-test-modules
+    --without-ensurepip
+    --without-system-libmpdec
+    --without-system-expat
+    --with-builtin-hashlib-hashes=md5,sha1,sha2,sha3,blake2
+    # zig's headers for wasm32-wasi fall back to plain musl's <pthread.h>, whose declarations
+    # clash with CPython's pthread stubs (Include/cpython/pthread_stubs.h); WASI has no threads.
+    # (without the header the size check cannot see pthread_t: a pointer-sized type there)
+    ac_cv_header_pthread_h=no
+    ac_cv_sizeof_pthread_t=4
+    # zig's headers are plain musl's where wasi-libc has none (sys/epoll.h, sys/timerfd.h,
+    # libintl.h, setgroups), so configure's compile-only checks
+    # find functions that wasi-libc does not define; the link would fail. Not on WASI:
+    ac_cv_header_sys_epoll_h=no ac_cv_func_epoll_create=no ac_cv_func_epoll_create1=no
+    ac_cv_header_sys_timerfd_h=no ac_cv_func_timerfd_create=no
+    ac_cv_header_libintl_h=no
+    ac_cv_func_setgroups=no
+    # The netdb database functions (gethostbyname...) come from shim/wasi_netdb_stubs.c.
+    LDFLAGS="-L$SUPPORT_PREFIX/lib" LIBS="-lvivarium_wasi_stubs"
+)
+# zig's wasi-libc has no getaddrinfo, so _socket compiles CPython's fallback getaddrinfo.c,
+# which names SOCK_RAW; WASI defines only SOCK_STREAM and SOCK_DGRAM. Give it musl's value
+# (it only ever reaches socket.SOCK_RAW). _socket is needed by email.utils, logging.handlers...
+WASI_MAKE_VARS=(MODULE__SOCKET_CFLAGS=-DSOCK_RAW=3)
+WASI_KEY="$PY_SHA256 $ZLIB_KEY $STUBS_KEY opt=$WASM_OPT cc=$(sha256_of "$WASI_CC") ${WASI_CONFIGURE_ARGS[*]} ${WASI_MAKE_VARS[*]}"
+if ! stamp_ok configure-wasi "$WASI_KEY"; then
+    rm -rf "$WASI_BUILD"
+    mkdir -p "$WASI_BUILD" "$WORK/empty-pkgconfig"
+    (
+        cd "$WASI_BUILD"
+        # pkg-config must not find the build machine's libraries; zlib is given explicitly.
+        export PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$WORK/empty-pkgconfig"
+        export CONFIG_SITE="$SRC/Tools/wasm/config.site-wasm32-wasi"
+        export CC="$WASI_CC" CPP="$WASI_CC -E" AR="$WASI_AR" RANLIB="$WASI_RANLIB"
+        export OPT="$WASM_OPT"
+        export ZLIB_CFLAGS="-I$ZLIB_PREFIX/include" ZLIB_LIBS="-L$ZLIB_PREFIX/lib -lz"
+        "$SRC/configure" "${WASI_CONFIGURE_ARGS[@]}" >"$WASI_BUILD/configure.log" 2>&1
+    ) || die "configuring CPython for $HOST_TRIPLE failed, see $WASI_BUILD/configure.log"
+    stamp_set configure-wasi "$WASI_KEY"
+fi
+TIMES[configure_wasm]=$(elapsed_since "$t0")
+
+# ---------------------------------------------------------------------------------------------
+step "building CPython for $HOST_TRIPLE (make -j$JOBS; python.wasm, libpython$PY_MM.a)"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+make -C "$WASI_BUILD" -j"$JOBS" "${WASI_MAKE_VARS[@]}" all >"$WASI_BUILD/make.log" 2>&1 ||
+    die "building CPython for $HOST_TRIPLE failed, see $WASI_BUILD/make.log"
+[ -f "$WASI_BUILD/python.wasm" ] && [ -f "$WASI_BUILD/libpython$PY_MM.a" ] ||
+    die "make finished without python.wasm and libpython$PY_MM.a in $WASI_BUILD"
+# Every module this project needs must be built in (statically); check_extension_modules
+# lists what is missing or disabled.
+REQUIRED_MODULES="zlib _decimal _json _datetime _sha2 _md5 _sha1 _sha3 _blake2 binascii _csv
+    _statistics _zoneinfo _struct math _random _bisect _heapq itertools _collections
+    _functools unicodedata _contextvars _pickle array"
+SETUP_LOCAL="$WASI_BUILD/Modules/config.c"
+for mod in $REQUIRED_MODULES; do
+    grep -q "\"$mod\"" "$SETUP_LOCAL" || die "module $mod is not built in (see $WASI_BUILD/make.log)"
+done
+TIMES[make_wasm]=$(elapsed_since "$t0")
+note "python.wasm: $(wc -c <"$WASI_BUILD/python.wasm") bytes; all required modules are built in"
+
+# ---------------------------------------------------------------------------------------------
+step "linking the reactor vivarium-python.wasm with the shim"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+# Ask the generated Makefile for the exact flags and libraries it links python.wasm with.
+make_var() {
+    make -s -C "$WASI_BUILD" -f Makefile -f - vivarium-print-var VAR="$1" <<'EOF'
+vivarium-print-var:
+	@echo $($(VAR))
+EOF
+}
+# The shim is an embedding application: public API only, so not PY_CORE_CFLAGS.
+PY_CFLAGS="$(make_var PY_CFLAGS) $(make_var PY_CPPFLAGS)"
+LINK_FLAGS="$(make_var PY_CORE_LDFLAGS) $(make_var LINKFORSHARED)"
+LINK_LIBS="$(make_var LIBS) $(make_var MODLIBS) $(make_var SYSLIBS)"
+REACTOR_FLAGS="-mexec-model=reactor -z stack-size=$WASM_STACK -Wl,--initial-memory=$WASM_INITIAL_MEMORY"
+LINK_KEY="$WASI_KEY $(sha256_of "$SHIM_C") $(sha256_of "$WASI_BUILD/libpython$PY_MM.a") $REACTOR_FLAGS"
+if ! stamp_ok link-reactor "$LINK_KEY" || [ ! -f "$WASI_BUILD/vivarium-python.wasm" ]; then
+    (
+        cd "$WASI_BUILD"
+        # shellcheck disable=SC2086 # the flag strings are lists of words
+        "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c "$SHIM_C" -o vivarium_reactor.o
+        # shellcheck disable=SC2086
+        "$WASI_CC" $LINK_FLAGS $REACTOR_FLAGS -o vivarium-python.wasm vivarium_reactor.o \
+            "libpython$PY_MM.a" $LINK_LIBS
+    ) >"$WASI_BUILD/link-reactor.log" 2>&1 ||
+        die "compiling or linking the reactor failed, see $WASI_BUILD/link-reactor.log"
+    stamp_set link-reactor "$LINK_KEY"
+fi
+# A small wasm reader (run by the build-python): `exports FILE` prints the exports with their
+# types as JSON; `strip-debug IN OUT` drops the DWARF custom sections (.debug_*) and keeps the
+# `name` section, so traps still show function names.
+WASM_TOOL="$WORK/wasm_tool.py"
+cat >"$WASM_TOOL" <<'EOF'
+import json, sys
+
+def leb(data, i):
+    result = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, i
+
+def sections(data):
+    assert data[:8] == b"\0asm\1\0\0\0", "not a wasm module"
+    i = 8
+    while i < len(data):
+        start, section = i, data[i]
+        size, i = leb(data, i + 1)
+        yield section, data[i:i + size], data[start:i + size]
+        i += size
+
+VALTYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
+
+def exports(data):
+    types, funcs, imported, out = [], [], 0, []
+    import_modules = set()
+    for section, body, _ in sections(data):
+        if section == 1:  # types: 0x60 params results
+            count, j = leb(body, 0)
+            for _ in range(count):
+                assert body[j] == 0x60, "unsupported type form"
+                n, j = leb(body, j + 1)
+                params = [VALTYPES.get(b, hex(b)) for b in body[j:j + n]]
+                m, j = leb(body, j + n)
+                results = [VALTYPES.get(b, hex(b)) for b in body[j:j + m]]
+                j += m
+                types.append((params, results))
+        elif section == 2:  # imports: their modules; count the functions
+            count, j = leb(body, 0)
+            for _ in range(count):
+                n, j = leb(body, j)
+                import_modules.add(body[j:j + n].decode())
+                j += n
+                n, j = leb(body, j)
+                j += n
+                kind = body[j]
+                j += 1
+                if kind == 0:
+                    imported += 1
+                    _, j = leb(body, j)
+                elif kind == 1:
+                    j += 1
+                    flags, j = leb(body, j)
+                    _, j = leb(body, j)
+                    if flags & 1:
+                        _, j = leb(body, j)
+                elif kind == 2:
+                    flags, j = leb(body, j)
+                    _, j = leb(body, j)
+                    if flags & 1:
+                        _, j = leb(body, j)
+                else:
+                    j += 2
+        elif section == 3:
+            count, j = leb(body, 0)
+            for _ in range(count):
+                t, j = leb(body, j)
+                funcs.append(t)
+        elif section == 7:
+            count, j = leb(body, 0)
+            for _ in range(count):
+                n, j = leb(body, j)
+                name = body[j:j + n].decode()
+                kind = body[j + n]
+                index, j = leb(body, j + n + 1)
+                if kind == 0:
+                    params, results = types[funcs[index - imported]]
+                    out.append({"name": name, "kind": "func", "params": params, "results": results})
+                else:
+                    out.append({"name": name, "kind": {1: "table", 2: "memory", 3: "global"}[kind]})
+    return {"exports": out, "import_modules": sorted(import_modules)}
+
+def strip_debug(data):
+    kept = [data[:8]]
+    for section, body, raw in sections(data):
+        if section == 0:
+            n, j = leb(body, 0)
+            if body[j:j + n].startswith(b".debug_"):
+                continue
+        kept.append(raw)
+    return b"".join(kept)
+
+if sys.argv[1] == "exports":
+    print(json.dumps(exports(open(sys.argv[2], "rb").read())))
+elif sys.argv[1] == "strip-debug":
+    open(sys.argv[3], "wb").write(strip_debug(open(sys.argv[2], "rb").read()))
+EOF
+# Check the reactor's shape: these exports, and no _start.
+REACTOR_EXPORTS=$("$BUILD_PYTHON" "$WASM_TOOL" exports "$WASI_BUILD/vivarium-python.wasm") ||
+    die "cannot read the exports of $WASI_BUILD/vivarium-python.wasm"
+"$BUILD_PYTHON" - "$REACTOR_EXPORTS" <<'EOF' || die "vivarium-python.wasm does not have the expected exports"
+import json, sys
+shape = json.loads(sys.argv[1])
+exports = {e["name"]: e for e in shape["exports"]}
+for e in exports.values():
+    sig = "(%s) -> (%s)" % (", ".join(e["params"]), ", ".join(e["results"])) if e["kind"] == "func" else ""
+    print("    export %-14s %s %s" % (e["name"], e["kind"], sig))
+want = {"_initialize": ([], []), "vivarium_init": ([], ["i32"]), "vivarium_run": ([], ["i32"])}
+ok = "_start" not in exports and exports.get("memory", {}).get("kind") == "memory"
+for name, (params, results) in want.items():
+    e = exports.get(name, {})
+    ok = ok and e.get("params") == params and e.get("results") == results
+print("    imports from: " + ", ".join(shape["import_modules"]))
+sys.exit(0 if ok else 1)
+EOF
+TIMES[link_reactor]=$(elapsed_since "$t0")
+
+# ---------------------------------------------------------------------------------------------
+step "assembling $OUT (modules, byte-compiled stdlib, tzdata, test package, build-info.json)"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+STAGE="$WORK/out.staging"
+rm -rf "$STAGE"
+mkdir -p "$STAGE/lib/python$PY_MM"
+LIBDEST="$STAGE/lib/python$PY_MM"
+excludes=()
+for name in $STDLIB_EXCLUDE; do
+    excludes+=(--exclude="./$name")
+done
+excludes+=(--exclude=__pycache__ --exclude="*.pyc")
+tar -C "$SRC/Lib" "${excludes[@]}" -cf - . | tar -C "$LIBDEST" -xf -
+# The generated sysconfig data of the wasm build (what `sysconfig` reads on the guest).
+cp "$WASI_BUILD"/build/lib.wasi-wasm32-"$PY_MM"/_sysconfigdata_*.py "$LIBDEST/"
+# An empty lib-dynload, as an installed CPython has (getpath looks for it: python.wasm warns
+# "Could not find platform dependent libraries" without it). Nothing is loaded from it.
+mkdir -p "$LIBDEST/lib-dynload"
+# tzdata from its wheel: the package and its metadata go on the default path.
+unzip_to "$DOWNLOADS/$TZDATA_FILE" "$LIBDEST"
+# Byte-compile with the build-python (same version, same magic number). unchecked-hash .pycs are
+# used without looking at the source's mtime, which the sandbox does not preserve.
+"$BUILD_PYTHON" -m compileall -q -j"$JOBS" --invalidation-mode unchecked-hash \
+    -d "/usr/local/lib/python$PY_MM" "$LIBDEST" >"$WORK/compileall.log" 2>&1 ||
+    die "byte-compiling the standard library failed, see $WORK/compileall.log"
+# CPython's own regression tests (kept as sources: several are meant not to compile).
+mkdir -p "$STAGE/test"
+tar -C "$SRC/Lib/test" --exclude=__pycache__ -cf - . | tar -C "$STAGE/test" -xf -
+# The modules without DWARF (zig's wasi-libc carries some), with their `name` sections.
+"$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/python.wasm" "$STAGE/python.wasm"
+"$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python.wasm" "$STAGE/vivarium-python.wasm"
+
+TOTAL_SECONDS=$(elapsed_since "$START")
+REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python.wasm")
+COMMAND_SHA256=$(sha256_of "$STAGE/python.wasm")
+"$BUILD_PYTHON" - "$STAGE/build-info.json" "$REACTOR_EXPORTS" "$WASI_BUILD/Modules/config.c" <<EOF
+import json, re, sys
+builtin = sorted(set(re.findall(r'\{"(\w+)", PyInit_', open(sys.argv[3]).read())))
+info = {
+    "cpython_version": "$PY_VERSION",
+    "target": "$HOST_TRIPLE",
+    "toolchain": {
+        "name": "zig cc (clang/LLVM + wasm-ld + wasi-libc, from the ziglang wheel)",
+        "zig_version": "$("$ZIG" version)",
+        "clang_version": """$("$ZIG" cc --version 2>/dev/null | head -1)""".strip(),
+        "cflags_opt": "$WASM_OPT",
+        "reactor_link_flags": "$REACTOR_FLAGS",
+        "stack_size": $WASM_STACK,
+        "initial_memory": $WASM_INITIAL_MEMORY,
+    },
+    "configure_args": """${WASI_CONFIGURE_ARGS[*]}""".split(),
+    "pins": {
+        "python": {"version": "$PY_VERSION", "url": "$PY_URL", "sha256": "$PY_SHA256"},
+        "zlib": {"version": "$ZLIB_VERSION", "url": "$ZLIB_URL", "sha256": "$ZLIB_SHA256"},
+        "ziglang": {"version": "$ZIG_VERSION", "url": "$ZIG_URL", "sha256": "$ZIG_SHA256"},
+        "tzdata": {"version": "$TZDATA_VERSION", "url": "$TZDATA_URL", "sha256": "$TZDATA_SHA256"},
+    },
+    "outputs": {
+        "vivarium-python.wasm": {"sha256": "$REACTOR_SHA256",
+                                  "bytes": $(wc -c <"$STAGE/vivarium-python.wasm")},
+        "python.wasm": {"sha256": "$COMMAND_SHA256", "bytes": $(wc -c <"$STAGE/python.wasm")},
+        "stdlib": "lib/python$PY_MM (guest path /usr/local/lib/python$PY_MM)",
+        "tests": "test (CPython's Lib/test)",
+    },
+    "reactor_exports": json.loads(sys.argv[2])["exports"],
+    "reactor_import_modules": json.loads(sys.argv[2])["import_modules"],
+    "builtin_extension_modules": builtin,
+    "build_seconds": {
+        "this_run_total": $TOTAL_SECONDS,
+        "native_build_python": ${TIMES[native_build_python]},
+        "zlib": ${TIMES[zlib]},
+        "configure_wasm": ${TIMES[configure_wasm]},
+        "make_wasm": ${TIMES[make_wasm]},
+        "link_reactor": ${TIMES[link_reactor]},
+        "note": "steps already done in an earlier run count only their check here",
+    },
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(info, f, indent=2)
+    f.write("\n")
+EOF
+
+# Swap the staged tree into OUT (only the entries this script owns).
+for entry in vivarium-python.wasm python.wasm lib test build-info.json; do
+    rm -rf "${OUT:?}/$entry"
+    mv "$STAGE/$entry" "$OUT/$entry"
+done
+rm -rf "$STAGE"
+TIMES[assemble]=$(elapsed_since "$t0")
+
+echo "==> done in $(elapsed_since "$START") s"
+note "$OUT/vivarium-python.wasm  $(wc -c <"$OUT/vivarium-python.wasm") bytes  sha256 $REACTOR_SHA256"
+note "$OUT/python.wasm           $(wc -c <"$OUT/python.wasm") bytes"
+note "$OUT/lib/python$PY_MM      $(du -sh "$OUT/lib/python$PY_MM" | cut -f1)"
+note "$OUT/test                  $(du -sh "$OUT/test" | cut -f1)"
