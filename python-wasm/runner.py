@@ -1,9 +1,10 @@
 """Vivarium guest runner: runs one action call inside CPython on WASI.
 
-The host starts the interpreter with this file as its program, the action's folder as its
+The command-style interpreter runs this file as its program, with the action's folder as its
 first argument (``/action`` in the sandbox; a native folder when benchmarking against a native
 ``python3``) and, when the action has installed dependencies, their layer as the second
-(``/deps``). Protocol (see design.md):
+(``/deps``). The pre-initialized interpreter imports it once as ``vivarium_runner`` while its
+snapshot is taken, and calls ``main()`` once per fresh instance. Protocol (see design.md):
 
 * stdin: one JSON object. With a "data" key, ``main(data, logger)`` is called; without it
   (scheduled actions) ``main()`` is called with no arguments.
@@ -23,11 +24,13 @@ import sys
 import time
 import traceback
 
-ACTION_ROOT = sys.argv[1] if len(sys.argv) > 1 else "/action"
+# The action's folder, its bundled dependencies, and the installed layer of its
+# pyproject.toml dependencies when it has one; set by _locate_mounts() at the start of a call.
+ACTION_ROOT = "/action"
 DEPENDENCIES = ACTION_ROOT + "/dependencies"
-# The installed layer of the action's pyproject.toml dependencies, when it has one.
-LAYER = sys.argv[2:3]
-RUNNER_FILES = ("<string>", "<frozen ")
+LAYER = []
+SANDBOX_LAYER = "/deps"
+RUNNER_FILES = ("<string>", "<frozen ", "<vivarium-runner>")
 
 _result_stream = sys.stdout
 _log_stream = sys.stderr
@@ -231,7 +234,23 @@ def _read_request():
     return request
 
 
+def _locate_mounts():
+    """From the arguments when given (the command-style interpreter, native benchmarks), else
+    the sandbox's fixed mounts: the pre-initialized interpreter imports this module once,
+    before any call, and always mounts /deps (empty when the action has no layer)."""
+    global ACTION_ROOT, DEPENDENCIES, LAYER
+    if len(sys.argv) > 1:
+        ACTION_ROOT, LAYER = sys.argv[1], sys.argv[2:3]
+    else:
+        try:
+            LAYER = [SANDBOX_LAYER] if os.listdir(SANDBOX_LAYER) else []
+        except OSError:
+            LAYER = []
+    DEPENDENCIES = ACTION_ROOT + "/dependencies"
+
+
 def main():
+    _locate_mounts()
     request = _read_request()
     _make_logger()
     sys.stdout = LineToLog("print", "INFO")
@@ -251,4 +270,5 @@ def main():
     _result_stream.flush()
 
 
-main()
+if __name__ == "__main__":
+    main()

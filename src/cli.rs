@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use vivarium_sandbox::Limits;
+use vivarium_sandbox::{Limits, RuntimeChoice};
 
 use crate::exit::EXIT_STATUS_HELP;
 
@@ -15,6 +15,13 @@ pub struct Cli {
     /// Cache folder for the interpreter, compiled modules and extracted actions.
     #[arg(long, global = true, env = "VIVARIUM_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Which interpreter runs actions: `snapshot` (CPython built from source by the project's
+    /// recipe on first need, pre-initialized; the default) or `pinned` (the prebuilt CPython
+    /// 3.12 downloaded from the package index). `vivarium serve` also reads `runtime` from its
+    /// configuration.
+    #[arg(long, global = true, env = "VIVARIUM_RUNTIME", value_name = "RUNTIME")]
+    pub runtime: Option<RuntimeChoice>,
 
     /// Print every log line (the action's and Vivarium's) as one JSON object per line.
     #[arg(long, global = true)]
@@ -31,7 +38,7 @@ pub enum Command {
     /// Run an action once on a JSON array of records and print its result.
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
-    /// Download, verify and describe the Python interpreter.
+    /// Build, download, verify and describe the Python interpreters.
     #[command(subcommand)]
     Runtime(RuntimeCommand),
     /// Start the actions service (HTTP API, triggers, scheduler, run history).
@@ -175,6 +182,9 @@ pub enum RuntimeCommand {
     },
     /// Describe the pinned interpreter and what the cache holds.
     Info,
+    /// Build CPython for WebAssembly from source with the project's recipe (about 10 minutes
+    /// on two cores, once), pre-initialize it into a snapshot and precompile it.
+    Build,
 }
 
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {

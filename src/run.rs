@@ -28,7 +28,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         progress: Progress::Bar,
         ..FetchOptions::default()
     };
-    let sandbox = ready_sandbox(&cache, &options)?;
+    let sandbox = ready_sandbox(&cache, cli.runtime.unwrap_or_default(), &options)?;
     let call = Call {
         action_dir: &action.root,
         input: Input::Data(data),

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use vivarium_runtime::{FetchOptions, InstalledInterpreter, PINNED, Progress};
-use vivarium_sandbox::{PrepareError, Sandbox};
+use vivarium_runtime::{BuiltInterpreter, FetchOptions, InstalledInterpreter, PINNED, Progress};
+use vivarium_sandbox::{PrepareError, PrepareOptions, RuntimeChoice, Sandbox};
 
 use crate::cli::{Cli, RuntimeCommand};
 use crate::exit::{Exit, Failure};
@@ -15,9 +15,20 @@ pub fn cache_dir(cli: &Cli) -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
 }
 
-/// A sandbox over the verified, precompiled interpreter, fetching and compiling on first need.
-pub fn ready_sandbox(cache_dir: &Path, options: &FetchOptions) -> Result<Sandbox, Failure> {
-    vivarium_sandbox::prepare(cache_dir, options).map_err(|error| match error {
+/// A sandbox over the verified, precompiled interpreter `runtime` names, made on first need,
+/// for one call (no warm pool).
+pub fn ready_sandbox(
+    cache_dir: &Path,
+    runtime: RuntimeChoice,
+    fetch: &FetchOptions,
+) -> Result<Sandbox, Failure> {
+    let options = PrepareOptions {
+        runtime,
+        fetch: fetch.clone(),
+        pool_size: 0,
+        max_concurrent_calls: 1,
+    };
+    vivarium_sandbox::prepare(cache_dir, &options).map_err(|error| match error {
         PrepareError::Runtime(e) => Failure::new(Exit::RuntimeUnavailable, e),
         PrepareError::Sandbox(e) => Failure::new(Exit::Internal, e),
     })
@@ -29,7 +40,28 @@ pub fn run(cli: &Cli, command: &RuntimeCommand) -> Result<Exit, Failure> {
     match command {
         RuntimeCommand::Fetch { from, index } => fetch(&cache, from.as_deref(), index),
         RuntimeCommand::Info => info(&cache),
+        RuntimeCommand::Build => build(&cache),
     }
+}
+
+fn build(cache: &Path) -> Result<Exit, Failure> {
+    let options = FetchOptions {
+        progress: Progress::Bar,
+        ..FetchOptions::default()
+    };
+    ready_sandbox(cache, RuntimeChoice::Snapshot, &options)?;
+    let built = BuiltInterpreter::find(cache).ok_or_else(|| {
+        Failure::new(
+            Exit::RuntimeUnavailable,
+            anyhow::anyhow!("the build left no interpreter behind"),
+        )
+    })?;
+    println!(
+        "Python {} is built from source, pre-initialized and precompiled: {}",
+        built.version,
+        built.reactor.display()
+    );
+    Ok(Exit::Success)
 }
 
 fn fetch(cache: &Path, from: Option<&Path>, index: &str) -> Result<Exit, Failure> {
@@ -42,7 +74,7 @@ fn fetch(cache: &Path, from: Option<&Path>, index: &str) -> Result<Exit, Failure
         InstalledInterpreter::install_from_file(cache, &PINNED, source)
             .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))?;
     }
-    ready_sandbox(cache, &options)?;
+    ready_sandbox(cache, RuntimeChoice::Pinned, &options)?;
     let installed = InstalledInterpreter::location(cache, &PINNED);
     println!(
         "Python {} is installed, verified and precompiled: {}",

@@ -13,6 +13,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<Exit, Failure> {
     let overrides = Overrides {
         args,
         cache_dir: cli.cache_dir.clone(),
+        runtime: cli.runtime.map(|choice| choice.name()),
     };
     let config = ServerConfig::load(args.config.as_deref(), overrides)
         .map_err(|e| Failure::new(Exit::Usage, e))?;
@@ -31,6 +32,8 @@ struct Overrides<'a> {
     args: &'a ServeArgs,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<&'static str>,
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

@@ -91,8 +91,8 @@ fn psql(server: &str, statement: &str) {
     );
 }
 
-/// A replica's own data and cache folders. The cache borrows the interpreter and its compiled
-/// form from the tests' shared cache (to spare a download and a compile), and keeps its own
+/// A replica's own data and cache folders. The cache borrows the interpreters, the snapshot and
+/// their compiled forms from the tests' shared cache (to spare a build and a compile), and keeps its own
 /// extracted actions, wheels and layers, so everything an action needs must come from the
 /// shared store.
 struct ReplicaDirs {
@@ -106,7 +106,7 @@ impl ReplicaDirs {
             .prefix("vivarium-replica-cache-")
             .tempdir()
             .expect("cache folder");
-        for shared in ["runtime", "compiled"] {
+        for shared in ["runtime", "compiled", "python-src", "snapshots"] {
             let target = Path::new(CACHE_DIR).join(shared);
             std::fs::create_dir_all(&target).expect("shared cache folder");
             std::os::unix::fs::symlink(&target, cache.path().join(shared)).expect("symlink");

@@ -24,6 +24,7 @@ fn run_trivial(cache: &Path) -> Outcome {
     let input = write_json(&json!([{"n": 1}]));
     vivarium_with_cache(cache)
         .host_env("VIVARIUM_PACKAGE_INDEX", NO_INDEX)
+        .host_env("VIVARIUM_RUNTIME", "pinned")
         .arg("run")
         .arg(action.path())
         .arg("--input")
@@ -47,6 +48,7 @@ fn assert_trivial_run_works(cache: &Path) -> Outcome {
 fn runtime(cache: &Path, args: &[&std::ffi::OsStr]) -> Outcome {
     vivarium_with_cache(cache)
         .host_env("VIVARIUM_PACKAGE_INDEX", NO_INDEX)
+        .host_env("VIVARIUM_RUNTIME", "pinned")
         .arg("runtime")
         .args(args)
         .output()
@@ -64,14 +66,18 @@ fn info(cache: &Path) -> Value {
     outcome.success_json()
 }
 
-/// The single compiled module in `cache`.
+/// The single compiled module of the pinned interpreter in `cache`.
 fn compiled_module(cache: &Path) -> PathBuf {
     let found: Vec<PathBuf> = std::fs::read_dir(cache.join("compiled"))
         .expect("listing compiled/")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("python-3.12.0-"))
+        })
         .collect();
-    assert_eq!(found.len(), 1, "one compiled module: {found:?}");
+    assert_eq!(found.len(), 1, "one compiled pinned module: {found:?}");
     found.into_iter().next().unwrap()
 }
 

@@ -55,7 +55,34 @@ pub struct Invocation {
 
 /// Starts an invocation of `vivarium` with the shared cache.
 pub fn vivarium() -> Invocation {
+    ensure_shared_runtime();
     vivarium_with_cache(Path::new(CACHE_DIR))
+}
+
+/// Makes sure the shared cache holds the interpreter the tests run (the pre-initialized one
+/// built from source, unless `VIVARIUM_RUNTIME=pinned`), before any test's watchdog starts:
+/// on a fresh machine the first test binary builds it (about ten minutes), the others wait on
+/// the build's lock. Once per test process.
+pub fn ensure_shared_runtime() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        if std::env::var("VIVARIUM_RUNTIME").is_ok_and(|runtime| runtime.trim() == "pinned") {
+            return;
+        }
+        let output = Command::new(BIN)
+            .args(["runtime", "build"])
+            .env("VIVARIUM_CACHE_DIR", CACHE_DIR)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+        assert!(
+            output.status.success(),
+            "`vivarium runtime build` failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
 }
 
 /// Starts an invocation of `vivarium` with a cache of the caller's choice.
@@ -401,7 +428,11 @@ pub const IDENTITY_MAIN: &str = "def main(data, logger):\n    return data\n";
 /// Makes sure the shared cache holds the interpreter and its compiled module (a trivial run).
 pub fn warm_shared_cache() {
     let action = write_action(&[("main.py", IDENTITY_MAIN)]);
-    let outcome = run_on(action.path(), &serde_json::json!([{"warm": true}]), &[]);
+    let outcome = run_on(
+        action.path(),
+        &serde_json::json!([{"warm": true}]),
+        &["--runtime", "pinned"],
+    );
     assert_eq!(
         outcome.success_json(),
         serde_json::json!([{"warm": true}]),

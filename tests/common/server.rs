@@ -147,6 +147,7 @@ impl Server {
 
     /// Starts a server on `data_dir` with `options`, and waits until it listens.
     pub fn start_with(data_dir: &Path, options: Options) -> Self {
+        super::ensure_shared_runtime();
         let toml = format!("{}\n", options.config.as_deref().unwrap_or_default());
         let config_file = super::write_bytes(toml.as_bytes());
         let mut command = Command::new(BIN);

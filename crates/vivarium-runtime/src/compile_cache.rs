@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::{Engine, Module};
 
-use crate::InstalledInterpreter;
 use crate::error::RuntimeError;
 use crate::fetch::sha256_file;
 
@@ -22,7 +21,21 @@ pub struct CompiledModule {
     pub path: PathBuf,
 }
 
-/// Loads the interpreter's precompiled module for `engine` from the cache in `cache_dir`,
+/// A WebAssembly module on local disk with the SHA-256 it must have: the pinned interpreter,
+/// or a pre-initialized snapshot of the built one.
+#[derive(Debug, Clone)]
+pub struct ModuleSource {
+    /// Names its cache entries (with the engine's fingerprint): distinct per module content.
+    pub name: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// Its expected SHA-256, lowercase hex; checked before compiling.
+    pub sha256: String,
+    /// What happens after a file that fails the check is removed (for the error message).
+    pub remedy: &'static str,
+}
+
+/// Loads the precompiled form of `source` for `engine` from the cache in `cache_dir`,
 /// compiling and storing it first when it is missing, corrupt or built for another engine.
 ///
 /// Entries are keyed by the interpreter's SHA-256 and the engine's compatibility hash, written
@@ -30,12 +43,12 @@ pub struct CompiledModule {
 /// wait on a lock instead of compiling the same module twice.
 pub fn load_or_compile(
     engine: &Engine,
-    interpreter: &InstalledInterpreter,
+    source: &ModuleSource,
     cache_dir: &Path,
 ) -> Result<CompiledModule, RuntimeError> {
     let dir = cache_dir.join("compiled");
     fs::create_dir_all(&dir).map_err(RuntimeError::io("creating", &dir))?;
-    let entry = CacheEntry::new(&dir, interpreter, engine);
+    let entry = CacheEntry::new(&dir, source, engine);
     if let Some(module) = entry.load(engine, Repair::No) {
         return Ok(CompiledModule {
             module,
@@ -51,7 +64,7 @@ pub fn load_or_compile(
             path: entry.artifact.clone(),
         },
         None => {
-            entry.compile(engine, interpreter)?;
+            entry.compile(engine, source)?;
             let module = entry.load(engine, Repair::No).ok_or_else(|| {
                 RuntimeError::Compile("the freshly compiled module could not be loaded back".into())
             })?;
@@ -80,12 +93,8 @@ struct CacheEntry {
 }
 
 impl CacheEntry {
-    fn new(dir: &Path, interpreter: &InstalledInterpreter, engine: &Engine) -> Self {
-        let stem = format!(
-            "{}-{:016x}",
-            interpreter.pin.cache_file_name().trim_end_matches(".wasm"),
-            engine_fingerprint(engine)
-        );
+    fn new(dir: &Path, source: &ModuleSource, engine: &Engine) -> Self {
+        let stem = format!("{}-{:016x}", source.name, engine_fingerprint(engine));
         Self {
             artifact: dir.join(format!("{stem}.cwasm")),
             digest_file: dir.join(format!("{stem}.cwasm.sha256")),
@@ -121,34 +130,26 @@ impl CacheEntry {
         }
     }
 
-    fn compile(
-        &self,
-        engine: &Engine,
-        interpreter: &InstalledInterpreter,
-    ) -> Result<(), RuntimeError> {
-        let (digest, size) = sha256_file(&interpreter.path)?;
-        if digest != interpreter.pin.sha256 {
-            if let Err(error) = fs::remove_file(&interpreter.path) {
-                tracing::warn!(%error, "could not remove the damaged interpreter");
+    fn compile(&self, engine: &Engine, source: &ModuleSource) -> Result<(), RuntimeError> {
+        let (digest, size) = sha256_file(&source.path)?;
+        if digest != source.sha256 {
+            if let Err(error) = fs::remove_file(&source.path) {
+                tracing::warn!(%error, "could not remove the damaged module");
             }
             return Err(RuntimeError::Mismatch {
-                what: format!(
-                    "the cached interpreter {} (removed; the next run downloads it again)",
-                    interpreter.path.display()
-                ),
-                expected: interpreter.pin.sha256.to_string(),
+                what: format!("{} (removed; {})", source.path.display(), source.remedy),
+                expected: source.sha256.clone(),
                 actual: digest,
                 size,
             });
         }
-        let wasm =
-            fs::read(&interpreter.path).map_err(RuntimeError::io("reading", &interpreter.path))?;
-        tracing::info!("compiling the Python interpreter with Cranelift (once per machine)");
+        let wasm = fs::read(&source.path).map_err(RuntimeError::io("reading", &source.path))?;
+        tracing::info!(module = %source.name, "compiling with Cranelift (once per machine)");
         let started = std::time::Instant::now();
         let artifact = engine
             .precompile_module(&wasm)
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        tracing::info!(elapsed = ?started.elapsed(), bytes = artifact.len(), "compiled the interpreter");
+        tracing::info!(elapsed = ?started.elapsed(), bytes = artifact.len(), "compiled the module");
         self.write_atomically(&artifact)
     }
 
@@ -176,15 +177,7 @@ impl CacheEntry {
     }
 
     fn lock(&self) -> Result<File, RuntimeError> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_file)
-            .map_err(RuntimeError::io("opening", &self.lock_file))?;
-        file.lock()
-            .map_err(RuntimeError::io("locking", &self.lock_file))?;
-        Ok(file)
+        crate::lock_exclusive(&self.lock_file)
     }
 
     fn remove(&self) {

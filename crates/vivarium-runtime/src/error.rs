@@ -79,6 +79,14 @@ pub enum RuntimeError {
     /// Cranelift could not compile the interpreter.
     #[error("compiling the interpreter failed: {0}")]
     Compile(String),
+    /// The from-source interpreter could not be built.
+    #[error("building the interpreter from source failed: {reason}\n{needs}")]
+    Build {
+        /// What went wrong.
+        reason: String,
+        /// What the build needs and the ways out.
+        needs: &'static str,
+    },
 }
 
 impl RuntimeError {

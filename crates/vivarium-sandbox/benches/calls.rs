@@ -1,6 +1,9 @@
-//! Per-call latency of the seed example over 100 records: the sandbox in-process (a fresh
-//! instance per call) against the same runner in a native `python3` subprocess per call.
-//! Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets the number of measured calls.
+//! Per-call latency of the seed example over 100 records, all measured in one run: the
+//! pre-initialized interpreter built from source (fresh instance per call from the warm pool),
+//! the pinned prebuilt interpreter started afresh per call (the previous path), and the same
+//! runner in a native `python3` subprocess per call; then the resident memory each extra live
+//! instance of the snapshot costs. Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets
+//! the number of measured calls.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,15 +11,20 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vivarium_runtime::{FetchOptions, InstalledInterpreter, PINNED, load_or_compile};
+use vivarium_runtime::FetchOptions;
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, Limits, OutcomeKind, RUNNER_SOURCE, ResultShape, Sandbox, new_engine,
+    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, RUNNER_SOURCE, ResultShape,
+    RuntimeChoice, Sandbox,
 };
 
 const RECORDS: usize = 100;
 const WARMUP: usize = 3;
+/// Instances held live at once to measure what each one costs in resident memory.
+const LIVE_INSTANCES: usize = 16;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> BenchResult<()> {
     let calls: usize = std::env::var("VIVARIUM_BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -26,12 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let records = hundred_records(&root.join("fixtures/records/k8s_logs.json"))?;
     let cache = vivarium_runtime::cache_dir(None)?;
 
-    let engine = new_engine()?;
-    let interpreter = InstalledInterpreter::ensure(&cache, &PINNED, &FetchOptions::default())?;
     let load_started = Instant::now();
-    let compiled = load_or_compile(&engine, &interpreter, &cache)?;
+    let snapshot = sandbox(&cache, RuntimeChoice::Snapshot)?;
     let load_time = load_started.elapsed();
-    let sandbox = Sandbox::new(engine, &compiled.module)?;
+    let pinned = sandbox(&cache, RuntimeChoice::Pinned)?;
 
     let env = ActionEnv::default();
     let call = Call {
@@ -42,15 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shape: ResultShape::Records,
         dependency_layer: None,
     };
-    let mut fuel = 0;
-    let sandboxed = measure(calls, || {
-        let outcome = sandbox.run(&call).map_err(|e| e.to_string())?;
-        if outcome.kind != OutcomeKind::Ok {
-            return Err(format!("the sandboxed call failed: {:?}", outcome.error));
-        }
-        fuel = outcome.fuel_used;
-        Ok(())
-    })?;
+    let mut fuel = (0, 0);
+    let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
+    let previous = measure(calls, || run_ok(&pinned, &call).map(|used| fuel.1 = used))?;
     let layer = tempfile::tempdir()?;
     std::fs::create_dir_all(layer.path().join("unused"))?;
     std::fs::write(layer.path().join("unused/__init__.py"), "")?;
@@ -58,39 +58,111 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dependency_layer: Some(layer.path()),
         ..call.clone()
     };
-    let layered = measure(calls, || {
-        let outcome = sandbox.run(&with_layer).map_err(|e| e.to_string())?;
-        if outcome.kind != OutcomeKind::Ok {
-            return Err(format!("the call with a layer failed: {:?}", outcome.error));
-        }
-        Ok(())
-    })?;
+    let layered = measure(calls, || run_ok(&snapshot, &with_layer).map(drop))?;
     let request = serde_json::to_vec(&serde_json::json!({ "data": records }))?;
     let python = native_python()?;
     let native = measure(calls, || native_call(&python, &action, &request))?;
+    let per_instance = resident_cost_per_instance(&snapshot)?;
 
     println!(
         "\nSeed example over {RECORDS} records, {calls} calls each after {WARMUP} warm-up calls"
     );
-    println!(
-        "module load from the compile cache: {load_time:.2?} (compiled now: {})",
-        compiled.compiled_now
-    );
-    println!("fuel per sandboxed call: {fuel}\n");
+    println!("snapshot sandbox ready (build, snapshot and compile caches warm) in {load_time:.2?}");
+    println!("fuel per call: snapshot {} / pinned {}\n", fuel.0, fuel.1);
     println!("| path | p50 | p99 | mean |");
     println!("|---|---|---|---|");
     row(
-        "vivarium sandbox, fresh instance per call (in-process)",
-        &sandboxed,
+        "snapshot (built from source, pre-initialized), fresh instance per call",
+        &fast,
     );
     row("same, with a dependency layer mounted at /deps", &layered);
+    row(
+        "pinned interpreter started per call (previous path)",
+        &previous,
+    );
     row("native python3 subprocess per call (baseline)", &native);
-    let ratio = percentile(&sandboxed, 0.5).as_secs_f64() / percentile(&native, 0.5).as_secs_f64();
-    println!("\nratio sandbox p50 / native p50: {ratio:.2} (below 1 means the sandbox is faster)");
+    let p50 = |times: &[Duration]| percentile(times, 0.5).as_secs_f64();
+    println!(
+        "\nnative p50 / snapshot p50: {:.1}x faster (target 15x)",
+        p50(&native) / p50(&fast)
+    );
+    println!(
+        "previous p50 / snapshot p50: {:.1}x faster (target 50x)",
+        p50(&previous) / p50(&fast)
+    );
+    println!(
+        "resident memory per extra live instance: {:.2} MiB (target at most 10 MiB; {LIVE_INSTANCES} held at once)",
+        per_instance / (1024.0 * 1024.0)
+    );
     Ok(())
 }
 
-fn hundred_records(path: &Path) -> Result<Value, Box<dyn std::error::Error>> {
+/// A sandbox over `runtime`, with a warm pool for the snapshot.
+fn sandbox(cache: &Path, runtime: RuntimeChoice) -> BenchResult<Sandbox> {
+    let options = PrepareOptions {
+        runtime,
+        fetch: FetchOptions::default(),
+        pool_size: 8,
+        max_concurrent_calls: LIVE_INSTANCES + 2,
+    };
+    Ok(vivarium_sandbox::prepare(cache, &options)?)
+}
+
+/// Runs `call`, which must succeed; answers the fuel it used.
+fn run_ok(sandbox: &Sandbox, call: &Call<'_>) -> Result<u64, String> {
+    let outcome = sandbox.run(call).map_err(|e| e.to_string())?;
+    if outcome.kind != OutcomeKind::Ok {
+        return Err(format!("the sandboxed call failed: {:?}", outcome.error));
+    }
+    Ok(outcome.fuel_used)
+}
+
+/// Holds [`LIVE_INSTANCES`] calls live at once (each sleeping in the guest after touching its
+/// imports) and answers the resident memory each adds, in bytes, over the process at rest.
+fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
+    let action = tempfile::tempdir()?;
+    std::fs::write(
+        action.path().join("main.py"),
+        "import json, logging, time\n\ndef main(data, logger):\n    logger.info(json.dumps(data))\n    time.sleep(1.5)\n    return data\n",
+    )?;
+    let env = ActionEnv::default();
+    let call = Call {
+        action_dir: action.path(),
+        input: Input::Data(serde_json::json!([{"n": 1}])),
+        env: &env,
+        limits: Limits::DEFAULT,
+        shape: ResultShape::Records,
+        dependency_layer: None,
+    };
+    run_ok(sandbox, &call)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let at_rest = resident_bytes()?;
+    let during = std::thread::scope(|scope| -> BenchResult<u64> {
+        let running: Vec<_> = (0..LIVE_INSTANCES)
+            .map(|_| scope.spawn(|| run_ok(sandbox, &call)))
+            .collect();
+        std::thread::sleep(Duration::from_millis(900));
+        let during = resident_bytes()?;
+        for handle in running {
+            handle.join().map_err(|_| "a call panicked")??;
+        }
+        Ok(during)
+    })?;
+    Ok(during.saturating_sub(at_rest) as f64 / LIVE_INSTANCES as f64)
+}
+
+/// This process's resident set size, from `/proc/self/statm`.
+fn resident_bytes() -> BenchResult<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no resident size in /proc/self/statm")?
+        .parse()?;
+    Ok(pages * 4096)
+}
+
+fn hundred_records(path: &Path) -> BenchResult<Value> {
     let fixture: Vec<Value> = serde_json::from_slice(&std::fs::read(path)?)?;
     let records = fixture.iter().cycle().take(RECORDS).cloned().collect();
     Ok(Value::Array(records))

@@ -10,14 +10,19 @@ mod error;
 mod limits;
 mod outcome;
 mod output;
+mod pool;
 mod prepare;
 mod protocol;
 mod sandbox;
+mod snapshot;
 
 pub use env::{ActionEnv, is_valid_key};
 pub use error::SandboxError;
 pub use limits::{Limits, human_bytes};
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
-pub use prepare::{PrepareError, prepare};
+pub use prepare::{PrepareError, PrepareOptions, RuntimeChoice, prepare};
 pub use protocol::{Input, LogLine, RUNNER_SOURCE};
-pub use sandbox::{ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine};
+pub use sandbox::{
+    ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine, new_pooling_engine,
+};
+pub use snapshot::{STDLIB_MOUNT, ensure_snapshot};

@@ -1,13 +1,14 @@
 //! One call: a fresh store and instance of the interpreter per call, with the action folder
 //! mounted read-only, only the action's environment, and fuel, memory and time capped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{
-    Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, TypedFunc, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -17,7 +18,9 @@ use crate::env::ActionEnv;
 use crate::error::SandboxError;
 use crate::limits::{Limits, human_bytes};
 use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
+use crate::pool::WarmPool;
 use crate::protocol::{Input, RUNNER_SOURCE, encode_request, parse_logs};
+use crate::snapshot::MOUNTS_IN_ORDER;
 
 /// Where the action's folder appears inside the guest.
 pub const ACTION_MOUNT: &str = "/action";
@@ -29,6 +32,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const WATCHDOG_GRACE: Duration = Duration::from_millis(250);
 /// Room in the stdout cap for the envelope around the result.
 const ENVELOPE_BYTES: usize = 64;
+/// The host stack the guest's C code may use: the 16 MiB CPython's own WASI build runs its
+/// tests with, so that deep Python recursion ends as `RecursionError`, not as a trap.
+const WASM_STACK_BYTES: usize = 16 << 20;
+/// What the host itself needs on the stack an async call runs on, beyond the guest's share.
+const ASYNC_STACK_HEADROOM: usize = 1 << 20;
 /// Most table elements an instance may grow to (the interpreter starts with 5,903).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -38,6 +46,27 @@ pub fn new_engine() -> Result<Engine, SandboxError> {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
+    Engine::new(&config).map_err(|e| SandboxError::Setup(format!("{e:#}")))
+}
+
+/// The engine of the pre-initialized interpreter: as [`new_engine`], plus the pooling
+/// allocator with copy-on-write memory images, sized for `instances` live at once (the warm
+/// pool and the calls running) of at most the largest memory a call may be given.
+pub fn new_pooling_engine(instances: u32) -> Result<Engine, SandboxError> {
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_core_instances(instances)
+        .total_memories(instances)
+        .total_tables(instances)
+        .max_memory_size(usize::try_from(Limits::MAX.memory_bytes).unwrap_or(usize::MAX))
+        .table_elements(MAX_TABLE_ELEMENTS);
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(WASM_STACK_BYTES);
+    config.async_stack_size(WASM_STACK_BYTES + ASYNC_STACK_HEADROOM);
+    config.memory_init_cow(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Engine::new(&config).map_err(|e| SandboxError::Setup(format!("{e:#}")))
 }
 
@@ -80,31 +109,91 @@ pub struct Call<'a> {
 #[derive(Clone)]
 pub struct Sandbox {
     engine: Engine,
-    instance_pre: InstancePre<CallState>,
+    flavor: Flavor,
     instantiations: Arc<AtomicU64>,
 }
 
-struct CallState {
-    wasi: WasiP1Ctx,
-    memory: MemoryCap,
+/// How a call gets its fresh instance and starts it.
+#[derive(Clone)]
+enum Flavor {
+    /// The pinned command-style interpreter: a new instance runs `_start`, which starts
+    /// CPython and the runner given on its command line.
+    Command(InstancePre<CallState>),
+    /// The pre-initialized snapshot: a new instance from the warm pool runs `vivarium_run`.
+    Snapshot {
+        pool: Arc<WarmPool>,
+        /// The standard library mounted at [`STDLIB_MOUNT`](crate::STDLIB_MOUNT).
+        stdlib: PathBuf,
+        /// An empty folder, mounted at `/deps` for an action without a layer.
+        empty: PathBuf,
+    },
+}
+
+/// What one instance's store holds: its WASI context and its memory cap.
+pub(crate) struct CallState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) memory: MemoryCap,
+}
+
+/// A fresh instance's store and how to start it.
+enum Prepared {
+    /// Instantiate, then run `_start`.
+    Start(Store<CallState>, InstancePre<CallState>),
+    /// Already instantiated: run `vivarium_run`.
+    Run(Store<CallState>, TypedFunc<(), i32>),
+}
+
+impl Prepared {
+    fn store(&mut self) -> &mut Store<CallState> {
+        match self {
+            Self::Start(store, _) | Self::Run(store, _) => store,
+        }
+    }
 }
 
 impl Sandbox {
-    /// Links WASI into `module` (compiled for `engine`, see [`new_engine`]) and starts the
-    /// clock that enforces time limits; the clock stops when the engine is dropped.
+    /// Links WASI into the command-style `module` (compiled for `engine`, see [`new_engine`])
+    /// and starts the clock that enforces time limits; the clock stops when the engine is
+    /// dropped.
     pub fn new(engine: Engine, module: &Module) -> Result<Self, SandboxError> {
-        let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
-            .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
-        let instance_pre = linker.instantiate_pre(module).map_err(|e| {
-            SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}"))
-        })?;
+        let instance_pre = link(&engine, module)?;
         start_epoch_clock(&engine);
         Ok(Self {
             engine,
-            instance_pre,
+            flavor: Flavor::Command(instance_pre),
             instantiations: Arc::default(),
         })
+    }
+
+    /// Links WASI into the pre-initialized `snapshot` (compiled for an engine from
+    /// [`new_pooling_engine`]), mounting `stdlib` at [`STDLIB_MOUNT`](crate::STDLIB_MOUNT) in every call, and keeps
+    /// up to `pool_size` fresh instances ready.
+    pub fn from_snapshot(
+        engine: Engine,
+        snapshot: &Module,
+        stdlib: PathBuf,
+        empty: PathBuf,
+        pool_size: usize,
+    ) -> Result<Self, SandboxError> {
+        let instance_pre = link(&engine, snapshot)?;
+        start_epoch_clock(&engine);
+        Ok(Self {
+            engine,
+            flavor: Flavor::Snapshot {
+                pool: WarmPool::new(instance_pre, pool_size),
+                stdlib,
+                empty,
+            },
+            instantiations: Arc::default(),
+        })
+    }
+
+    /// Which interpreter this sandbox runs: `snapshot` or `pinned`.
+    pub fn runtime_name(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Command(_) => "pinned",
+            Flavor::Snapshot { .. } => "snapshot",
+        }
     }
 
     /// How many guest instances this sandbox (and its clones) has created: one per call that
@@ -129,11 +218,10 @@ impl Sandbox {
         let request = request_within_limit(encode_request(&call.input), &call.limits)?;
         let stdout = crate::output::CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
         let stderr = crate::output::CappedOutput::new(call.limits.log_bytes);
-        let wasi = wasi_context(call, request, &stdout, &stderr)?;
-        let memory = MemoryCap::new(call.limits.memory_bytes);
-        let memory_refused = memory.refused.clone();
-        let mut store = Store::new(&self.engine, CallState { wasi, memory });
-        store.limiter(|state| &mut state.memory);
+        let wasi = self.wasi_context(call, request, &stdout, &stderr)?;
+        let mut prepared = self.fresh_instance(wasi, call.limits.memory_bytes).await?;
+        let store = prepared.store();
+        let memory_refused = store.data().memory.refused.clone();
         store
             .set_fuel(call.limits.fuel)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
@@ -149,9 +237,10 @@ impl Sandbox {
 
         let started = Instant::now();
         let ending = self
-            .execute(&mut store, call.limits.timeout + WATCHDOG_GRACE)
+            .execute(&mut prepared, call.limits.timeout + WATCHDOG_GRACE)
             .await;
         let duration = started.elapsed();
+        let store = prepared.store();
 
         let fuel_used = call
             .limits
@@ -180,12 +269,45 @@ impl Sandbox {
         })
     }
 
-    async fn execute(&self, store: &mut Store<CallState>, watchdog: Duration) -> Ending {
-        self.instantiations.fetch_add(1, Ordering::Relaxed);
+    /// A store for one call holding `wasi`, with memory capped at `memory_limit`, and its
+    /// instance: taken from the warm pool, or instantiated when the call starts.
+    async fn fresh_instance(
+        &self,
+        wasi: WasiP1Ctx,
+        memory_limit: u64,
+    ) -> Result<Prepared, SandboxError> {
+        match &self.flavor {
+            Flavor::Command(instance_pre) => {
+                let memory = MemoryCap::new(memory_limit);
+                let mut store = Store::new(&self.engine, CallState { wasi, memory });
+                store.limiter(|state| &mut state.memory);
+                Ok(Prepared::Start(store, instance_pre.clone()))
+            }
+            Flavor::Snapshot { pool, .. } => {
+                let mut ready = pool.take().await?;
+                self.instantiations.fetch_add(1, Ordering::Relaxed);
+                let state = ready.store.data_mut();
+                state.wasi = wasi;
+                state.memory.limit = memory_limit;
+                Ok(Prepared::Run(ready.store, ready.run))
+            }
+        }
+    }
+
+    async fn execute(&self, prepared: &mut Prepared, watchdog: Duration) -> Ending {
         let run = async {
-            let instance = self.instance_pre.instantiate_async(&mut *store).await?;
-            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
-            start.call_async(&mut *store, ()).await
+            match prepared {
+                Prepared::Start(store, instance_pre) => {
+                    self.instantiations.fetch_add(1, Ordering::Relaxed);
+                    let instance = instance_pre.instantiate_async(&mut *store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                    start.call_async(&mut *store, ()).await
+                }
+                Prepared::Run(store, run) => match run.call_async(&mut *store, ()).await? {
+                    0 => Ok(()),
+                    code => Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(code))),
+                },
+            }
         };
         match tokio::time::timeout(watchdog, run).await {
             Err(_) => Ending::WatchdogExpired,
@@ -194,18 +316,64 @@ impl Sandbox {
             Ok(Err(error)) => Ending::Finished(Some(error)),
         }
     }
+
+    /// The call's WASI context: its input on stdin, capped stdout and stderr, its environment
+    /// and its mounts, as the flavor's interpreter expects them.
+    fn wasi_context(
+        &self,
+        call: &Call<'_>,
+        request: Vec<u8>,
+        stdout: &crate::output::CappedOutput,
+        stderr: &crate::output::CappedOutput,
+    ) -> Result<WasiP1Ctx, SandboxError> {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdin(MemoryInputPipe::new(request))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        for (key, value) in call.env.iter() {
+            builder.env(key, value);
+        }
+        match &self.flavor {
+            Flavor::Command(_) => {
+                builder.args(&command_args(call));
+                mount(&mut builder, call.action_dir, ACTION_MOUNT)?;
+                if let Some(layer) = call.dependency_layer {
+                    mount(&mut builder, layer, DEPENDENCY_MOUNT)?;
+                }
+            }
+            Flavor::Snapshot { stdlib, empty, .. } => {
+                builder.args(&["python"]);
+                let layer = call.dependency_layer.unwrap_or(empty);
+                for (guest, host) in
+                    MOUNTS_IN_ORDER
+                        .iter()
+                        .zip([stdlib.as_path(), call.action_dir, layer])
+                {
+                    mount(&mut builder, host, guest)?;
+                }
+            }
+        }
+        Ok(builder.build_p1())
+    }
+}
+
+/// Links WASI into `module`.
+fn link(engine: &Engine, module: &Module) -> Result<InstancePre<CallState>, SandboxError> {
+    let mut linker: Linker<CallState> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
+        .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+    linker
+        .instantiate_pre(module)
+        .map_err(|e| SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}")))
 }
 
 fn is_clean_exit(error: &wasmtime::Error) -> bool {
     matches!(error.downcast_ref::<wasmtime_wasi::I32Exit>(), Some(exit) if exit.0 == 0)
 }
 
-fn wasi_context(
-    call: &Call<'_>,
-    request: Vec<u8>,
-    stdout: &crate::output::CappedOutput,
-    stderr: &crate::output::CappedOutput,
-) -> Result<WasiP1Ctx, SandboxError> {
+/// The command line of the command-style interpreter: the runner and its mounts.
+fn command_args(call: &Call<'_>) -> Vec<&'static str> {
     let mut args = vec![
         "python",
         "-I",
@@ -218,30 +386,18 @@ fn wasi_context(
     if call.dependency_layer.is_some() {
         args.push(DEPENDENCY_MOUNT);
     }
-    let mut builder = WasiCtxBuilder::new();
+    args
+}
+
+/// Preopens `host` read-only at `guest`.
+fn mount(builder: &mut WasiCtxBuilder, host: &Path, guest: &str) -> Result<(), SandboxError> {
     builder
-        .args(&args)
-        .stdin(MemoryInputPipe::new(request))
-        .stdout(stdout.clone())
-        .stderr(stderr.clone());
-    for (key, value) in call.env.iter() {
-        builder.env(key, value);
-    }
-    builder
-        .preopened_dir(call.action_dir, ACTION_MOUNT, FsPerms::ReadOnly)
+        .preopened_dir(host, guest, FsPerms::ReadOnly)
+        .map(drop)
         .map_err(|e| SandboxError::ActionFolder {
-            path: call.action_dir.to_path_buf(),
+            path: host.to_path_buf(),
             reason: format!("{e:#}"),
-        })?;
-    if let Some(layer) = call.dependency_layer {
-        builder
-            .preopened_dir(layer, DEPENDENCY_MOUNT, FsPerms::ReadOnly)
-            .map_err(|e| SandboxError::ActionFolder {
-                path: layer.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
-    }
-    Ok(builder.build_p1())
+        })
 }
 
 /// Advances the engine's epoch every tick until the engine is gone.
@@ -262,14 +418,14 @@ fn start_epoch_clock(engine: &Engine) {
 
 /// Caps linear memory, remembers the peak, and notes whether a grow was refused so that the
 /// call is reported as out of memory whatever the guest made of the refusal.
-struct MemoryCap {
-    limit: u64,
+pub(crate) struct MemoryCap {
+    pub(crate) limit: u64,
     peak: u64,
     refused: Arc<AtomicBool>,
 }
 
 impl MemoryCap {
-    fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: u64) -> Self {
         Self {
             limit,
             peak: 0,

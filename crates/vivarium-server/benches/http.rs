@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vivarium_runtime::FetchOptions;
-use vivarium_sandbox::{ActionEnv, Call, Input, Limits, OutcomeKind, ResultShape};
+use vivarium_sandbox::{ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, ResultShape};
 use vivarium_server::ServerConfig;
 
 const ROOT_EMAIL: &str = "bench@example.com";
@@ -75,8 +74,39 @@ fn main() -> Result<()> {
             p50.as_secs_f64() / pct(&bare, 0.5).as_secs_f64()
         );
     }
+    let trivial = set_up_named(&base, "trivial", &trivial_zip(data.path())?)?;
+    let trivial_url = Arc::new(format!("{base}/actions/test/{trivial}"));
+    let trivial_body = Arc::new(serde_json::to_vec(&json!({ "inputs": [{"n": 1}] }))?);
+    parallel(&trivial_url, &trivial_body, TRIVIAL_CONCURRENCY, 16)?;
+    let started = Instant::now();
+    let latencies = parallel(
+        &trivial_url,
+        &trivial_body,
+        TRIVIAL_CONCURRENCY,
+        requests * 4,
+    )?;
+    let rps = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "\ntrivial action (returns its input) at concurrency {TRIVIAL_CONCURRENCY}: {rps:.0} runs/s (target at least 300), p50 {:.2} ms, p99 {:.2} ms",
+        ms(pct(&latencies, 0.5)),
+        ms(pct(&latencies, 0.99))
+    );
     runtime.block_on(server.shutdown())?;
     Ok(())
+}
+
+/// Concurrency of the trivial-action load.
+const TRIVIAL_CONCURRENCY: usize = 8;
+
+/// A ZIP holding a `main.py` that returns its input, written under `dir`.
+fn trivial_zip(dir: &Path) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join("trivial.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path)?);
+    zip.start_file("main.py", zip::write::SimpleFileOptions::default())?;
+    zip.write_all(b"def main(data, logger):\n    return data\n")?;
+    zip.finish()?;
+    Ok(path)
 }
 
 fn hundred_records(path: &Path) -> Result<Value> {
@@ -92,7 +122,7 @@ fn bare_sandbox(
     records: &Value,
     calls: usize,
 ) -> Result<Vec<Duration>> {
-    let sandbox = vivarium_sandbox::prepare(cache, &FetchOptions::default())?;
+    let sandbox = vivarium_sandbox::prepare(cache, &PrepareOptions::default())?;
     let env = ActionEnv::default();
     let call = Call {
         action_dir: action,
@@ -166,10 +196,17 @@ fn set_up(base: &str, zip: &Path) -> Result<String> {
         .header("Content-Type", "application/json")
         .send(serde_json::to_vec(&grant)?.as_slice())?;
     response.body_mut().read_to_string()?;
+    set_up_named(base, "bench", zip)
+}
+
+/// Uploads the action `name` from `zip`, run by the bench's service account; returns its id.
+fn set_up_named(base: &str, name: &str, zip: &Path) -> Result<String> {
+    let agent = agent();
+    let account = "action_script@example.com";
     let boundary = "vivarium-bench-boundary";
     let mut form = Vec::new();
     for (name, value) in [
-        ("name", "bench"),
+        ("name", name),
         ("execution_details", "service"),
         ("service_account", account),
     ] {

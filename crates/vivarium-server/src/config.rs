@@ -8,7 +8,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use vivarium_sandbox::Limits;
+use vivarium_sandbox::{Limits, RuntimeChoice};
 use vivarium_store::{BadBlobLocation, BlobLocation};
 
 /// Everything the service can be told. Field names are the TOML keys and, upper-cased with a
@@ -29,6 +29,11 @@ pub struct ServerConfig {
     pub blob_store: Option<String>,
     /// Interpreter, compile and extraction cache. Default `{data_dir}/cache`.
     pub cache_dir: Option<PathBuf>,
+    /// Which interpreter runs actions: `snapshot` (built from source on first need,
+    /// pre-initialized, warm pool) or `pinned` (the prebuilt CPython 3.12). Default `snapshot`.
+    pub runtime: String,
+    /// Fresh instances the snapshot runtime keeps ready. Default 8.
+    pub warm_pool_size: usize,
     /// Sandbox calls running at once. Default: the number of CPU cores.
     pub max_concurrent_runs: usize,
     /// Runs allowed to wait for a slot; beyond it the service answers 429. Default 64.
@@ -83,6 +88,8 @@ const KEYS: &[&str] = &[
     "database_url",
     "blob_store",
     "cache_dir",
+    "runtime",
+    "warm_pool_size",
     "max_concurrent_runs",
     "run_queue_capacity",
     "per_org_max_runs",
@@ -111,6 +118,8 @@ impl Default for ServerConfig {
             database_url: None,
             blob_store: None,
             cache_dir: None,
+            runtime: RuntimeChoice::default().name().to_string(),
+            warm_pool_size: 8,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
             run_queue_capacity: 64,
             per_org_max_runs: 32,
@@ -183,6 +192,11 @@ impl ServerConfig {
         self.cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// The interpreter in force.
+    pub fn runtime_choice(&self) -> Result<RuntimeChoice, String> {
+        self.runtime.parse()
     }
 
     /// How dependencies are resolved and installed.

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vivarium_auth::{generate_password, hash_password};
 use vivarium_runtime::{FetchOptions, Progress};
+use vivarium_sandbox::PrepareOptions;
 use vivarium_store::{
     ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError, User,
 };
@@ -83,13 +84,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let cache_dir = config.cache_dir();
     let sandbox = {
         let cache_dir = cache_dir.clone();
-        let options = FetchOptions {
-            progress: Progress::Bar,
-            ..FetchOptions::default()
+        let options = PrepareOptions {
+            runtime: config.runtime_choice().map_err(anyhow::Error::msg)?,
+            fetch: FetchOptions {
+                progress: Progress::Bar,
+                ..FetchOptions::default()
+            },
+            pool_size: config.warm_pool_size,
+            max_concurrent_calls: config.max_concurrent_runs,
         };
         tokio::task::spawn_blocking(move || vivarium_sandbox::prepare(&cache_dir, &options))
             .await??
     };
+    tracing::info!(runtime = sandbox.runtime_name(), "the sandbox is ready");
     let metrics = Arc::new(Metrics::default());
     let capacity = Capacity {
         concurrent: config.max_concurrent_runs,

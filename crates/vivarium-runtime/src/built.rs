@@ -1,0 +1,207 @@
+//! The interpreter built from source by the project's own recipe (`python-wasm/build.sh`):
+//! CPython for wasm32-wasip1 as a reactor module with the Vivarium shim, and its standard
+//! library. Built once per machine into `cache_dir/python-src/`, on first need or by
+//! `vivarium runtime build` (and `cargo xtask build-python`).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::RuntimeError;
+use crate::fetch::Progress;
+
+/// The recipe, embedded so that the binary can build the interpreter wherever it runs.
+const RECIPE: &str = include_str!("../../../python-wasm/build.sh");
+/// The C sources the recipe links with libpython: the reactor shim and WASI stubs.
+const SHIM_FILES: &[(&str, &str)] = &[
+    (
+        "vivarium_reactor.c",
+        include_str!("../../../python-wasm/shim/vivarium_reactor.c"),
+    ),
+    (
+        "wasi_netdb_stubs.c",
+        include_str!("../../../python-wasm/shim/wasi_netdb_stubs.c"),
+    ),
+];
+/// The reactor module's file name in the build output.
+const REACTOR_FILE: &str = "vivarium-python.wasm";
+/// The standard library folder in the build output.
+const STDLIB_DIR: &str = "lib/python3.13";
+/// What to tell an operator whose machine cannot build the interpreter.
+const BUILD_NEEDS: &str = "the build needs bash, curl, sha256sum, tar, xz, make, gcc and python3 \
+     (Debian: apt-get install -y bash curl coreutils tar xz-utils make gcc python3) and reaches \
+     deb.debian.org and the Python package index; run `vivarium runtime build` to see its whole \
+     log, or set runtime = \"pinned\" to use the prebuilt interpreter instead";
+
+/// A verified from-source build on local disk.
+#[derive(Debug, Clone)]
+pub struct BuiltInterpreter {
+    /// The reactor module (exports `vivarium_init` and `vivarium_run`).
+    pub reactor: PathBuf,
+    /// Its SHA-256 as the build recorded it, lowercase hex.
+    pub sha256: String,
+    /// The standard library, mounted read-only at `/usr/local/lib/python3.13`.
+    pub stdlib: PathBuf,
+    /// CPython's own regression tests (`Lib/test`), for conformance runs.
+    pub tests: PathBuf,
+    /// The CPython version built.
+    pub version: String,
+}
+
+/// The parts of `build-info.json` read here.
+#[derive(Deserialize)]
+struct BuildInfo {
+    cpython_version: String,
+    /// Per output file, its `sha256` and `bytes` (and plain notes for folders).
+    outputs: std::collections::HashMap<String, serde_json::Value>,
+}
+
+impl BuiltInterpreter {
+    /// Where the build's outputs live under `cache_dir`.
+    pub fn location(cache_dir: &Path) -> PathBuf {
+        cache_dir.join("python-src").join("out")
+    }
+
+    /// The build in `cache_dir`, if one finished there.
+    pub fn find(cache_dir: &Path) -> Option<Self> {
+        let out = Self::location(cache_dir);
+        let info: BuildInfo =
+            serde_json::from_slice(&fs::read(out.join("build-info.json")).ok()?).ok()?;
+        let sha256 = info
+            .outputs
+            .get(REACTOR_FILE)?
+            .get("sha256")?
+            .as_str()?
+            .to_string();
+        let found = Self {
+            reactor: out.join(REACTOR_FILE),
+            sha256,
+            stdlib: out.join(STDLIB_DIR),
+            tests: out.join("test"),
+            version: info.cpython_version,
+        };
+        (found.reactor.is_file() && found.stdlib.is_dir()).then_some(found)
+    }
+
+    /// The build in `cache_dir`, running the recipe first when there is none (about ten
+    /// minutes on two cores, once per machine; concurrent callers wait for one build).
+    pub fn ensure(cache_dir: &Path, progress: Progress) -> Result<Self, RuntimeError> {
+        if let Some(found) = Self::find(cache_dir) {
+            return Ok(found);
+        }
+        let root = cache_dir.join("python-src");
+        fs::create_dir_all(&root).map_err(RuntimeError::io("creating", &root))?;
+        let _lock = crate::lock_exclusive(&root.join(".build.lock"))?;
+        if let Some(found) = Self::find(cache_dir) {
+            return Ok(found);
+        }
+        run_recipe(&root, progress)?;
+        Self::find(cache_dir).ok_or_else(|| RuntimeError::Build {
+            reason: format!(
+                "the recipe finished but {} holds no complete build",
+                Self::location(cache_dir).display()
+            ),
+            needs: BUILD_NEEDS,
+        })
+    }
+
+    /// The reactor's bytes, after checking them against the recorded digest.
+    pub fn read_verified(&self) -> Result<Vec<u8>, RuntimeError> {
+        let bytes = fs::read(&self.reactor).map_err(RuntimeError::io("reading", &self.reactor))?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != self.sha256 {
+            return Err(RuntimeError::Mismatch {
+                what: format!(
+                    "the built interpreter {} (run `vivarium runtime build` again)",
+                    self.reactor.display()
+                ),
+                expected: self.sha256.clone(),
+                actual,
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Writes the embedded recipe under `root` and runs it, showing its steps.
+fn run_recipe(root: &Path, progress: Progress) -> Result<(), RuntimeError> {
+    let recipe = root.join("recipe");
+    let shim_dir = recipe.join("shim");
+    fs::create_dir_all(&shim_dir).map_err(RuntimeError::io("creating", &shim_dir))?;
+    let script = recipe.join("build.sh");
+    fs::write(&script, RECIPE).map_err(RuntimeError::io("writing", &script))?;
+    for (name, text) in SHIM_FILES {
+        let path = shim_dir.join(name);
+        fs::write(&path, text).map_err(RuntimeError::io("writing", &path))?;
+    }
+    let (out, work) = (root.join("out"), root.join("work"));
+    for dir in [&out, &work] {
+        fs::create_dir_all(dir).map_err(RuntimeError::io("creating", dir))?;
+    }
+    let log_path = root.join("build.log");
+    let log = File::create(&log_path).map_err(RuntimeError::io("creating", &log_path))?;
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .arg(&work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| RuntimeError::Build {
+            reason: format!("cannot start bash: {e}"),
+            needs: BUILD_NEEDS,
+        })?;
+    let bar = spinner(progress);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(step) = line.strip_prefix("==> ") {
+                bar.set_message(step.to_string());
+                tracing::info!("{step}");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(RuntimeError::io("waiting for", &script))?;
+    bar.finish_and_clear();
+    if !status.success() {
+        return Err(RuntimeError::Build {
+            reason: format!(
+                "the recipe failed ({status}); its log is {}: {}",
+                log_path.display(),
+                last_lines(&log_path, 5)
+            ),
+            needs: BUILD_NEEDS,
+        });
+    }
+    Ok(())
+}
+
+/// A spinner on standard error showing the recipe's current step, or nothing when quiet.
+fn spinner(progress: Progress) -> indicatif::ProgressBar {
+    if progress == Progress::Quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_prefix("building CPython for WebAssembly from source (once, about 10 min)");
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+    {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// The last `count` lines of a log, for an error message.
+fn last_lines(path: &Path, count: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}

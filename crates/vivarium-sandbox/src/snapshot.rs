@@ -1,0 +1,224 @@
+//! The pre-initialized interpreter: the built reactor, initialized once (CPython started, the
+//! guest runner and every module it imports loaded) and captured with Wizer into a new module
+//! whose linear memory starts in that state. Each call instantiates the snapshot afresh, so
+//! it pays for none of that start-up and never sees another call's state.
+//!
+//! WASI host state is not part of a snapshot, only linear memory and globals: wasi-libc's
+//! table of preopened directories, filled while the runner's imports ran, expects the same
+//! guest paths in the same order at run time ([`MOUNTS_IN_ORDER`]). The snapshot is taken
+//! with an empty environment and the single argument `python`, so nothing of the process that
+//! made it is left in the image.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use vivarium_runtime::{BuiltInterpreter, ModuleSource, RuntimeError};
+use wasmtime::{Config, Engine, Instance, Linker, Store, Val};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
+
+use crate::error::SandboxError;
+use crate::protocol::RUNNER_SOURCE;
+use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
+
+/// Where the built interpreter's standard library appears inside the guest (its `sys.path`).
+pub const STDLIB_MOUNT: &str = "/usr/local/lib/python3.13";
+/// The guest paths preopened for the pre-initialized interpreter, in the order it was
+/// snapshotted with; every call preopens exactly these, in this order.
+pub const MOUNTS_IN_ORDER: [&str; 3] = [STDLIB_MOUNT, ACTION_MOUNT, DEPENDENCY_MOUNT];
+/// The reactor's export that starts CPython and loads the runner (read from stdin).
+const INIT_EXPORT: &str = "vivarium_init";
+/// Bumped when how a snapshot is made changes, so that older snapshots are not reused.
+const SNAPSHOT_FORMAT: &str = "vivarium-snapshot-v1";
+/// Most bytes the initialization may print (only read when it fails).
+const INIT_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// The snapshot of `built` with this build's runner, from `cache_dir/snapshots/`, made first
+/// when missing; returned as a module source whose digest the compile cache checks.
+pub fn ensure_snapshot(
+    cache_dir: &Path,
+    built: &BuiltInterpreter,
+) -> Result<ModuleSource, SandboxError> {
+    let key = snapshot_key(&built.sha256);
+    let dir = cache_dir.join("snapshots");
+    let path = dir.join(format!("{key}.wasm"));
+    let digest_path = dir.join(format!("{key}.wasm.sha256"));
+    let source = |sha256: String| ModuleSource {
+        name: format!("snapshot-{}", &key[..16]),
+        path: path.clone(),
+        sha256,
+        remedy: "the next start takes the snapshot again",
+    };
+    if let Ok(recorded) = fs::read_to_string(&digest_path)
+        && path.is_file()
+    {
+        return Ok(source(recorded.trim().to_string()));
+    }
+    fs::create_dir_all(&dir).map_err(|e| setup(format!("creating {}: {e}", dir.display())))?;
+    let empty = empty_dir(cache_dir)?;
+    tracing::info!("pre-initializing the interpreter (once per interpreter build)");
+    let started = std::time::Instant::now();
+    let image = take_snapshot(built, &empty)?;
+    let sha256 = hex::encode(Sha256::digest(&image));
+    write_atomically(&dir, &path, &image)?;
+    write_atomically(&dir, &digest_path, sha256.as_bytes())?;
+    tracing::info!(elapsed = ?started.elapsed(), bytes = image.len(), "snapshot taken");
+    Ok(source(sha256))
+}
+
+/// An empty read-only folder under the cache, mounted where a call has nothing to show
+/// (the snapshot's `/action` and `/deps`, and `/deps` of an action without a layer).
+pub fn empty_dir(cache_dir: &Path) -> Result<PathBuf, SandboxError> {
+    let dir = cache_dir.join("empty");
+    fs::create_dir_all(&dir).map_err(|e| setup(format!("creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Names a snapshot by everything that shapes it: the reactor, the runner and this format.
+fn snapshot_key(reactor_sha256: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [SNAPSHOT_FORMAT, reactor_sha256, RUNNER_SOURCE] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Runs the reactor's initialization under a plain engine and captures the result.
+fn take_snapshot(built: &BuiltInterpreter, empty: &Path) -> Result<Vec<u8>, SandboxError> {
+    let wasm = built.read_verified().map_err(runtime)?;
+    let mut wizer = Wizer::new();
+    wizer.init_func(INIT_EXPORT);
+    let (context, instrumented) = wizer.instrument(&wasm).map_err(|e| {
+        setup(format!(
+            "instrumenting the interpreter for a snapshot: {e:#}"
+        ))
+    })?;
+    let engine = Engine::new(&Config::new()).map_err(|e| setup(format!("{e:#}")))?;
+    let module = wasmtime::Module::new(&engine, &instrumented)
+        .map_err(|e| setup(format!("compiling the instrumented interpreter: {e:#}")))?;
+    let output = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
+    let wasi = init_context(&built.stdlib, empty, &output)?;
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
+        .map_err(|e| setup(format!("{e:#}")))?;
+    let mut store = Store::new(&engine, wasi);
+    let instance = linker.instantiate(&mut store, &module).map_err(|e| {
+        setup(format!(
+            "instantiating the interpreter for a snapshot: {e:#}"
+        ))
+    })?;
+    initialize(&mut store, &instance, &output)?;
+    let mut state = Captured {
+        store: &mut store,
+        instance,
+    };
+    block_on(wizer.snapshot(&context, &mut state))?
+        .map_err(|e| setup(format!("capturing the snapshot: {e:#}")))
+}
+
+/// Calls `_initialize` (the C runtime's constructors), then the interpreter's own start.
+fn initialize(
+    store: &mut Store<WasiP1Ctx>,
+    instance: &Instance,
+    output: &MemoryOutputPipe,
+) -> Result<(), SandboxError> {
+    let failed = |what: &str, detail: String| {
+        let printed = String::from_utf8_lossy(&output.contents()).into_owned();
+        setup(format!("{what}: {detail}\n{printed}"))
+    };
+    let constructors = instance
+        .get_typed_func::<(), ()>(&mut *store, "_initialize")
+        .map_err(|e| failed("the interpreter is not a reactor", format!("{e:#}")))?;
+    constructors
+        .call(&mut *store, ())
+        .map_err(|e| failed("_initialize trapped", format!("{e:#}")))?;
+    let init = instance
+        .get_typed_func::<(), i32>(&mut *store, INIT_EXPORT)
+        .map_err(|e| failed("the interpreter has no vivarium_init", format!("{e:#}")))?;
+    match init.call(&mut *store, ()) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(failed("vivarium_init failed", format!("exit code {code}"))),
+        Err(e) => Err(failed("vivarium_init trapped", format!("{e:#}"))),
+    }
+}
+
+/// The WASI context of the initialization: the runner on stdin, the run-time mounts in their
+/// run-time order, one argument, no environment.
+fn init_context(
+    stdlib: &Path,
+    empty: &Path,
+    output: &MemoryOutputPipe,
+) -> Result<WasiP1Ctx, SandboxError> {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&["python"])
+        .stdin(MemoryInputPipe::new(RUNNER_SOURCE.as_bytes().to_vec()))
+        .stdout(output.clone())
+        .stderr(output.clone());
+    for (guest, host) in MOUNTS_IN_ORDER.iter().zip([stdlib, empty, empty]) {
+        builder
+            .preopened_dir(host, guest, FsPerms::ReadOnly)
+            .map_err(|e| setup(format!("mounting {} at {guest}: {e:#}", host.display())))?;
+    }
+    Ok(builder.build_p1())
+}
+
+/// The initialized instance, as Wizer reads it.
+struct Captured<'a> {
+    store: &'a mut Store<WasiP1Ctx>,
+    instance: Instance,
+}
+
+impl InstanceState for Captured<'_> {
+    async fn global_get(&mut self, name: &str, _: ValType) -> SnapshotVal {
+        let global = self.instance.get_global(&mut *self.store, name);
+        match global.map(|g| g.get(&mut *self.store)) {
+            Some(Val::I32(x)) => SnapshotVal::I32(x),
+            Some(Val::I64(x)) => SnapshotVal::I64(x),
+            Some(Val::F32(x)) => SnapshotVal::F32(x),
+            Some(Val::F64(x)) => SnapshotVal::F64(x),
+            Some(Val::V128(x)) => SnapshotVal::V128(x.as_u128()),
+            // The instrumented module exports every global it snapshots, with a value type.
+            _ => SnapshotVal::I32(0),
+        }
+    }
+
+    async fn memory_contents(&mut self, name: &str, contents: impl FnOnce(&[u8]) + Send) {
+        match self.instance.get_memory(&mut *self.store, name) {
+            Some(memory) => contents(memory.data(&*self.store)),
+            None => contents(&[]),
+        }
+    }
+}
+
+/// Runs a future that never waits on anything (Wizer's snapshot over a finished instance).
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, SandboxError> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map(|runtime| runtime.block_on(future))
+        .map_err(|e| setup(format!("no async runtime for the snapshot: {e}")))
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| setup(format!("creating a file in {}: {e}", dir.display())))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| setup(format!("writing {}: {e}", temp.path().display())))?;
+    temp.persist(path)
+        .map_err(|e| setup(format!("storing {}: {}", path.display(), e.error)))?;
+    Ok(())
+}
+
+fn setup(message: String) -> SandboxError {
+    SandboxError::Setup(message)
+}
+
+fn runtime(error: RuntimeError) -> SandboxError {
+    SandboxError::Setup(error.to_string())
+}

@@ -1,0 +1,203 @@
+//! Conformance of the interpreter built from source: a chosen subset of CPython's own
+//! regression tests (its `Lib/test`, kept by the build) runs inside the sandbox, through
+//! `vivarium run`, on the pre-initialized interpreter. Each module runs as an action whose
+//! `main()` loads it with `unittest` and returns the counts and every failure.
+//!
+//! What is skipped, and why, is listed in [`SKIPPED`]; CPython's own decorators skip what
+//! WASI cannot do (subprocesses, threads, signals, sockets), and those are counted, not hidden.
+
+mod common;
+
+use std::path::Path;
+
+use common::{CACHE_DIR, ensure_shared_runtime, run_on};
+use serde_json::{Value, json};
+
+/// The modules run, each an importable name under the `test` package.
+const MODULES: &[&str] = &[
+    "test.test_json",
+    "test.test_re",
+    "test.test_datetime",
+    "test.test_collections",
+    "test.test_decimal",
+    "test.test_logging",
+    "test.test_base64",
+    "test.test_csv",
+];
+
+/// Why a test is left out: it writes a file, and the sandbox gives actions no writable folder
+/// (on purpose: `/action`, `/deps` and the standard library are all read-only).
+const WRITES_FILES: &str = "writes a file; actions get no writable folder";
+
+/// Tests left out, as test id prefix and why. An id matches by prefix.
+const SKIPPED: &[(&str, &str)] = &[
+    ("test.test_base64.TestMain.test_decode", WRITES_FILES),
+    ("test.test_base64.TestMain.test_encode_file", WRITES_FILES),
+    (
+        "test.test_logging.BasicConfigTest.test_encoding",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.BasicConfigTest.test_filemode",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.BasicConfigTest.test_filename",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.ModuleLevelMiscTest.test_logging_at_shutdown_open",
+        WRITES_FILES,
+    ),
+    ("test.test_logging.FileHandlerTest.", WRITES_FILES),
+    (
+        "test.test_logging.HandlerTest.test_pathlike_objects",
+        WRITES_FILES,
+    ),
+    ("test.test_logging.RotatingFileHandlerTest.", WRITES_FILES),
+    (
+        "test.test_logging.TimedRotatingFileHandlerTest.",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.ConfigDictTest.test_config15_ok",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.ConfigFileTest.test_config8_ok",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.ConfigFileTest.test_defaults_do_no_interpolation",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.ConfigFileTest.test_exception_if_confg_file_is_empty",
+        WRITES_FILES,
+    ),
+    (
+        "test.test_logging.EncodingTest.test_encoding_plain_file",
+        WRITES_FILES,
+    ),
+];
+
+/// The action: loads one module's tests, runs them with a runner whose output stays in memory,
+/// and reports counts, failures and errors (with their tracebacks' last lines). While they
+/// run, the root logger is without the runner's own handler (test_logging checks that it
+/// starts with none), and `tempfile.TemporaryFile` is backed by memory, since there is no
+/// writable folder (test_csv reads and writes through it).
+const CONFORMANCE_MAIN: &str = r#"
+import io, logging, sys, tempfile, unittest
+
+def memory_file(mode="w+b", *args, **kwargs):
+    return io.BytesIO() if "b" in mode else io.StringIO(newline=kwargs.get("newline"))
+
+def main(data, logger):
+    root = logging.getLogger()
+    handlers, root.handlers[:] = root.handlers[:], []
+    tempfile.TemporaryFile = memory_file
+    try:
+        return run(data)
+    finally:
+        root.handlers[:] = handlers
+
+def run(data):
+    name, skipped = data[0]["module"], data[0]["skipped"]
+    suite = unittest.defaultTestLoader.loadTestsFromName(name)
+    kept = unittest.TestSuite()
+    left_out = []
+    def walk(item):
+        if isinstance(item, unittest.TestSuite):
+            for child in item:
+                walk(child)
+        elif any(item.id().startswith(prefix) for prefix in skipped):
+            left_out.append(item.id())
+        else:
+            kept.addTest(item)
+    walk(suite)
+    stream = io.StringIO()
+    result = unittest.TextTestRunner(stream=stream, verbosity=0).run(kept)
+    def describe(pairs):
+        return [{"test": test.id(), "detail": text.strip().splitlines()[-1:]} for test, text in pairs]
+    return [{
+        "module": name,
+        "run": result.testsRun,
+        "skipped_by_cpython": len(result.skipped),
+        "left_out": left_out,
+        "failures": describe(result.failures),
+        "errors": describe(result.errors),
+        "unexpected_successes": len(result.unexpectedSuccesses),
+    }]
+"#;
+
+#[test]
+fn cpython_regression_subset_passes_in_the_sandbox() {
+    if std::env::var("VIVARIUM_RUNTIME").is_ok_and(|runtime| runtime.trim() == "pinned") {
+        eprintln!("skipped: conformance runs on the interpreter built from source");
+        return;
+    }
+    ensure_shared_runtime();
+    let tests = Path::new(CACHE_DIR).join("python-src/out/test");
+    assert!(
+        tests.is_dir(),
+        "the build keeps Lib/test at {}",
+        tests.display()
+    );
+    let action = tempfile::tempdir().expect("action folder");
+    copy_tree(&tests, &action.path().join("test"));
+    std::fs::write(action.path().join("main.py"), CONFORMANCE_MAIN).expect("main.py");
+    let skipped: Vec<&str> = SKIPPED.iter().map(|(prefix, _)| *prefix).collect();
+
+    let mut failed = Vec::new();
+    for module in MODULES {
+        let outcome = run_on(
+            action.path(),
+            &json!([{"module": module, "skipped": skipped}]),
+            &[
+                "--timeout",
+                "15m",
+                "--fuel",
+                "1000000000000",
+                "--memory",
+                "2GiB",
+            ],
+        );
+        let report: Value = outcome.success_json();
+        let report = &report[0];
+        eprintln!(
+            "{module}: {} run, {} skipped by CPython, {} left out, {} failures, {} errors",
+            report["run"],
+            report["skipped_by_cpython"],
+            report["left_out"].as_array().map_or(0, Vec::len),
+            report["failures"].as_array().map_or(0, Vec::len),
+            report["errors"].as_array().map_or(0, Vec::len),
+        );
+        assert!(
+            report["run"].as_u64().unwrap_or(0) > 0,
+            "{module} ran nothing: {report}"
+        );
+        for kind in ["failures", "errors"] {
+            if report[kind]
+                .as_array()
+                .is_some_and(|found| !found.is_empty())
+            {
+                failed.push(format!("{module} {kind}: {}", report[kind]));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// Copies `from` into `to` (a fresh folder), files and sub-folders.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creating a folder");
+    for entry in std::fs::read_dir(from).expect("listing the tests") {
+        let entry = entry.expect("listing the tests");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copying a test file");
+        }
+    }
+}
