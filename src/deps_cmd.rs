@@ -12,8 +12,12 @@ pub fn run(cli: &Cli, command: &DepsCommand) -> Result<Exit, Failure> {
     let cache = cache_dir(cli)?;
     let action = vivarium_package::load_action(action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
-    let lock = vivarium_deps::lock_for_action(&action.root, &cache, &deps.config())
-        .map_err(|e| Failure::new(Exit::BadDependencies, e))?;
+    let lock = vivarium_deps::lock_for_action(
+        &action.root,
+        &cache,
+        &deps.config(cli.runtime.unwrap_or_default()),
+    )
+    .map_err(|e| Failure::new(Exit::BadDependencies, e))?;
     match lock {
         Some(lock) => {
             let text =

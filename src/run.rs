@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use vivarium_package::PackageLimits;
 use vivarium_runtime::{FetchOptions, Progress};
-use vivarium_sandbox::{ActionEnv, Call, Input, LogLine, Outcome, OutcomeKind, ResultShape};
+use vivarium_sandbox::{
+    ActionEnv, Call, Input, LogLine, Outcome, OutcomeKind, ResultShape, RuntimeChoice,
+};
 
 use crate::cli::{Cli, DepsArgs, RunArgs};
 use crate::exit::{Exit, Failure};
@@ -23,12 +25,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     let cache = cache_dir(cli)?;
     let action = vivarium_package::load_action(&args.action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
-    let layer = dependency_layer(&action.root, &cache, &args.deps)?;
+    let runtime = cli.runtime.unwrap_or_default();
+    let layer = dependency_layer(&action.root, &cache, &args.deps, runtime)?;
     let options = FetchOptions {
         progress: Progress::Bar,
         ..FetchOptions::default()
     };
-    let sandbox = ready_sandbox(&cache, cli.runtime.unwrap_or_default(), &options)?;
+    let sandbox = ready_sandbox(&cache, runtime, &options)?;
     let call = Call {
         action_dir: &action.root,
         input: Input::Data(data),
@@ -50,8 +53,9 @@ fn dependency_layer(
     action_root: &Path,
     cache: &Path,
     deps: &DepsArgs,
+    runtime: RuntimeChoice,
 ) -> Result<Option<PathBuf>, Failure> {
-    let config = deps.config();
+    let config = deps.config(runtime);
     let refused = |e: vivarium_deps::DepsError| Failure::new(Exit::BadDependencies, e);
     let Some(lock) =
         vivarium_deps::lock_for_action(action_root, cache, &config).map_err(refused)?

@@ -1,6 +1,7 @@
 //! Which versions of a project the sandbox can use: a version is usable when it publishes a
-//! pure-Python wheel whose `requires-python` admits 3.12; otherwise the reason is kept so a
-//! refusal can say why (compiled wheels only, sdists only, Python excluded).
+//! pure-Python wheel that loads on the target Python and whose `requires-python` admits it;
+//! otherwise the reason is kept so a refusal can say why (compiled wheels only, sdists only,
+//! Python excluded).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use pep440_rs::Version;
 use pep508_rs::PackageName;
 use pubgrub::Ranges;
 
-use crate::environment::python_allows;
+use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::index::DistFile;
 use crate::tags::DistKind;
@@ -20,7 +21,7 @@ enum Unusable {
     PlatformOnly,
     /// Only source distributions.
     SdistOnly,
-    /// Pure wheels exist, but their `requires-python` excludes 3.12.
+    /// Pure wheels exist, but their `requires-python` excludes the target Python.
     PythonExcluded(String),
 }
 
@@ -30,16 +31,17 @@ enum Entry {
     Unusable(Unusable),
 }
 
-/// The versions of one project as the sandbox sees them.
+/// The versions of one project as the sandbox running one target Python sees them.
 #[derive(Clone, Debug)]
 pub(crate) struct Candidates {
     name: PackageName,
+    python: TargetPython,
     versions: BTreeMap<Version, Entry>,
 }
 
 impl Candidates {
-    /// Sorts the files of `name` into usable and unusable versions.
-    pub fn new(name: &PackageName, files: &[DistFile]) -> Self {
+    /// Sorts the files of `name` into usable and unusable versions on `python`.
+    pub fn new(name: &PackageName, files: &[DistFile], python: TargetPython) -> Self {
         let mut by_version: BTreeMap<Version, Vec<&DistFile>> = BTreeMap::new();
         for file in files {
             by_version
@@ -49,10 +51,11 @@ impl Candidates {
         }
         let versions = by_version
             .into_iter()
-            .map(|(version, files)| (version, entry_for(&files)))
+            .map(|(version, files)| (version, entry_for(&files, python)))
             .collect();
         Self {
             name: name.clone(),
+            python,
             versions,
         }
     }
@@ -106,7 +109,11 @@ impl Candidates {
                 _ => None,
             })
             .unwrap_or_default();
-        DepsError::PackageRequiresPython { package, specifier }
+        DepsError::PackageRequiresPython {
+            package,
+            specifier,
+            python: self.python,
+        }
     }
 
     /// The wheel chosen for `version`, if that version is usable.
@@ -127,18 +134,24 @@ impl Candidates {
     }
 }
 
-/// Decides whether one version (its files) is usable, and with which wheel.
-fn entry_for(files: &[&DistFile]) -> Entry {
+/// Decides whether one version (its files) is usable on `python`, and with which wheel.
+fn entry_for(files: &[&DistFile], python: TargetPython) -> Entry {
     let pure: Vec<(&DistFile, u32, u64)> = files
         .iter()
         .filter_map(|file| match &file.kind {
-            DistKind::Wheel(wheel) => wheel.sandbox_rank().map(|rank| (*file, rank, wheel.build)),
+            DistKind::Wheel(wheel) => wheel
+                .sandbox_rank(python)
+                .map(|rank| (*file, rank, wheel.build)),
             DistKind::Sdist => None,
         })
         .collect();
     let allowed = pure
         .iter()
-        .filter(|(file, _, _)| file.requires_python.as_deref().is_none_or(python_allows))
+        .filter(|(file, _, _)| {
+            file.requires_python
+                .as_deref()
+                .is_none_or(|spec| python.allows(spec))
+        })
         .max_by(|a, b| (a.1, a.2, &b.0.filename).cmp(&(b.1, b.2, &a.0.filename)));
     if let Some((file, _, _)) = allowed {
         return Entry::Usable(Box::new((*file).clone()));
@@ -180,7 +193,11 @@ mod tests {
     }
 
     fn candidates(name: &str, files: &[DistFile]) -> Candidates {
-        Candidates::new(&PackageName::from_str(name).unwrap(), files)
+        candidates_for(name, files, TargetPython::CPYTHON_3_12)
+    }
+
+    fn candidates_for(name: &str, files: &[DistFile], python: TargetPython) -> Candidates {
+        Candidates::new(&PackageName::from_str(name).unwrap(), files, python)
     }
 
     #[test]
@@ -201,6 +218,35 @@ mod tests {
         assert_eq!(c.choose(&pre).unwrap().unwrap().to_string(), "1.7b1");
         let none = Ranges::higher_than(Version::from_str("9").unwrap());
         assert!(c.choose(&none).unwrap().is_none());
+    }
+
+    #[test]
+    fn requires_python_is_checked_against_the_target() {
+        let files = [
+            file("a", "a-1.0-py3-none-any.whl", None),
+            file("a", "a-1.6-py3-none-any.whl", Some(">=3.13")),
+            file("a", "a-1.7-py313-none-any.whl", None),
+        ];
+        let full = Ranges::full();
+        let on_3_12 = candidates_for("a", &files, TargetPython::CPYTHON_3_12);
+        assert_eq!(on_3_12.choose(&full).unwrap().unwrap().to_string(), "1.0");
+        let on_3_13 = candidates_for("a", &files, TargetPython::CPYTHON_3_13);
+        assert_eq!(on_3_13.choose(&full).unwrap().unwrap().to_string(), "1.7");
+        let excluded = candidates_for(
+            "b",
+            &[file("b", "b-1.0-py3-none-any.whl", Some("<3.13"))],
+            TargetPython::CPYTHON_3_13,
+        );
+        let error = excluded.choose(&full).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                DepsError::PackageRequiresPython { python, .. }
+                    if *python == TargetPython::CPYTHON_3_13
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("CPython 3.13.5"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::environment::TargetPython;
+
 /// Why the dependencies of an action could not be read, resolved or installed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -25,14 +27,18 @@ pub enum DepsError {
         reason: String,
     },
 
-    /// `[project].requires-python` excludes the sandbox's Python.
+    /// `[project].requires-python` excludes the Python the dependencies are resolved for.
     #[error(
-        "pyproject.toml declares requires-python \"{specifier}\", which excludes Python 3.12, \
-         the only Python the sandbox runs; allow 3.12 in requires-python"
+        "pyproject.toml declares requires-python \"{specifier}\", which excludes CPython \
+         {python}, the Python the action is to run on; allow Python {} in requires-python, or \
+         run the action on a Python it admits",
+        .python.python_version()
     )]
     ProjectRequiresPython {
         /// The `requires-python` value as written.
         specifier: String,
+        /// The interpreter it excludes (`DepsConfig::python`).
+        python: TargetPython,
     },
 
     /// Neither the index nor the wheelhouse knows the package.
@@ -86,16 +92,20 @@ pub enum DepsError {
         package: String,
     },
 
-    /// Every matching version of the package declares a `Requires-Python` without 3.12.
+    /// Every matching version of the package declares a `Requires-Python` that excludes the
+    /// Python the dependencies are resolved for.
     #[error(
-        "{package}: every matching version requires Python \"{specifier}\", but the sandbox runs \
-         CPython 3.12; choose a version of {package} that supports Python 3.12"
+        "{package}: every matching version requires Python \"{specifier}\", but the action \
+         runs on CPython {python}; choose a version of {package} that supports Python {}",
+        .python.python_version()
     )]
     PackageRequiresPython {
         /// Normalized package name.
         package: String,
         /// The newest matching version's `Requires-Python`.
         specifier: String,
+        /// The interpreter it excludes (`DepsConfig::python`).
+        python: TargetPython,
     },
 
     /// Version solving proved that the requirements cannot all hold at once.

@@ -13,6 +13,7 @@ use pep440_rs::Version;
 use pep508_rs::PackageName;
 
 use crate::DepsConfig;
+use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::hashing::sha256_hex;
 use crate::http::{Http, HttpError};
@@ -62,6 +63,7 @@ pub(crate) struct IndexClient {
     wheelhouse: Option<Wheelhouse>,
     offline: RefCell<Option<String>>,
     max_file_bytes: u64,
+    python: TargetPython,
     projects: RefCell<HashMap<PackageName, Rc<Vec<DistFile>>>>,
     computed: RefCell<HashMap<String, String>>,
 }
@@ -80,6 +82,7 @@ impl IndexClient {
             wheelhouse,
             offline: RefCell::new(None),
             max_file_bytes: config.max_layer_bytes.max(1),
+            python: config.python,
             projects: RefCell::new(HashMap::new()),
             computed: RefCell::new(HashMap::new()),
         })
@@ -102,7 +105,7 @@ impl IndexClient {
             return Ok(Some(Rc::clone(files)));
         }
         let mut files = match &self.wheelhouse {
-            Some(wheelhouse) => wheelhouse.files_for(project)?,
+            Some(wheelhouse) => wheelhouse.files_for(project, self.python)?,
             None => Vec::new(),
         };
         let remote = self.index_files(project, !files.is_empty())?;

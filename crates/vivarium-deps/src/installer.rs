@@ -76,11 +76,11 @@ fn validate(lock: &Lock) -> Result<(), DepsError> {
             )));
         }
         let wheel = WheelName::parse(&package.wheel)
-            .filter(|w| w.name == name && w.fits_sandbox())
+            .filter(|w| w.name == name && w.fits_sandbox(lock.python))
             .ok_or_else(|| {
                 bad(format!(
-                    "\"{}\" is not a pure-Python wheel of {name}",
-                    package.wheel
+                    "\"{}\" is not a pure-Python wheel of {name} that loads on Python {}",
+                    package.wheel, lock.python
                 ))
             })?;
         if wheel.version.to_string() != package.version && !versions_equal(&wheel, &package.version)

@@ -5,16 +5,24 @@
 //! mounts and puts on `sys.path`.
 //!
 //! Only pure-Python wheels are accepted (`py3-none-any` and kin): the sandbox runs CPython
-//! 3.12 compiled to WebAssembly/WASI, which cannot load compiled extension modules, and
-//! Vivarium runs no build backends, so sdists are refused too. Markers are evaluated for the
-//! sandbox (`sys_platform == "wasi"`, `python_version == "3.12"`), never for the host.
+//! compiled to WebAssembly/WASI, which cannot load compiled extension modules, and Vivarium
+//! runs no build backends, so sdists are refused too. Vivarium has more than one interpreter
+//! (CPython 3.13 by default, the pinned 3.12), so dependencies are resolved for the one that
+//! will import them, [`DepsConfig::python`]: markers are evaluated for it in the sandbox
+//! (`sys_platform == "wasi"`, `python_version == "3.13"`), never for the host, every
+//! `requires-python` must admit it, and the lock records it ([`Lock::python`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), vivarium_deps::DepsError> {
-//! use vivarium_deps::{DepsConfig, install, requirements_from_pyproject, resolve};
-//! let config = DepsConfig::default();
-//! let requirements = requirements_from_pyproject("[project]\ndependencies = [\"six\"]\n")?;
+//! use vivarium_deps::{DepsConfig, TargetPython, install, requirements_from_pyproject, resolve};
+//! let config = DepsConfig {
+//!     python: TargetPython::CPYTHON_3_12,
+//!     ..DepsConfig::default()
+//! };
+//! let pyproject = "[project]\nrequires-python = \">=3.10\"\ndependencies = [\"six\"]\n";
+//! let requirements = requirements_from_pyproject(pyproject)?;
 //! let lock = resolve(&requirements, &config)?;
+//! assert_eq!(lock.python, TargetPython::CPYTHON_3_12);
 //! let layer = install(&lock, std::path::Path::new("/var/cache/vivarium"), &config)?;
 //! println!("mount {} and put it on sys.path", layer.display());
 //! # Ok(())
@@ -46,15 +54,13 @@ mod wheelhouse;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use environment::TargetPython;
 pub use error::DepsError;
 pub use lock::{Lock, LockedPackage};
 pub use pyproject::{Requirements, requirements_from_pyproject};
 
 /// The public Python package index's Simple API.
 pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple";
-
-/// The Python the sandbox runs, against which markers and `requires-python` are evaluated.
-pub const SANDBOX_PYTHON: &str = environment::PYTHON_FULL_VERSION;
 
 /// Where distributions come from and how much may be installed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +80,11 @@ pub struct DepsConfig {
     /// Show a progress spinner/bar on stderr when it is a terminal. Default: off (servers);
     /// command-line tools turn it on.
     pub progress: bool,
+    /// The interpreter the action runs on, for which [`resolve`] resolves: markers,
+    /// `requires-python` (the project's and every package's) and wheel tags are evaluated for
+    /// it, and the lock records it. [`install`] installs a lock for the Python the lock names,
+    /// whatever this says. Default: [`TargetPython::CPYTHON_3_13`].
+    pub python: TargetPython,
 }
 
 impl Default for DepsConfig {
@@ -85,23 +96,33 @@ impl Default for DepsConfig {
             max_packages: 100,
             download_timeout: Duration::from_secs(120),
             progress: false,
+            python: TargetPython::CPYTHON_3_13,
         }
     }
 }
 
-/// Resolves `requirements` (transitively, markers evaluated for the sandbox, extras honoured)
-/// to the newest versions that satisfy every constraint and publish a pure-Python wheel.
+/// Resolves `requirements` for [`DepsConfig::python`] (transitively, markers evaluated for
+/// that Python in the sandbox, extras honoured) to the newest versions that satisfy every
+/// constraint and publish a pure-Python wheel that loads on it.
 ///
-/// Empty requirements give an empty lock without touching the network. Conflicts come back
-/// as [`DepsError::Conflict`] with the chain of requirements that clash; packages that cannot
-/// run in the sandbox are refused by name.
+/// A project `requires-python` that excludes that Python is refused with
+/// [`DepsError::ProjectRequiresPython`]. Empty requirements give an empty lock without
+/// touching the network. Conflicts come back as [`DepsError::Conflict`] with the chain of
+/// requirements that clash; packages that cannot run in the sandbox are refused by name.
 pub fn resolve(requirements: &Requirements, config: &DepsConfig) -> Result<Lock, DepsError> {
+    requirements.check_python(config.python)?;
     if requirements.is_empty() {
-        return Ok(Lock::default());
+        return Ok(Lock::for_python(config.python, Vec::new()));
     }
     let client = index::IndexClient::new(config)?;
     let progress = progress::Progress::spinner(config.progress, "resolving dependencies");
-    resolver::resolve(requirements, &client, &progress, config.max_packages)
+    resolver::resolve(
+        requirements,
+        config.python,
+        &client,
+        &progress,
+        config.max_packages,
+    )
 }
 
 /// Installs `lock` as the read-only layer `cache_root/layers/<lock digest>/` and returns it.
@@ -138,7 +159,8 @@ pub fn layer_path(lock: &Lock, cache_root: &Path) -> PathBuf {
 
 /// The lock an action's dependencies need, or `None` when it needs no layer: its package
 /// carries a ready `dependencies/` folder (which takes precedence, and needs no network), or
-/// has no `pyproject.toml`, or declares no dependencies there.
+/// has no `pyproject.toml`, or declares no dependencies there. A `requires-python` there that
+/// excludes [`DepsConfig::python`] is refused, dependencies or not.
 pub fn lock_for_action(
     action_root: &Path,
     cache_root: &Path,
@@ -154,25 +176,29 @@ pub fn lock_for_action(
         Err(error) => return Err(DepsError::io("reading", &pyproject)(error)),
     };
     let requirements = requirements_from_pyproject(&text)?;
+    requirements.check_python(config.python)?;
     if requirements.is_empty() {
         return Ok(None);
     }
     resolve_cached(&requirements, cache_root, config).map(Some)
 }
 
-/// [`resolve`], remembered under `cache_root/locks/` per distinct set of requirements and
-/// source (index and wheelhouse): a second action with the same set gets the same lock, and so
-/// the same layer, at once and without asking the index again.
+/// [`resolve`], remembered under `cache_root/locks/` per distinct set of requirements, source
+/// (index and wheelhouse) and target Python: a second action with the same set for the same
+/// Python gets the same lock, and so the same layer, at once and without asking the index
+/// again.
 pub fn resolve_cached(
     requirements: &Requirements,
     cache_root: &Path,
     config: &DepsConfig,
 ) -> Result<Lock, DepsError> {
+    requirements.check_python(config.python)?;
     let locks = cache_root.join("locks");
     let path = locks.join(format!("{}.json", resolution_key(requirements, config)));
     if let Some(lock) = std::fs::read_to_string(&path)
         .ok()
         .and_then(|text| serde_json::from_str::<Lock>(&text).ok())
+        .filter(|lock| lock.python == config.python)
     {
         return Ok(lock);
     }
@@ -181,11 +207,15 @@ pub fn resolve_cached(
     Ok(lock)
 }
 
-/// What a resolution depends on: the requirements and where distributions come from.
+/// What a resolution depends on: the requirements, the Python resolved for (its full version:
+/// `python_full_version` markers and `requires-python` can tell patch levels apart) and where
+/// distributions come from.
 fn resolution_key(requirements: &Requirements, config: &DepsConfig) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     hasher.update(requirements.digest().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(format!("cpython-{}-wasi", config.python).as_bytes());
     hasher.update(b"\n");
     hasher.update(config.index_url.as_bytes());
     hasher.update(b"\n");
@@ -209,4 +239,48 @@ fn remember_lock(locks: &Path, path: &Path, lock: &Lock) -> Result<(), DepsError
     temp.persist(path)
         .map_err(|e| DepsError::io("storing", path)(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_python_is_part_of_the_resolution_key() {
+        let requirements = Requirements::parse(["six", "attrs>=23"]).unwrap();
+        let on_3_13 = DepsConfig::default();
+        let on_3_12 = DepsConfig {
+            python: TargetPython::CPYTHON_3_12,
+            ..DepsConfig::default()
+        };
+        assert_eq!(on_3_13.python, TargetPython::CPYTHON_3_13);
+        assert_ne!(
+            resolution_key(&requirements, &on_3_13),
+            resolution_key(&requirements, &on_3_12)
+        );
+        let patched = DepsConfig {
+            python: TargetPython::new(3, 13, 6),
+            ..DepsConfig::default()
+        };
+        assert_ne!(
+            resolution_key(&requirements, &on_3_13),
+            resolution_key(&requirements, &patched)
+        );
+        assert_eq!(
+            resolution_key(&requirements, &on_3_13),
+            resolution_key(&requirements, &DepsConfig::default())
+        );
+    }
+
+    #[test]
+    fn empty_requirements_lock_for_the_target() {
+        let config = DepsConfig {
+            python: TargetPython::CPYTHON_3_12,
+            index_url: "http://127.0.0.1:9/simple".into(),
+            ..DepsConfig::default()
+        };
+        let lock = resolve(&Requirements::default(), &config).unwrap();
+        assert!(lock.is_empty());
+        assert_eq!(lock.python, TargetPython::CPYTHON_3_12);
+    }
 }

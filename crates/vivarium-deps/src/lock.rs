@@ -1,12 +1,33 @@
-//! The lock: the exact wheels (name, version, file name, sha256) a resolution chose. Its digest
-//! names the installed layer, so equal locks share one layer.
+//! The lock: the exact wheels (name, version, file name, sha256) a resolution chose, and the
+//! Python it chose them for. Its digest names the installed layer, so equal locks share one
+//! layer.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Prefix of the canonical serialization; bump it if the layer layout ever changes so that old
-/// layers are not reused for new semantics.
-const CANONICAL_HEADER: &str = "vivarium-deps lock v1 cpython-3.12-wasi\n";
+use crate::environment::TargetPython;
+
+/// Prefix of the canonical serialization: names the layer format (bump `v1` if the layer
+/// layout ever changes, so that old layers are not reused for new semantics) and the target's
+/// `major.minor`, so that the same wheels locked for 3.12 and for 3.13 get distinct layers.
+///
+/// The patch level is left out on purpose: a layer holds the wheels' files as they are, so
+/// equal wheels make equal layers for any 3.13.x (what a patch level changes, through
+/// `python_full_version` markers or `requires-python`, shows in the wheels chosen). For 3.12
+/// this is the header used before locks recorded their target, so those layers keep their
+/// names.
+fn canonical_header(python: TargetPython) -> String {
+    format!(
+        "vivarium-deps lock v1 cpython-{}-wasi\n",
+        python.python_version()
+    )
+}
+
+/// The target of a lock stored without one: locks were resolved for the pinned CPython 3.12
+/// before they recorded their target.
+fn unrecorded_python() -> TargetPython {
+    TargetPython::CPYTHON_3_12
+}
 
 /// One installed distribution of a lock.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -21,18 +42,33 @@ pub struct LockedPackage {
     pub sha256: String,
 }
 
-/// The result of resolving an action's requirements: what to install, exactly.
+/// The result of resolving an action's requirements: what to install, exactly, and for which
+/// Python.
+///
+/// [`Lock::default`] is an empty lock for [`TargetPython::default`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Lock {
+    /// The interpreter the lock was resolved for (markers, `requires-python`, wheel tags): the
+    /// one that should mount its layer. Part of the digest. In JSON, a version string
+    /// (`"3.13.5"`); a lock stored before this field existed has none and reads as
+    /// [`TargetPython::CPYTHON_3_12`], which it was resolved for.
+    #[serde(default = "unrecorded_python")]
+    pub python: TargetPython,
     /// The packages, sorted by name.
     pub packages: Vec<LockedPackage>,
 }
 
 impl Lock {
-    /// A lock of `packages`, sorted by name.
-    pub fn new(mut packages: Vec<LockedPackage>) -> Self {
+    /// A lock of `packages`, sorted by name, for the default Python
+    /// ([`TargetPython::default`]); see [`Lock::for_python`].
+    pub fn new(packages: Vec<LockedPackage>) -> Self {
+        Self::for_python(TargetPython::default(), packages)
+    }
+
+    /// A lock of `packages`, sorted by name, resolved for `python`.
+    pub fn for_python(python: TargetPython, mut packages: Vec<LockedPackage>) -> Self {
         packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.version.cmp(&b.version)));
-        Self { packages }
+        Self { python, packages }
     }
 
     /// Whether the lock installs nothing.
@@ -40,8 +76,10 @@ impl Lock {
         self.packages.is_empty()
     }
 
-    /// sha256 (hex) of a canonical serialization (header, then one sorted line per package):
-    /// the key of the installed layer, equal for equal sets of wheels whatever their order.
+    /// sha256 (hex) of a canonical serialization (a header naming the format and the target's
+    /// `major.minor`, then one sorted line per package): the key of the installed layer, equal
+    /// for equal sets of wheels whatever their order, different for different Python minor
+    /// versions.
     pub fn digest(&self) -> String {
         let mut lines: Vec<String> = self
             .packages
@@ -50,7 +88,7 @@ impl Lock {
             .collect();
         lines.sort();
         let mut hasher = Sha256::new();
-        hasher.update(CANONICAL_HEADER.as_bytes());
+        hasher.update(canonical_header(self.python).as_bytes());
         for line in lines {
             hasher.update(line.as_bytes());
         }
@@ -75,6 +113,7 @@ mod tests {
     fn digest_ignores_order_and_changes_with_content() {
         let a = Lock::new(vec![package("b"), package("a")]);
         let b = Lock {
+            python: TargetPython::default(),
             packages: vec![package("b"), package("a")],
         };
         assert_eq!(a.packages[0].name, "a");
@@ -86,8 +125,55 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        let lock = Lock::new(vec![package("six")]);
-        let json = serde_json::to_string(&lock).unwrap();
-        assert_eq!(serde_json::from_str::<Lock>(&json).unwrap(), lock);
+        for python in [TargetPython::CPYTHON_3_13, TargetPython::CPYTHON_3_12] {
+            let lock = Lock::for_python(python, vec![package("six")]);
+            let json = serde_json::to_string(&lock).unwrap();
+            assert!(json.contains(&format!("\"python\":\"{python}\"")), "{json}");
+            assert_eq!(serde_json::from_str::<Lock>(&json).unwrap(), lock);
+        }
+    }
+
+    #[test]
+    fn the_target_is_part_of_the_digest() {
+        let packages = vec![package("six"), package("attrs")];
+        let on_3_13 = Lock::for_python(TargetPython::CPYTHON_3_13, packages.clone());
+        let on_3_12 = Lock::for_python(TargetPython::CPYTHON_3_12, packages.clone());
+        assert_ne!(on_3_13.digest(), on_3_12.digest());
+        assert_eq!(Lock::new(packages.clone()), on_3_13);
+        assert_eq!(Lock::default().python, TargetPython::CPYTHON_3_13);
+        let empty_3_13 = Lock::for_python(TargetPython::CPYTHON_3_13, Vec::new());
+        let empty_3_12 = Lock::for_python(TargetPython::CPYTHON_3_12, Vec::new());
+        assert_ne!(empty_3_13.digest(), empty_3_12.digest());
+        // Same wheels on another 3.13 patch release: the same layer.
+        let patched = Lock::for_python(TargetPython::new(3, 13, 6), packages);
+        assert_eq!(patched.digest(), on_3_13.digest());
+    }
+
+    #[test]
+    fn a_3_12_lock_keeps_the_digest_it_had_before_targets_were_recorded() {
+        let lock = Lock::for_python(TargetPython::CPYTHON_3_12, vec![package("six")]);
+        let mut hasher = Sha256::new();
+        hasher.update(b"vivarium-deps lock v1 cpython-3.12-wasi\n");
+        hasher.update(format!(
+            "six\t1.0\tsix-1.0-py3-none-any.whl\t{}\n",
+            "0".repeat(64)
+        ));
+        assert_eq!(lock.digest(), hex::encode(hasher.finalize()));
+    }
+
+    #[test]
+    fn a_lock_stored_without_a_target_reads_as_3_12() {
+        let json = format!(
+            r#"{{"packages":[{{"name":"six","version":"1.0","wheel":"six-1.0-py3-none-any.whl","sha256":"{}"}}]}}"#,
+            "0".repeat(64)
+        );
+        let lock: Lock = serde_json::from_str(&json).unwrap();
+        assert_eq!(lock.python, TargetPython::CPYTHON_3_12);
+        assert_eq!(
+            lock,
+            Lock::for_python(TargetPython::CPYTHON_3_12, vec![package("six")])
+        );
+        let bad = r#"{"python":"3.13","packages":[]}"#;
+        assert!(serde_json::from_str::<Lock>(bad).is_err());
     }
 }

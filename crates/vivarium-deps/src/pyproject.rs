@@ -1,5 +1,6 @@
 //! Reads an action's `pyproject.toml`: the PEP 621 `[project].dependencies` list (PEP 508
-//! requirements) and `requires-python`, which must admit the sandbox's Python 3.12.
+//! requirements) and `requires-python`, which must admit the Python the action runs on
+//! (checked when resolving, against [`crate::DepsConfig::python`]).
 
 use std::str::FromStr;
 
@@ -8,16 +9,26 @@ use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::environment::python_version;
+use crate::environment::TargetPython;
 use crate::error::DepsError;
 
-/// The dependencies an action declares, parsed as PEP 508 requirements.
+/// The dependencies an action declares, parsed as PEP 508 requirements, with the project's
+/// own `requires-python` when it declares one.
 ///
 /// Built by [`requirements_from_pyproject`] or [`Requirements::parse`]; handed to
-/// [`crate::resolve`]. Markers are kept as written and evaluated for the sandbox at resolve time.
+/// [`crate::resolve`]. Markers are kept as written and evaluated at resolve time for the
+/// Python resolved for ([`crate::DepsConfig::python`]), which `requires-python` must admit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Requirements {
     items: Vec<Requirement<VerbatimUrl>>,
+    requires_python: Option<RequiresPython>,
+}
+
+/// A project's `requires-python`: as written (for messages) and parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RequiresPython {
+    written: String,
+    specifiers: VersionSpecifiers,
 }
 
 impl Requirements {
@@ -37,7 +48,10 @@ impl Requirements {
                 items.push(parse_requirement(line)?);
             }
         }
-        Ok(Self { items })
+        Ok(Self {
+            items,
+            requires_python: None,
+        })
     }
 
     /// Whether no dependency is declared (then no layer is needed).
@@ -59,7 +73,7 @@ impl Requirements {
     }
 
     /// A sha256 (hex) of [`Requirements::canonical`]: a key for caching a lock per distinct set
-    /// of requirements (together with the index URL and the time it was resolved).
+    /// of requirements (together with the source and the Python resolved for).
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
         for line in self.canonical() {
@@ -67,6 +81,30 @@ impl Requirements {
             hasher.update(b"\n");
         }
         hex::encode(hasher.finalize())
+    }
+
+    /// The project's `[project].requires-python` as written, if it declares one.
+    pub fn requires_python(&self) -> Option<&str> {
+        self.requires_python.as_ref().map(|r| r.written.as_str())
+    }
+
+    /// Whether the project's `requires-python` admits `python` (true when it declares none):
+    /// [`crate::resolve`] refuses to resolve for a Python it excludes.
+    pub fn admits(&self, python: TargetPython) -> bool {
+        self.requires_python
+            .as_ref()
+            .is_none_or(|r| r.specifiers.contains(&python.version()))
+    }
+
+    /// [`DepsError::ProjectRequiresPython`] unless [`Requirements::admits`] `python`.
+    pub(crate) fn check_python(&self, python: TargetPython) -> Result<(), DepsError> {
+        match &self.requires_python {
+            Some(declared) if !self.admits(python) => Err(DepsError::ProjectRequiresPython {
+                specifier: declared.written.clone(),
+                python,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The parsed requirements.
@@ -113,11 +151,14 @@ struct Project {
     dynamic: Vec<String>,
 }
 
-/// Reads `[project].dependencies` from the text of a `pyproject.toml`.
+/// Reads `[project].dependencies` and `[project].requires-python` from the text of a
+/// `pyproject.toml`.
 ///
 /// No `[project]` table, or no or an empty `dependencies` list, gives empty [`Requirements`].
-/// `requires-python` must admit Python 3.12 (the sandbox's); dependencies declared `dynamic`
-/// are refused since Vivarium runs no build backend.
+/// A `requires-python` that is not a valid PEP 440 specifier set is refused here; whether it
+/// admits the Python the action runs on is checked by [`crate::resolve`] (and
+/// [`crate::lock_for_action`]), which know it, or asked with [`Requirements::admits`].
+/// Dependencies declared `dynamic` are refused since Vivarium runs no build backend.
 pub fn requirements_from_pyproject(text: &str) -> Result<Requirements, DepsError> {
     let parsed: Pyproject = toml::from_str(text).map_err(|error| DepsError::BadPyproject {
         reason: toml_error(text, &error),
@@ -125,9 +166,11 @@ pub fn requirements_from_pyproject(text: &str) -> Result<Requirements, DepsError
     let Some(project) = parsed.project else {
         return Ok(Requirements::default());
     };
-    if let Some(specifier) = &project.requires_python {
-        check_requires_python(specifier)?;
-    }
+    let requires_python = project
+        .requires_python
+        .as_deref()
+        .map(parse_requires_python)
+        .transpose()?;
     if project.dynamic.iter().any(|field| field == "dependencies") {
         return Err(DepsError::BadPyproject {
             reason: "[project].dynamic lists \"dependencies\", but Vivarium runs no build \
@@ -135,7 +178,9 @@ pub fn requirements_from_pyproject(text: &str) -> Result<Requirements, DepsError
                 .to_string(),
         });
     }
-    Requirements::parse(project.dependencies.unwrap_or_default())
+    let mut requirements = Requirements::parse(project.dependencies.unwrap_or_default())?;
+    requirements.requires_python = requires_python;
+    Ok(requirements)
 }
 
 /// "line L, column C: message" for a TOML error (its own text spans several lines).
@@ -150,18 +195,15 @@ fn toml_error(text: &str, error: &toml::de::Error) -> String {
     format!("line {line}, column {column}: {message}")
 }
 
-fn check_requires_python(specifier: &str) -> Result<(), DepsError> {
-    let parsed =
+fn parse_requires_python(specifier: &str) -> Result<RequiresPython, DepsError> {
+    let specifiers =
         VersionSpecifiers::from_str(specifier.trim()).map_err(|error| DepsError::BadPyproject {
             reason: format!("[project].requires-python \"{specifier}\" is not valid: {error}"),
         })?;
-    if parsed.contains(python_version()) {
-        Ok(())
-    } else {
-        Err(DepsError::ProjectRequiresPython {
-            specifier: specifier.to_string(),
-        })
-    }
+    Ok(RequiresPython {
+        written: specifier.to_string(),
+        specifiers,
+    })
 }
 
 #[cfg(test)]
@@ -221,11 +263,36 @@ mod tests {
     }
 
     #[test]
-    fn requires_python_must_admit_3_12() {
-        let err =
-            requirements_from_pyproject("[project]\nrequires-python = \">=3.13\"\n").unwrap_err();
+    fn requires_python_is_checked_against_the_target() {
+        let reqs = requirements_from_pyproject(
+            "[project]\nrequires-python = \">=3.13\"\ndependencies = [\"six\"]\n",
+        )
+        .unwrap();
+        assert_eq!(reqs.requires_python(), Some(">=3.13"));
+        assert!(reqs.admits(TargetPython::CPYTHON_3_13));
+        assert!(reqs.check_python(TargetPython::CPYTHON_3_13).is_ok());
+        assert!(!reqs.admits(TargetPython::CPYTHON_3_12));
+        let err = reqs.check_python(TargetPython::CPYTHON_3_12).unwrap_err();
         assert!(matches!(err, DepsError::ProjectRequiresPython { .. }));
-        assert!(err.to_string().contains("3.12"), "{err}");
+        assert!(err.to_string().contains("CPython 3.12.0"), "{err}");
+        assert!(err.to_string().contains("allow Python 3.12"), "{err}");
+
+        let old_only =
+            requirements_from_pyproject("[project]\nrequires-python = \"<3.13\"\n").unwrap();
+        assert!(old_only.admits(TargetPython::CPYTHON_3_12));
+        assert!(!old_only.admits(TargetPython::CPYTHON_3_13));
+
+        let any = Requirements::parse(["six"]).unwrap();
+        assert_eq!(any.requires_python(), None);
+        assert!(any.admits(TargetPython::CPYTHON_3_12) && any.admits(TargetPython::CPYTHON_3_13));
+    }
+
+    #[test]
+    fn an_invalid_requires_python_is_refused() {
+        let err =
+            requirements_from_pyproject("[project]\nrequires-python = \">>3\"\n").unwrap_err();
+        assert!(matches!(err, DepsError::BadPyproject { .. }), "{err}");
+        assert!(err.to_string().contains("requires-python"), "{err}");
     }
 
     #[test]

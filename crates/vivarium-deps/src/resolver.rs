@@ -1,5 +1,6 @@
 //! Version solving with PubGrub: the action's requirements are the root's dependencies, each
-//! chosen wheel's `Requires-Dist` (markers evaluated for the sandbox) the dependencies of that
+//! chosen wheel's `Requires-Dist` (markers evaluated for the sandbox's target Python) the
+//! dependencies of that
 //! version, and extras are virtual packages `name[extra]` pinned to their base package's
 //! version. Failures come back as a readable chain (see [`crate::report`]).
 
@@ -20,7 +21,7 @@ use pubgrub::{
 };
 
 use crate::candidates::Candidates;
-use crate::environment::{python_allows, sandbox_markers};
+use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::index::IndexClient;
 use crate::lock::{Lock, LockedPackage};
@@ -69,7 +70,8 @@ type VersionDeps = Rc<Result<Vec<Requirement<VerbatimUrl>>, String>>;
 /// Answers PubGrub's questions from the index client.
 pub(crate) struct Provider<'a> {
     client: &'a IndexClient,
-    env: &'static MarkerEnvironment,
+    python: TargetPython,
+    env: MarkerEnvironment,
     root: &'a Requirements,
     progress: &'a Progress,
     candidates: RefCell<HashMap<PackageName, Rc<Candidates>>>,
@@ -79,15 +81,17 @@ pub(crate) struct Provider<'a> {
 }
 
 impl<'a> Provider<'a> {
-    /// A provider resolving `root` against `client`.
+    /// A provider resolving `root` against `client` for `python`.
     pub fn new(
         client: &'a IndexClient,
+        python: TargetPython,
         root: &'a Requirements,
         progress: &'a Progress,
     ) -> Result<Self, DepsError> {
         Ok(Self {
             client,
-            env: sandbox_markers()?,
+            python,
+            env: python.markers()?,
             root,
             progress,
             candidates: RefCell::new(HashMap::new()),
@@ -107,7 +111,7 @@ impl<'a> Provider<'a> {
             .client
             .project(name)?
             .ok_or_else(|| self.not_found(name))?;
-        let candidates = Rc::new(Candidates::new(name, &files));
+        let candidates = Rc::new(Candidates::new(name, &files, self.python));
         self.candidates
             .borrow_mut()
             .insert(name.clone(), Rc::clone(&candidates));
@@ -157,7 +161,7 @@ impl<'a> Provider<'a> {
             .wheel(version)
             .ok_or_else(|| unpicked(name, version))?;
         let text = self.client.metadata(name, file)?;
-        let parsed = Rc::new(requirements_from_metadata(&text));
+        let parsed = Rc::new(requirements_from_metadata(&text, self.python));
         self.version_deps
             .borrow_mut()
             .insert(key, Rc::clone(&parsed));
@@ -173,7 +177,7 @@ impl<'a> Provider<'a> {
         requirements: &[Requirement<VerbatimUrl>],
         extra: Option<&ExtraName>,
     ) -> Result<DependencyConstraints<Pkg, Vs>, String> {
-        let env = self.env;
+        let env = &self.env;
         let mut merged: Vec<(Pkg, Vs)> = Vec::new();
         if let (Pkg::Extra(name, _), Some(_)) = (parent, extra) {
             merged.push((
@@ -215,11 +219,15 @@ impl<'a> Provider<'a> {
     }
 }
 
-/// Parses a METADATA text into requirements, or the reason the version is unusable.
-fn requirements_from_metadata(text: &str) -> Result<Vec<Requirement<VerbatimUrl>>, String> {
+/// Parses a METADATA text into requirements, or the reason the version is unusable on
+/// `python`.
+fn requirements_from_metadata(
+    text: &str,
+    python: TargetPython,
+) -> Result<Vec<Requirement<VerbatimUrl>>, String> {
     let metadata = metadata::parse(text);
     if let Some(spec) = &metadata.requires_python
-        && !python_allows(spec)
+        && !python.allows(spec)
     {
         return Err(format!("it requires Python {spec}"));
     }
@@ -330,14 +338,15 @@ fn root_version() -> Version {
     Version::new([0])
 }
 
-/// Resolves `requirements` into a lock, or explains why that is impossible.
+/// Resolves `requirements` into a lock for `python`, or explains why that is impossible.
 pub(crate) fn resolve(
     requirements: &Requirements,
+    python: TargetPython,
     client: &IndexClient,
     progress: &Progress,
     max_packages: usize,
 ) -> Result<Lock, DepsError> {
-    let provider = Provider::new(client, requirements, progress)?;
+    let provider = Provider::new(client, python, requirements, progress)?;
     let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
         Ok(solution) => solution,
         Err(PubGrubError::NoSolution(tree)) => {
@@ -353,7 +362,7 @@ pub(crate) fn resolve(
             packages.push(provider.locked(name, version)?);
         }
     }
-    let lock = Lock::new(packages);
+    let lock = Lock::for_python(python, packages);
     if lock.packages.len() > max_packages {
         return Err(DepsError::TooManyPackages {
             count: lock.packages.len(),

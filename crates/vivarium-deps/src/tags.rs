@@ -1,14 +1,14 @@
 //! Distribution file names (wheel spec, sdist conventions) and which wheels the sandbox can
-//! load: pure-Python ones only (`py3`, `py3X` with X <= 12, or `cp312`; ABI `none`; platform
-//! `any`), since CPython on WASI cannot load compiled extension modules.
+//! load: pure-Python ones only (`py3`, `py3X` with X up to the target's minor version, or
+//! `cp3X` for exactly the target's, e.g. `cp313` on CPython 3.13; ABI `none`; platform `any`),
+//! since CPython on WASI cannot load compiled extension modules.
 
 use std::str::FromStr;
 
 use pep440_rs::Version;
 use pep508_rs::PackageName;
 
-/// The highest Python 3 minor version the sandbox satisfies (CPython 3.12).
-const SANDBOX_MINOR: u32 = 12;
+use crate::environment::TargetPython;
 
 /// A parsed wheel file name: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,21 +53,21 @@ impl WheelName {
         })
     }
 
-    /// How well the wheel suits the sandbox: `None` if it cannot load there, else a rank where
-    /// more specific tags (`cp312`, `py312`) beat generic ones (`py3`).
-    pub fn sandbox_rank(&self) -> Option<u32> {
+    /// How well the wheel suits the sandbox running `python`: `None` if it cannot load there,
+    /// else a rank where more specific tags (`cp313`, `py313`) beat generic ones (`py3`).
+    pub fn sandbox_rank(&self, python: TargetPython) -> Option<u32> {
         if !self.abi.iter().any(|a| a == "none") || !self.platform.iter().any(|p| p == "any") {
             return None;
         }
         self.python
             .iter()
-            .filter_map(|tag| python_tag_rank(tag))
+            .filter_map(|tag| python_tag_rank(tag, python))
             .max()
     }
 
-    /// Whether the wheel is pure Python and loads in the sandbox.
-    pub fn fits_sandbox(&self) -> bool {
-        self.sandbox_rank().is_some()
+    /// Whether the wheel is pure Python and loads in the sandbox running `python`.
+    pub fn fits_sandbox(&self, python: TargetPython) -> bool {
+        self.sandbox_rank(python).is_some()
     }
 }
 
@@ -76,17 +76,23 @@ fn parse_build(build: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Rank of one Python tag for the sandbox, `None` if the sandbox does not satisfy it.
-fn python_tag_rank(tag: &str) -> Option<u32> {
-    if tag == "cp312" {
+/// Rank of one Python tag for the sandbox running `python`, `None` if it does not satisfy it.
+fn python_tag_rank(tag: &str, python: TargetPython) -> Option<u32> {
+    let major = python.major().to_string();
+    if tag
+        .strip_prefix("cp")
+        .and_then(|rest| rest.strip_prefix(major.as_str()))
+        .is_some_and(|minor| minor == python.minor().to_string())
+    {
         return Some(100);
     }
-    let digits = tag.strip_prefix("py3")?;
+    let digits = tag.strip_prefix("py")?.strip_prefix(major.as_str())?;
     if digits.is_empty() {
         return Some(10);
     }
     let minor: u32 = digits.parse().ok()?;
-    (minor <= SANDBOX_MINOR && digits.chars().all(|c| c.is_ascii_digit())).then_some(20 + minor)
+    (minor <= u32::from(python.minor()) && digits.chars().all(|c| c.is_ascii_digit()))
+        .then_some(20 + minor)
 }
 
 /// What kind of distribution a file of a project's listing is.
@@ -131,7 +137,11 @@ mod tests {
     use super::*;
 
     fn rank(filename: &str) -> Option<u32> {
-        WheelName::parse(filename).and_then(|w| w.sandbox_rank())
+        rank_for(filename, TargetPython::CPYTHON_3_12)
+    }
+
+    fn rank_for(filename: &str, python: TargetPython) -> Option<u32> {
+        WheelName::parse(filename).and_then(|w| w.sandbox_rank(python))
     }
 
     #[test]
@@ -160,6 +170,27 @@ mod tests {
     fn specific_tags_rank_higher() {
         assert!(rank("x-1.0-cp312-none-any.whl") > rank("x-1.0-py312-none-any.whl"));
         assert!(rank("x-1.0-py312-none-any.whl") > rank("x-1.0-py3-none-any.whl"));
+    }
+
+    #[test]
+    fn version_specific_tags_follow_the_target() {
+        let py313 = TargetPython::CPYTHON_3_13;
+        assert!(rank_for("x-1.0-py313-none-any.whl", py313).is_some());
+        assert!(rank_for("x-1.0-cp313-none-any.whl", py313).is_some());
+        assert!(rank_for("x-1.0-py312-none-any.whl", py313).is_some());
+        assert!(rank_for("x-1.0-py3-none-any.whl", py313).is_some());
+        assert!(rank_for("x-1.0-cp312-none-any.whl", py313).is_none());
+        assert!(rank_for("x-1.0-py314-none-any.whl", py313).is_none());
+        assert!(rank_for("x-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", py313).is_none());
+        assert!(rank_for("x-1.0-cp31-none-any.whl", py313).is_none());
+        assert!(
+            rank_for("x-1.0-cp313-none-any.whl", py313)
+                > rank_for("x-1.0-py313-none-any.whl", py313)
+        );
+        assert!(
+            rank_for("x-1.0-py313-none-any.whl", py313)
+                > rank_for("x-1.0-py312-none-any.whl", py313)
+        );
     }
 
     #[test]

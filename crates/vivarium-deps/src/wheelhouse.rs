@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use pep508_rs::PackageName;
 
+use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::hashing::sha256_hex_of_reader;
 use crate::index::{DistFile, Source};
@@ -36,15 +37,19 @@ impl Wheelhouse {
     }
 
     /// The distributions of `project` in the wheelhouse, with sha256 computed for wheels that
-    /// fit the sandbox (the only ones that may end up in a lock).
-    pub fn files_for(&self, project: &PackageName) -> Result<Vec<DistFile>, DepsError> {
+    /// fit the sandbox running `python` (the only ones that may end up in a lock for it).
+    pub fn files_for(
+        &self,
+        project: &PackageName,
+        python: TargetPython,
+    ) -> Result<Vec<DistFile>, DepsError> {
         let mut found = Vec::new();
         for (filename, path) in &self.files {
             let Some((version, kind)) = classify(filename, project) else {
                 continue;
             };
             let sha256 = match &kind {
-                DistKind::Wheel(wheel) if wheel.fits_sandbox() => Some(hash_file(path)?),
+                DistKind::Wheel(wheel) if wheel.fits_sandbox(python) => Some(hash_file(path)?),
                 _ => None,
             };
             found.push(DistFile {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier};
 
 use common::{Cache, Index, Served, closed_port_url, layer_entries, tree, wheel};
 use vivarium_deps::{
-    DepsConfig, DepsError, Lock, Requirements, install, layer_path, resolve, resolve_cached,
+    DepsConfig, DepsError, Lock, Requirements, TargetPython, install, layer_path, resolve,
+    resolve_cached,
 };
 
 fn reqs(lines: &[&str]) -> Requirements {
@@ -352,7 +353,7 @@ fn works_offline_from_the_wheelhouse() {
     let wheels = [
         wheel("local-app", "1.0").requires("local-dep>=2"),
         wheel("local-dep", "2.0"),
-        wheel("local-dep", "2.1").requires_python(">=3.13"),
+        wheel("local-dep", "2.1").requires_python(">=3.14"),
         wheel("local-dep", "1.0"),
     ];
     for w in &wheels {
@@ -373,7 +374,7 @@ fn works_offline_from_the_wheelhouse() {
     assert_eq!(
         pinned,
         ["local-app==1.0", "local-dep==2.0"],
-        "2.1 needs Python 3.13"
+        "2.1 needs Python 3.14"
     );
     assert_eq!(
         lock.packages[1].sha256,
@@ -435,6 +436,45 @@ fn refuses_a_forged_lock() {
         );
     }
     assert_nothing_installed(&cache);
+}
+
+#[test]
+fn each_target_python_gets_its_own_layer() {
+    let index = demo_index();
+    let cache = Cache::new();
+    let on_3_13 = index.config_for(TargetPython::CPYTHON_3_13);
+    let on_3_12 = index.config_for(TargetPython::CPYTHON_3_12);
+    let lock_3_13 = resolve(&reqs(&["demo-app"]), &on_3_13).unwrap();
+    let lock_3_12 = resolve(&reqs(&["demo-app"]), &on_3_12).unwrap();
+    assert_eq!(lock_3_13.packages, lock_3_12.packages);
+    let layer_3_13 = install(&lock_3_13, cache.path(), &on_3_13).unwrap();
+    // The lock says which Python it is for; the config's target does not matter to install.
+    let layer_3_12 = install(&lock_3_12, cache.path(), &on_3_13).unwrap();
+    assert_ne!(layer_3_13, layer_3_12);
+    assert_eq!(layer_3_12, layer_path(&lock_3_12, cache.path()));
+    assert_eq!(tree(&layer_3_13), tree(&layer_3_12));
+    assert_eq!(
+        index.wheel_downloads(),
+        2,
+        "the second layer reuses cached wheels"
+    );
+}
+
+#[test]
+fn a_lock_is_checked_against_the_python_it_names() {
+    let index = Index::start();
+    let tagged = wheel("tagged", "1.0").tag("py313-none-any");
+    index.add(&tagged);
+    let cache = Cache::new();
+    let config = index.config_for(TargetPython::CPYTHON_3_13);
+    let lock = resolve(&reqs(&["tagged"]), &config).unwrap();
+    assert_eq!(lock.packages[0].wheel, tagged.filename());
+    let layer = install(&lock, cache.path(), &config).unwrap();
+    assert!(layer.join("tagged/__init__.py").is_file());
+    let for_3_12 = Lock::for_python(TargetPython::CPYTHON_3_12, lock.packages.clone());
+    let error = install(&for_3_12, cache.path(), &config).unwrap_err();
+    assert!(matches!(error, DepsError::BadLock { .. }), "{error}");
+    assert!(error.to_string().contains("Python 3.12.0"), "{error}");
 }
 
 #[test]

@@ -3,10 +3,14 @@
 
 mod common;
 
-use common::{Index, Served, closed_port_url, wheel};
+use common::{Cache, Index, Served, closed_port_url, wheel};
 use vivarium_deps::{
-    DepsConfig, DepsError, Lock, Requirements, requirements_from_pyproject, resolve,
+    DepsConfig, DepsError, Lock, Requirements, TargetPython, lock_for_action,
+    requirements_from_pyproject, resolve, resolve_cached,
 };
+
+const PY312: TargetPython = TargetPython::CPYTHON_3_12;
+const PY313: TargetPython = TargetPython::CPYTHON_3_13;
 
 fn reqs(lines: &[&str]) -> Requirements {
     Requirements::parse(lines).unwrap()
@@ -212,26 +216,115 @@ fn refuses_an_sdist_only_package_by_name() {
 
 #[test]
 fn refuses_a_pyproject_whose_requires_python_excludes_3_12() {
+    let index = Index::start();
+    index.add(&wheel("six", "1.0"));
     let text = "[project]\nname = \"x\"\nrequires-python = \">=3.13\"\ndependencies = [\"six\"]\n";
-    let error = requirements_from_pyproject(text).unwrap_err();
+    let requirements = requirements_from_pyproject(text).unwrap();
+    let error = resolve(&requirements, &index.config_for(PY312)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DepsError::ProjectRequiresPython { python: PY312, .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains(">=3.13"), "{error}");
+    assert!(error.to_string().contains("CPython 3.12.0"), "{error}");
+    assert!(
+        index.requests().is_empty(),
+        "refused before asking the index"
+    );
+}
+
+#[test]
+fn a_pyproject_requiring_3_13_resolves_for_3_13_only() {
+    let index = Index::start();
+    index.add(&wheel("six", "1.0"));
+    let text = "[project]\nname = \"x\"\nrequires-python = \">=3.13\"\ndependencies = [\"six\"]\n";
+    let requirements = requirements_from_pyproject(text).unwrap();
+    let lock = resolve(&requirements, &index.config_for(PY313)).unwrap();
+    assert_eq!(pinned(&lock), ["six==1.0"]);
+    assert_eq!(lock.python, PY313);
+    assert_eq!(index.config().python, PY313, "3.13 is the default");
+    let error = resolve(&requirements, &index.config_for(PY312)).unwrap_err();
     assert!(
         matches!(error, DepsError::ProjectRequiresPython { .. }),
         "{error}"
     );
-    assert!(error.to_string().contains(">=3.13"), "{error}");
+    let cache = Cache::new();
+    let error = resolve_cached(&requirements, cache.path(), &index.config_for(PY312)).unwrap_err();
+    assert!(
+        matches!(error, DepsError::ProjectRequiresPython { .. }),
+        "{error}"
+    );
+    let lock = resolve_cached(&requirements, cache.path(), &index.config_for(PY313)).unwrap();
+    assert_eq!(pinned(&lock), ["six==1.0"]);
+}
+
+#[test]
+fn lock_for_action_checks_requires_python_even_without_dependencies() {
+    let action = tempfile::tempdir().unwrap();
+    let cache = Cache::new();
+    std::fs::write(
+        action.path().join("pyproject.toml"),
+        "[project]\nname = \"x\"\nrequires-python = \"<3.13\"\n",
+    )
+    .unwrap();
+    let config = DepsConfig {
+        index_url: closed_port_url(),
+        ..DepsConfig::default()
+    };
+    let error = lock_for_action(action.path(), cache.path(), &config).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DepsError::ProjectRequiresPython { python: PY313, .. }
+        ),
+        "{error}"
+    );
+    let on_3_12 = DepsConfig {
+        python: PY312,
+        ..config
+    };
+    assert_eq!(
+        lock_for_action(action.path(), cache.path(), &on_3_12).unwrap(),
+        None
+    );
 }
 
 #[test]
 fn refuses_a_package_whose_requires_python_excludes_3_12() {
     let index = Index::start();
     index.add(&wheel("future-only", "1.0").requires_python(">=3.13"));
-    let error = resolve(&reqs(&["future-only"]), &index.config()).unwrap_err();
+    let error = resolve(&reqs(&["future-only"]), &index.config_for(PY312)).unwrap_err();
     assert!(
-        matches!(error, DepsError::PackageRequiresPython { .. }),
+        matches!(
+            error,
+            DepsError::PackageRequiresPython { python: PY312, .. }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("future-only"), "{error}");
     assert!(error.to_string().contains(">=3.13"), "{error}");
+    let lock = resolve(&reqs(&["future-only"]), &index.config_for(PY313)).unwrap();
+    assert_eq!(pinned(&lock), ["future-only==1.0"]);
+}
+
+#[test]
+fn refuses_a_package_whose_requires_python_excludes_3_13() {
+    let index = Index::start();
+    index.add(&wheel("past-only", "1.0").requires_python("<3.13"));
+    let error = resolve(&reqs(&["past-only"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DepsError::PackageRequiresPython { python: PY313, .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("CPython 3.13.5"), "{error}");
+    let lock = resolve(&reqs(&["past-only"]), &index.config_for(PY312)).unwrap();
+    assert_eq!(pinned(&lock), ["past-only==1.0"]);
 }
 
 #[test]
@@ -239,8 +332,83 @@ fn falls_back_to_an_older_version_that_supports_3_12() {
     let index = Index::start();
     index.add(&wheel("lib", "2.0").requires_python(">=3.13"));
     index.add(&wheel("lib", "1.0").requires_python(">=3.8"));
-    let lock = resolve(&reqs(&["lib"]), &index.config()).unwrap();
+    let lock = resolve(&reqs(&["lib"]), &index.config_for(PY312)).unwrap();
     assert_eq!(pinned(&lock), ["lib==1.0"]);
+    let lock = resolve(&reqs(&["lib"]), &index.config_for(PY313)).unwrap();
+    assert_eq!(pinned(&lock), ["lib==2.0"]);
+}
+
+#[test]
+fn markers_follow_the_target_python() {
+    let index = Index::start();
+    index.add(
+        &wheel("pkg", "1.0")
+            .requires("backport; python_version < \"3.13\"")
+            .requires("modern; python_full_version >= \"3.13.5\"")
+            .requires("exact; implementation_version == \"3.12.0\""),
+    );
+    index.add(&wheel("backport", "1.0"));
+    index.add(&wheel("modern", "1.0"));
+    index.add(&wheel("exact", "1.0"));
+    let on_3_12 = resolve(&reqs(&["pkg"]), &index.config_for(PY312)).unwrap();
+    assert_eq!(
+        pinned(&on_3_12),
+        ["backport==1.0", "exact==1.0", "pkg==1.0"]
+    );
+    assert_eq!(on_3_12.python, PY312);
+    let on_3_13 = resolve(&reqs(&["pkg"]), &index.config_for(PY313)).unwrap();
+    assert_eq!(pinned(&on_3_13), ["modern==1.0", "pkg==1.0"]);
+    assert_eq!(on_3_13.python, PY313);
+    let root = reqs(&["backport; python_version < \"3.13\""]);
+    assert_eq!(
+        pinned(&resolve(&root, &index.config_for(PY312)).unwrap()),
+        ["backport==1.0"]
+    );
+    assert!(resolve(&root, &index.config_for(PY313)).unwrap().is_empty());
+}
+
+#[test]
+fn version_specific_wheels_follow_the_target_python() {
+    let index = Index::start();
+    index.add(&wheel("tagged", "2.0").tag("py313-none-any"));
+    index.add(&wheel("tagged", "1.0").tag("cp312-none-any"));
+    let on_3_13 = resolve(&reqs(&["tagged"]), &index.config_for(PY313)).unwrap();
+    assert_eq!(on_3_13.packages[0].wheel, "tagged-2.0-py313-none-any.whl");
+    let on_3_12 = resolve(&reqs(&["tagged"]), &index.config_for(PY312)).unwrap();
+    assert_eq!(on_3_12.packages[0].wheel, "tagged-1.0-cp312-none-any.whl");
+}
+
+#[test]
+fn the_targets_get_their_own_cached_lock_and_layer() {
+    let index = Index::start();
+    index.add(&wheel("six", "1.0"));
+    let cache = Cache::new();
+    let six = reqs(&["six"]);
+    let on_3_13 = resolve_cached(&six, cache.path(), &index.config_for(PY313)).unwrap();
+    let requests = index.requests().len();
+    let on_3_12 = resolve_cached(&six, cache.path(), &index.config_for(PY312)).unwrap();
+    assert!(
+        index.requests().len() > requests,
+        "the other target resolves afresh"
+    );
+    assert_eq!(on_3_13.python, PY313);
+    assert_eq!(on_3_12.python, PY312);
+    assert_eq!(on_3_13.packages, on_3_12.packages);
+    assert_ne!(on_3_13.digest(), on_3_12.digest());
+    let requests = index.requests().len();
+    for (python, expected) in [(PY313, &on_3_13), (PY312, &on_3_12)] {
+        let again = resolve_cached(&six, cache.path(), &index.config_for(python)).unwrap();
+        assert_eq!(&again, expected);
+    }
+    assert_eq!(
+        index.requests().len(),
+        requests,
+        "each target's lock is reused"
+    );
+    let locks = std::fs::read_dir(cache.path().join("locks"))
+        .unwrap()
+        .count();
+    assert_eq!(locks, 2);
 }
 
 #[test]

@@ -59,6 +59,17 @@ fn main() -> BenchResult<()> {
         ..call.clone()
     };
     let layered = measure(calls, || run_ok(&snapshot, &with_layer).map(drop))?;
+    let trivial_dir = tempfile::tempdir()?;
+    std::fs::write(
+        trivial_dir.path().join("main.py"),
+        "def main(data, logger):\n    return data\n",
+    )?;
+    let trivial_call = Call {
+        action_dir: trivial_dir.path(),
+        input: Input::Data(serde_json::json!([{"n": 1}])),
+        ..call.clone()
+    };
+    let trivial = measure(calls, || run_ok(&snapshot, &trivial_call).map(drop))?;
     let request = serde_json::to_vec(&serde_json::json!({ "data": records }))?;
     let python = native_python()?;
     let native = measure(calls, || native_call(&python, &action, &request))?;
@@ -76,6 +87,10 @@ fn main() -> BenchResult<()> {
         &fast,
     );
     row("same, with a dependency layer mounted at /deps", &layered);
+    row(
+        "snapshot, a trivial action (returns one record): the fixed cost of a call",
+        &trivial,
+    );
     row(
         "pinned interpreter started per call (previous path)",
         &previous,

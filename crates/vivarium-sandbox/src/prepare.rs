@@ -36,6 +36,15 @@ pub enum RuntimeChoice {
 }
 
 impl RuntimeChoice {
+    /// The CPython version the runtime runs (major, minor, patch): what dependencies are
+    /// resolved for.
+    pub fn python_version(self) -> (u16, u16, u16) {
+        match self {
+            Self::Snapshot => (3, 13, 5),
+            Self::Pinned => (3, 12, 0),
+        }
+    }
+
     /// The name configurations use.
     pub fn name(self) -> &'static str {
         match self {

@@ -262,6 +262,15 @@ impl Executor {
             return Ok(None);
         };
         let lock: Lock = serde_json::from_str(lock).map_err(ApiError::internal)?;
+        if lock.python != self.settings.deps.python {
+            tracing::warn!(
+                org = %action.org,
+                action = %action.id,
+                locked_for = %lock.python,
+                runtime = %self.settings.deps.python,
+                "the action's dependencies were resolved for another Python; upload it again to resolve them for this one"
+            );
+        }
         let layer = vivarium_deps::layer_path(&lock, &self.settings.cache_dir);
         if layer.is_dir() {
             return Ok(Some(layer));

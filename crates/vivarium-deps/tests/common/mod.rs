@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use vivarium_deps::DepsConfig;
+use vivarium_deps::{DepsConfig, TargetPython};
 use zip::write::SimpleFileOptions;
 
 /// sha256 as lowercase hex.
@@ -262,6 +262,14 @@ impl Index {
             index_url: self.url(),
             download_timeout: Duration::from_secs(20),
             ..DepsConfig::default()
+        }
+    }
+
+    /// [`Index::config`], resolving for `python`.
+    pub fn config_for(&self, python: TargetPython) -> DepsConfig {
+        DepsConfig {
+            python,
+            ..self.config()
         }
     }
 
