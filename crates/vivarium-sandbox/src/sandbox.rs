@@ -205,11 +205,7 @@ impl Sandbox {
     /// Runs one call to completion on the current thread and classifies how it ended.
     /// Blocks: call it from a blocking context (a plain thread, or `spawn_blocking`).
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SandboxError::Setup(format!("no async runtime for the call: {e}")))?;
-        runtime.block_on(self.run_async(call))
+        call_runtime()?.block_on(self.run_async(call))
     }
 
     /// Runs one call; the guest executes on the calling task and yields at every epoch tick.
@@ -366,6 +362,25 @@ fn link(engine: &Engine, module: &Module) -> Result<InstancePre<CallState>, Sand
     linker
         .instantiate_pre(module)
         .map_err(|e| SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}")))
+}
+
+/// The async runtime blocking callers run their calls on: shared, so that the threads WASI
+/// file operations hop to are made once, not for every call. The guest itself runs on the
+/// caller's thread (`block_on`).
+fn call_runtime() -> Result<&'static tokio::runtime::Runtime, SandboxError> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("vivarium-wasi")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| SandboxError::Setup(format!("no async runtime for calls: {e}")))
 }
 
 fn is_clean_exit(error: &wasmtime::Error) -> bool {
