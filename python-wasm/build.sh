@@ -217,6 +217,8 @@ fi
 #   a later -O flag on the command line wins.
 # - zig's wasm-ld invocation always passes --stack-first itself and rejects the flag, so the
 #   wrapper drops it.
+# - source paths in the objects (__FILE__ in CPython's and libmpdec's checks) are written
+#   relative to /vivarium-build, so the interpreter carries no path of the machine that built it.
 # - zig makes __DATE__/__TIME__ an error (-Werror=date-time); CPython's getbuildinfo.c uses
 #   them, so they are allowed and pinned by SOURCE_DATE_EPOCH (CPython's release date) for a
 #   reproducible sys.version.
@@ -232,7 +234,7 @@ for a in "\$@"; do
         *) args+=("\$a") ;;
     esac
 done
-exec "$ZIG" cc -target wasm32-wasi -O2 -fno-sanitize=undefined -Wno-date-time "\${args[@]}"
+exec "$ZIG" cc -target wasm32-wasi -O2 -fno-sanitize=undefined -Wno-date-time -ffile-prefix-map="$WORK"=/vivarium-build "\${args[@]}"
 EOF
 cat >"$WASI_AR" <<EOF
 #!/bin/sh
@@ -331,7 +333,10 @@ WASI_CONFIGURE_ARGS=(
 # which names SOCK_RAW; WASI defines only SOCK_STREAM and SOCK_DGRAM. Give it musl's value
 # (it only ever reaches socket.SOCK_RAW). _socket is needed by email.utils, logging.handlers...
 WASI_MAKE_VARS=(MODULE__SOCKET_CFLAGS=-DSOCK_RAW=3)
-WASI_KEY="$PY_SHA256 $ZLIB_KEY $STUBS_KEY opt=$WASM_OPT cc=$(sha256_of "$WASI_CC") ${WASI_CONFIGURE_ARGS[*]} ${WASI_MAKE_VARS[*]}"
+# configure is run through a relative path so that the source folder baked into the interpreter
+# (getpath's VPATH) is relative too: the image carries no path of the machine that built it.
+SRC_FROM_WASI_BUILD="../src/Python-$PY_VERSION"
+WASI_KEY="srcdir=$SRC_FROM_WASI_BUILD $PY_SHA256 $ZLIB_KEY $STUBS_KEY opt=$WASM_OPT cc=$(sha256_of "$WASI_CC") ${WASI_CONFIGURE_ARGS[*]} ${WASI_MAKE_VARS[*]}"
 if ! stamp_ok configure-wasi "$WASI_KEY"; then
     rm -rf "$WASI_BUILD"
     mkdir -p "$WASI_BUILD" "$WORK/empty-pkgconfig"
@@ -343,7 +348,7 @@ if ! stamp_ok configure-wasi "$WASI_KEY"; then
         export CC="$WASI_CC" CPP="$WASI_CC -E" AR="$WASI_AR" RANLIB="$WASI_RANLIB"
         export OPT="$WASM_OPT"
         export ZLIB_CFLAGS="-I$ZLIB_PREFIX/include" ZLIB_LIBS="-L$ZLIB_PREFIX/lib -lz"
-        "$SRC/configure" "${WASI_CONFIGURE_ARGS[@]}" >"$WASI_BUILD/configure.log" 2>&1
+        "$SRC_FROM_WASI_BUILD/configure" "${WASI_CONFIGURE_ARGS[@]}" >"$WASI_BUILD/configure.log" 2>&1
     ) || die "configuring CPython for $HOST_TRIPLE failed, see $WASI_BUILD/configure.log"
     stamp_set configure-wasi "$WASI_KEY"
 fi
@@ -536,6 +541,17 @@ excludes+=(--exclude=__pycache__ --exclude="*.pyc")
 tar -C "$SRC/Lib" "${excludes[@]}" -cf - . | tar -C "$LIBDEST" -xf -
 # The generated sysconfig data of the wasm build (what `sysconfig` reads on the guest).
 cp "$WASI_BUILD"/build/lib.wasi-wasm32-"$PY_MM"/_sysconfigdata_*.py "$LIBDEST/"
+# ...with the build machine's work folder written as /vivarium-build, as in the objects: the
+# guest (and the snapshot, which imports it) must not learn where the interpreter was built.
+"$BUILD_PYTHON" - "$WORK" "$LIBDEST"/_sysconfigdata_*.py <<'PY'
+import sys
+work, paths = sys.argv[1], sys.argv[2:]
+for path in paths:
+    with open(path, encoding="utf-8") as source:
+        text = source.read()
+    with open(path, "w", encoding="utf-8") as target:
+        target.write(text.replace(work, "/vivarium-build"))
+PY
 # An empty lib-dynload, as an installed CPython has (getpath looks for it: python.wasm warns
 # "Could not find platform dependent libraries" without it). Nothing is loaded from it.
 mkdir -p "$LIBDEST/lib-dynload"
