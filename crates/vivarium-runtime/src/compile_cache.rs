@@ -3,7 +3,6 @@
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use wasmtime::{Engine, Module};
@@ -150,30 +149,7 @@ impl CacheEntry {
             .precompile_module(&wasm)
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
         tracing::info!(elapsed = ?started.elapsed(), bytes = artifact.len(), "compiled the module");
-        self.write_atomically(&artifact)
-    }
-
-    fn write_atomically(&self, artifact: &[u8]) -> Result<(), RuntimeError> {
-        let dir = self.artifact.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(RuntimeError::io("creating a file in", dir))?;
-        temp.write_all(artifact)
-            .map_err(RuntimeError::io("writing", temp.path()))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(RuntimeError::io("syncing", temp.path()))?;
-        let (digest, _) = sha256_file(temp.path())?;
-        let mut digest_temp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(RuntimeError::io("creating a file in", dir))?;
-        digest_temp
-            .write_all(digest.as_bytes())
-            .map_err(RuntimeError::io("writing", digest_temp.path()))?;
-        digest_temp
-            .persist(&self.digest_file)
-            .map_err(|e| RuntimeError::io("storing", &self.digest_file)(e.error))?;
-        temp.persist(&self.artifact)
-            .map_err(|e| RuntimeError::io("storing", &self.artifact)(e.error))?;
-        Ok(())
+        crate::store_with_digest(&self.artifact, &self.digest_file, &artifact).map(drop)
     }
 
     fn lock(&self) -> Result<File, RuntimeError> {

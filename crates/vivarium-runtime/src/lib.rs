@@ -102,8 +102,9 @@ impl InstalledInterpreter {
 }
 
 /// Holds an exclusive lock on the file `path` (created if missing) until the returned file is
-/// dropped: concurrent processes fetching, building or compiling the same thing wait for one.
-pub(crate) fn lock_exclusive(path: &Path) -> Result<std::fs::File, RuntimeError> {
+/// dropped: concurrent processes fetching, building, snapshotting or compiling the same thing
+/// wait for one.
+pub fn lock_exclusive(path: &Path) -> Result<std::fs::File, RuntimeError> {
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
@@ -112,4 +113,35 @@ pub(crate) fn lock_exclusive(path: &Path) -> Result<std::fs::File, RuntimeError>
         .map_err(RuntimeError::io("opening", path))?;
     file.lock().map_err(RuntimeError::io("locking", path))?;
     Ok(file)
+}
+
+/// Stores `bytes` at `artifact` and their SHA-256 (as read back from disk) at `digest_file`,
+/// each through a synced temporary file renamed into place, so a reader never sees half of
+/// either; answers the digest. A cache entry is used only when both exist and agree.
+pub fn store_with_digest(
+    artifact: &Path,
+    digest_file: &Path,
+    bytes: &[u8],
+) -> Result<String, RuntimeError> {
+    use std::io::Write;
+    let dir = artifact.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(RuntimeError::io("creating a file in", dir))?;
+    temp.write_all(bytes)
+        .map_err(RuntimeError::io("writing", temp.path()))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(RuntimeError::io("syncing", temp.path()))?;
+    let (digest, _) = fetch::sha256_file(temp.path())?;
+    let mut digest_temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(RuntimeError::io("creating a file in", dir))?;
+    digest_temp
+        .write_all(digest.as_bytes())
+        .map_err(RuntimeError::io("writing", digest_temp.path()))?;
+    digest_temp
+        .persist(digest_file)
+        .map_err(|e| RuntimeError::io("storing", digest_file)(e.error))?;
+    temp.persist(artifact)
+        .map_err(|e| RuntimeError::io("storing", artifact)(e.error))?;
+    Ok(digest)
 }

@@ -10,11 +10,12 @@
 //! made it is left in the image.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use vivarium_runtime::{BuiltInterpreter, ModuleSource, RuntimeError};
+use vivarium_runtime::{
+    BuiltInterpreter, ModuleSource, RuntimeError, lock_exclusive, store_with_digest,
+};
 use wasmtime::{Config, Engine, Instance, Linker, Store, Val};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -84,19 +85,27 @@ pub fn ensure_snapshot(
         sha256,
         remedy: "the next start takes the snapshot again",
     };
-    if let Ok(recorded) = fs::read_to_string(&digest_path)
-        && path.is_file()
-    {
-        return Ok(source(recorded.trim().to_string()));
+    let recorded = || {
+        fs::read_to_string(&digest_path)
+            .ok()
+            .filter(|_| path.is_file())
+            .map(|digest| digest.trim().to_string())
+    };
+    if let Some(sha256) = recorded() {
+        return Ok(source(sha256));
     }
     fs::create_dir_all(&dir).map_err(|e| setup(format!("creating {}: {e}", dir.display())))?;
+    // Snapshots differ from take to take (CPython's hash secret is drawn at start), so two
+    // processes taking one at once must not mix one's image with the other's digest.
+    let _lock = lock_exclusive(&dir.join(format!("{key}.lock"))).map_err(runtime)?;
+    if let Some(sha256) = recorded() {
+        return Ok(source(sha256));
+    }
     let empty = empty_dir(cache_dir)?;
     tracing::info!("pre-initializing the interpreter (once per interpreter build)");
     let started = std::time::Instant::now();
     let image = take_snapshot(built, &empty)?;
-    let sha256 = hex::encode(Sha256::digest(&image));
-    write_atomically(&dir, &path, &image)?;
-    write_atomically(&dir, &digest_path, sha256.as_bytes())?;
+    let sha256 = store_with_digest(&path, &digest_path, &image).map_err(runtime)?;
     tracing::info!(elapsed = ?started.elapsed(), bytes = image.len(), "snapshot taken");
     Ok(source(sha256))
 }
@@ -260,17 +269,6 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, SandboxError
         .build()
         .map(|runtime| runtime.block_on(future))
         .map_err(|e| setup(format!("no async runtime for the snapshot: {e}")))
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| setup(format!("creating a file in {}: {e}", dir.display())))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| setup(format!("writing {}: {e}", temp.path().display())))?;
-    temp.persist(path)
-        .map_err(|e| setup(format!("storing {}: {}", path.display(), e.error)))?;
-    Ok(())
 }
 
 fn setup(message: String) -> SandboxError {
