@@ -13,16 +13,32 @@ snapshot is taken, and calls ``main()`` once per fresh instance. Protocol (see d
 * stderr: JSON lines ``{"level", "logger", "message", "time", "exc"?}``. Whatever the user's
   code prints becomes log lines too, never part of the result.
 
+A request of ``{"vivarium": "compile"}`` runs no action code: the runner compiles every Python
+file under ``/action`` and ``/deps`` and answers their bytecode, which the host stores and
+mounts read-only at ``/pycache`` for the action's later calls (see ``CachedSourceLoader``).
+
 Everything this runner needs is imported before the action's folder joins ``sys.path``, so an
 action's own module named ``json`` or ``logging`` cannot replace them.
 """
 
+import base64
+import importlib.util
 import json
 import logging
+import marshal
 import os
 import sys
 import time
 import traceback
+from importlib.machinery import (
+    BYTECODE_SUFFIXES,
+    EXTENSION_SUFFIXES,
+    SOURCE_SUFFIXES,
+    ExtensionFileLoader,
+    FileFinder,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
 
 # The action's folder, its bundled dependencies, and the installed layer of its
 # pyproject.toml dependencies when it has one; set by _locate_mounts() at the start of a call.
@@ -31,6 +47,14 @@ DEPENDENCIES = ACTION_ROOT + "/dependencies"
 LAYER = []
 SANDBOX_LAYER = "/deps"
 RUNNER_FILES = ("<string>", "<frozen ", "<vivarium-runner>")
+# Where the host mounts the bytecode it had compiled for this action: the file compiled from
+# /action/main.py is /pycache/action/main.pyc.
+BYTECODE_ROOT = "/pycache"
+# What a compile request compiles at most; the rest is compiled when imported, as without it.
+COMPILE_MOST_FILES = 4096
+COMPILE_MOST_SOURCE_BYTES = 1 << 20
+# A hash-based .pyc whose source hash is checked when it is loaded (PEP 552).
+CHECKED_HASH_FLAGS = (3).to_bytes(4, "little")
 
 _result_stream = sys.stdout
 _log_stream = sys.stderr
@@ -99,6 +123,92 @@ class LineToLog:
 
     def writable(self):
         return True
+
+
+def _pyc_header(source):
+    """The .pyc header that binds bytecode to exactly ``source`` on this interpreter."""
+    return importlib.util.MAGIC_NUMBER + CHECKED_HASH_FLAGS + importlib.util.source_hash(source)
+
+
+def _cached_code(path, source):
+    """The code object compiled from ``source`` found under BYTECODE_ROOT for ``path``, or
+    None when there is none or it was compiled from other source or by another interpreter."""
+    try:
+        with open(BYTECODE_ROOT + path + "c", "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return None
+    header = _pyc_header(source)
+    if data[: len(header)] != header:
+        return None
+    try:
+        return marshal.loads(memoryview(data)[len(header) :])
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
+class CachedSourceLoader(SourceFileLoader):
+    """Loads the action's modules (and its dependencies') from the bytecode the host compiled
+    for them when it matches their source; compiles the source otherwise, as CPython does."""
+
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        source = self.get_data(path)
+        code = _cached_code(path, source)
+        return code if code is not None else self.source_to_code(source, path)
+
+
+_LOADERS = (
+    (CachedSourceLoader, SOURCE_SUFFIXES),
+    (SourcelessFileLoader, BYTECODE_SUFFIXES),
+    (ExtensionFileLoader, EXTENSION_SUFFIXES),
+)
+_find_with_cache = FileFinder.path_hook(*_LOADERS)
+
+
+def _action_path_hook(path):
+    """Finds modules under the action's folder and its layer with CachedSourceLoader; other
+    paths (the standard library) keep CPython's own finder."""
+    for root in [ACTION_ROOT] + LAYER:
+        if path == root or path.startswith(root + "/"):
+            return _find_with_cache(path)
+    raise ImportError("not a folder of the action")
+
+
+sys.path_hooks.insert(0, _action_path_hook)
+
+
+def _sources(roots):
+    """The Python files under ``roots`` worth compiling ahead, at most COMPILE_MOST_FILES."""
+    found = []
+    for root in roots:
+        for folder, subfolders, files in os.walk(root):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    found.append(folder + "/" + name)
+                    if len(found) == COMPILE_MOST_FILES:
+                        return found
+    return found
+
+
+def _compile_mounts():
+    """The bytecode of every Python file of the action and its layer, as .pyc bytes in base64
+    keyed by path (without the leading slash); files that do not compile are left out (their
+    import reports the error when a call makes it)."""
+    compiled = {}
+    for path in _sources([ACTION_ROOT] + LAYER):
+        try:
+            with open(path, "rb") as stream:
+                source = stream.read(COMPILE_MOST_SOURCE_BYTES + 1)
+            if len(source) > COMPILE_MOST_SOURCE_BYTES:
+                continue
+            code = compile(source, path, "exec", dont_inherit=True)
+        except (OSError, SyntaxError, ValueError):
+            continue
+        pyc = _pyc_header(source) + marshal.dumps(code)
+        compiled[path.lstrip("/")] = base64.b64encode(pyc).decode("ascii")
+    return json.dumps({"ok": True, "result": compiled})
 
 
 def _make_logger():
@@ -252,6 +362,10 @@ def _locate_mounts():
 def main():
     _locate_mounts()
     request = _read_request()
+    if request.get("vivarium") == "compile":
+        _result_stream.write(_compile_mounts())
+        _result_stream.flush()
+        return
     _make_logger()
     sys.stdout = LineToLog("print", "INFO")
     sys.stderr = LineToLog("stderr", "WARNING")

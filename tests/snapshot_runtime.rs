@@ -120,3 +120,96 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .windows(needle.len())
         .any(|window| window == needle)
 }
+
+/// An action's own modules are compiled once, ahead of its calls, and that bytecode serves its
+/// later calls; when the source changes, the call runs the new source, never the stale code.
+/// (Fuel counts guest instructions exactly, so compiling shows in it as surely as in time.)
+#[test]
+fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
+    if !on_snapshot_runtime() {
+        return;
+    }
+    let sandbox = vivarium_sandbox::prepare(
+        Path::new(CACHE_DIR),
+        &vivarium_sandbox::PrepareOptions {
+            pool_size: 1,
+            max_concurrent_calls: 2,
+            ..Default::default()
+        },
+    )
+    .expect("the snapshot sandbox");
+    let marker = format!("marker-{}", std::process::id());
+    let main = |version: u32| {
+        format!(
+            "from helper import greeting\n\ndef main(data, logger):\n    return [{{'version': {version}, 'greeting': greeting(), 'marker': {marker:?}}}]\n"
+        )
+    };
+    let action = write_action(&[
+        ("main.py", &main(1)),
+        ("helper.py", "def greeting():\n    return 'hello'\n"),
+    ]);
+    let call = |expected_version: u32| {
+        let env = vivarium_sandbox::ActionEnv::default();
+        let outcome = sandbox
+            .run(&vivarium_sandbox::Call {
+                action_dir: action.path(),
+                input: vivarium_sandbox::Input::Data(json!([])),
+                env: &env,
+                limits: vivarium_sandbox::Limits::DEFAULT,
+                shape: vivarium_sandbox::ResultShape::Records,
+                dependency_layer: None,
+            })
+            .expect("the call");
+        assert_eq!(
+            outcome.result,
+            Some(json!([{"version": expected_version, "greeting": "hello", "marker": marker}])),
+            "{outcome:?}"
+        );
+        outcome.fuel_used
+    };
+
+    let first = call(1);
+    let compiled = bytecode_files_containing(marker.as_bytes());
+    assert_eq!(
+        compiled.len(),
+        1,
+        "one main.pyc holds the marker: {compiled:?}"
+    );
+    let folder = compiled[0].parent().expect("the bytecode folder");
+    assert!(
+        folder.join("helper.pyc").is_file(),
+        "helper.py was compiled too"
+    );
+    let second = call(1);
+    assert_eq!(
+        bytecode_files_containing(marker.as_bytes()),
+        compiled,
+        "compiled once"
+    );
+
+    std::fs::write(action.path().join("main.py"), main(2)).expect("editing main.py");
+    let stale = call(2);
+    assert!(
+        stale > first.max(second),
+        "compiling main.py again costs fuel: {stale} against {first} and {second}"
+    );
+}
+
+/// The `main.pyc` files in the shared bytecode cache whose bytes contain `needle`.
+fn bytecode_files_containing(needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let root = Path::new(CACHE_DIR).join("bytecode");
+    for snapshot in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for folder in std::fs::read_dir(snapshot.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let pyc = folder.path().join("action/main.pyc");
+            if std::fs::read(&pyc).is_ok_and(|bytes| contains(&bytes, needle)) {
+                found.push(pyc);
+            }
+        }
+    }
+    found
+}

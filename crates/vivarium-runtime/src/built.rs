@@ -56,6 +56,9 @@ pub struct BuiltInterpreter {
 #[derive(Deserialize)]
 struct BuildInfo {
     cpython_version: String,
+    /// The digest of the recipe that made the build (absent before recipes recorded it).
+    #[serde(default)]
+    recipe_sha256: String,
     /// Per output file, its `sha256` and `bytes` (and plain notes for folders).
     outputs: std::collections::HashMap<String, serde_json::Value>,
 }
@@ -71,6 +74,9 @@ impl BuiltInterpreter {
         let out = Self::location(cache_dir);
         let info: BuildInfo =
             serde_json::from_slice(&fs::read(out.join("build-info.json")).ok()?).ok()?;
+        if info.recipe_sha256 != recipe_sha256() {
+            return None;
+        }
         let sha256 = info
             .outputs
             .get(REACTOR_FILE)?
@@ -126,6 +132,19 @@ impl BuiltInterpreter {
         }
         Ok(bytes)
     }
+}
+
+/// The digest the recipe records of itself: its script, then its C sources in
+/// [`SHIM_FILES`] order. A build whose record differs was made by another recipe (its
+/// configuration or shim may differ), so it is built again (the steps that did not change
+/// are reused).
+fn recipe_sha256() -> String {
+    let mut digest = Sha256::new();
+    digest.update(RECIPE);
+    for (_, text) in SHIM_FILES {
+        digest.update(text);
+    }
+    hex::encode(digest.finalize())
 }
 
 /// Writes the embedded recipe under `root` and runs it, showing its steps.

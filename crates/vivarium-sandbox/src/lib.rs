@@ -5,6 +5,7 @@
 //! [`OutcomeKind`], and the guest sees only its read-only action folder and its own
 //! environment variables.
 
+mod bytecode;
 mod env;
 mod error;
 mod limits;
@@ -16,6 +17,7 @@ mod protocol;
 mod sandbox;
 mod snapshot;
 
+pub use bytecode::BYTECODE_MOUNT;
 pub use env::{ActionEnv, is_valid_key};
 pub use error::SandboxError;
 pub use limits::{Limits, human_bytes};

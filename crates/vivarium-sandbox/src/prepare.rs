@@ -11,7 +11,7 @@ use vivarium_runtime::{
 
 use crate::error::SandboxError;
 use crate::sandbox::{Sandbox, new_engine, new_pooling_engine};
-use crate::snapshot::{empty_dir, ensure_snapshot};
+use crate::snapshot::ensure_snapshot;
 
 /// Why no sandbox could be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +118,9 @@ fn prepare_snapshot(cache_dir: &Path, options: &PrepareOptions) -> Result<Sandbo
     Ok(Sandbox::from_snapshot(
         engine,
         &compiled.module,
+        &snapshot.sha256,
         built.stdlib.clone(),
-        empty_dir(cache_dir)?,
+        cache_dir,
         options.pool_size,
     )?)
 }

@@ -7,20 +7,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, TypedFunc, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::bytecode::{BytecodeCache, COMPILE_LIMITS, COMPILE_REQUEST};
 use crate::env::ActionEnv;
 use crate::error::SandboxError;
 use crate::limits::{Limits, human_bytes};
 use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
 use crate::pool::WarmPool;
 use crate::protocol::{Input, RUNNER_SOURCE, encode_request, parse_logs};
-use crate::snapshot::MOUNTS_IN_ORDER;
+use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 
 /// Where the action's folder appears inside the guest.
 pub const ACTION_MOUNT: &str = "/action";
@@ -37,6 +38,11 @@ const ENVELOPE_BYTES: usize = 64;
 const WASM_STACK_BYTES: usize = 16 << 20;
 /// What the host itself needs on the stack an async call runs on, beyond the guest's share.
 const ASYNC_STACK_HEADROOM: usize = 1 << 20;
+/// How much of a finished instance's memory, table and stack stays mapped for the next
+/// instance in its slot: restored to the snapshot's bytes (only the pages the call dirtied,
+/// where the kernel can tell which) instead of being unmapped, so the next call does not
+/// page-fault its way back in.
+const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 /// Most table elements an instance may grow to (the interpreter starts with 5,903).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -59,7 +65,11 @@ pub fn new_pooling_engine(instances: u32) -> Result<Engine, SandboxError> {
         .total_memories(instances)
         .total_tables(instances)
         .max_memory_size(usize::try_from(Limits::MAX.memory_bytes).unwrap_or(usize::MAX))
-        .table_elements(MAX_TABLE_ELEMENTS);
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES)
+        .async_stack_keep_resident(KEEP_RESIDENT_BYTES);
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
@@ -124,8 +134,11 @@ enum Flavor {
         pool: Arc<WarmPool>,
         /// The standard library mounted at [`STDLIB_MOUNT`](crate::STDLIB_MOUNT).
         stdlib: PathBuf,
-        /// An empty folder, mounted at `/deps` for an action without a layer.
+        /// An empty folder, mounted at `/deps` for an action without a layer and at
+        /// `/pycache` for one without bytecode.
         empty: PathBuf,
+        /// The bytecode compiled for each action, mounted at `/pycache`.
+        bytecode: BytecodeCache,
     },
 }
 
@@ -133,6 +146,15 @@ enum Flavor {
 pub(crate) struct CallState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) memory: MemoryCap,
+}
+
+/// Why the guest runs.
+#[derive(Clone, Copy)]
+enum Purpose<'a> {
+    /// To call the action's `main`, with its precompiled bytecode mounted when there is some.
+    Call { bytecode: Option<&'a Path> },
+    /// To compile the action's files ahead of its calls (none of its code runs).
+    Compile,
 }
 
 /// A fresh instance's store and how to start it.
@@ -166,13 +188,15 @@ impl Sandbox {
     }
 
     /// Links WASI into the pre-initialized `snapshot` (compiled for an engine from
-    /// [`new_pooling_engine`]), mounting `stdlib` at [`STDLIB_MOUNT`](crate::STDLIB_MOUNT) in every call, and keeps
-    /// up to `pool_size` fresh instances ready.
+    /// [`new_pooling_engine`]), mounting `stdlib` at [`STDLIB_MOUNT`](crate::STDLIB_MOUNT) in
+    /// every call, and keeps up to `pool_size` fresh instances ready. Empty mounts and the
+    /// actions' bytecode are kept under `cache_dir`, the bytecode per snapshot digest.
     pub fn from_snapshot(
         engine: Engine,
         snapshot: &Module,
+        snapshot_sha256: &str,
         stdlib: PathBuf,
-        empty: PathBuf,
+        cache_dir: &Path,
         pool_size: usize,
     ) -> Result<Self, SandboxError> {
         let instance_pre = link(&engine, snapshot)?;
@@ -182,7 +206,8 @@ impl Sandbox {
             flavor: Flavor::Snapshot {
                 pool: WarmPool::new(instance_pre, pool_size),
                 stdlib,
-                empty,
+                empty: empty_dir(cache_dir)?,
+                bytecode: BytecodeCache::new(cache_dir, snapshot_sha256),
             },
             instantiations: Arc::default(),
         })
@@ -197,7 +222,8 @@ impl Sandbox {
     }
 
     /// How many guest instances this sandbox (and its clones) has created: one per call that
-    /// got past validation. A run refused before that leaves it unchanged.
+    /// got past validation. A run refused before that leaves it unchanged, and the
+    /// compile-only call an action's first call makes is not counted.
     pub fn instantiations(&self) -> u64 {
         self.instantiations.load(Ordering::Relaxed)
     }
@@ -205,17 +231,73 @@ impl Sandbox {
     /// Runs one call to completion on the current thread and classifies how it ended.
     /// Blocks: call it from a blocking context (a plain thread, or `spawn_blocking`).
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
-        call_runtime()?.block_on(self.run_async(call))
-    }
-
-    /// Runs one call; the guest executes on the calling task and yields at every epoch tick.
-    pub async fn run_async(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
         let request = request_within_limit(encode_request(&call.input), &call.limits)?;
+        let runtime = call_runtime()?;
+        let bytecode = self.bytecode_for(call, runtime);
+        let purpose = Purpose::Call {
+            bytecode: bytecode.as_deref(),
+        };
+        runtime.block_on(self.run_on_this_thread(call, request, purpose))
+    }
+
+    /// The folder of bytecode compiled for `call`'s action (snapshot runtime only), made by a
+    /// compile-only call on the action's first call. When that fails, the call goes on
+    /// without: its modules are compiled as they are imported.
+    fn bytecode_for(&self, call: &Call<'_>, runtime: &tokio::runtime::Runtime) -> Option<PathBuf> {
+        let Flavor::Snapshot { bytecode, .. } = &self.flavor else {
+            return None;
+        };
+        let folder = bytecode.folder(call.action_dir, call.dependency_layer);
+        if folder.is_dir() {
+            return Some(folder);
+        }
+        let compile = Call {
+            limits: COMPILE_LIMITS,
+            shape: ResultShape::Any,
+            ..call.clone()
+        };
+        let outcome = runtime.block_on(self.run_on_this_thread(
+            &compile,
+            COMPILE_REQUEST.to_vec(),
+            Purpose::Compile,
+        ));
+        let stored = match outcome {
+            Ok(Outcome {
+                result: Some(compiled),
+                ..
+            }) => bytecode.store(&folder, &compiled),
+            Ok(outcome) => Err(SandboxError::Setup(format!("{:?}", outcome.error))),
+            Err(error) => Err(error),
+        };
+        match stored {
+            Ok(()) => Some(folder),
+            Err(error) => {
+                tracing::warn!(%error, action = %call.action_dir.display(), "the action's bytecode was not compiled ahead; its calls compile it");
+                None
+            }
+        }
+    }
+
+    /// Runs the guest once for `purpose` with `request` on stdin; it executes on the calling
+    /// thread (its file operations block it) and yields at every epoch tick.
+    async fn run_on_this_thread(
+        &self,
+        call: &Call<'_>,
+        request: Vec<u8>,
+        purpose: Purpose<'_>,
+    ) -> Result<Outcome, SandboxError> {
         let stdout = crate::output::CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
         let stderr = crate::output::CappedOutput::new(call.limits.log_bytes);
-        let wasi = self.wasi_context(call, request, &stdout, &stderr)?;
+        let bytecode = match purpose {
+            Purpose::Call { bytecode } => bytecode,
+            Purpose::Compile => None,
+        };
+        let wasi = self.wasi_context(call, request, bytecode, &stdout, &stderr)?;
         let mut prepared = self.fresh_instance(wasi, call.limits.memory_bytes).await?;
+        if let (Prepared::Run(..), Purpose::Call { .. }) = (&prepared, purpose) {
+            self.instantiations.fetch_add(1, Ordering::Relaxed);
+        }
         let store = prepared.store();
         let memory_refused = store.data().memory.refused.clone();
         store
@@ -281,7 +363,6 @@ impl Sandbox {
             }
             Flavor::Snapshot { pool, .. } => {
                 let mut ready = pool.take().await?;
-                self.instantiations.fetch_add(1, Ordering::Relaxed);
                 let state = ready.store.data_mut();
                 state.wasi = wasi;
                 state.memory.limit = memory_limit;
@@ -319,11 +400,13 @@ impl Sandbox {
         &self,
         call: &Call<'_>,
         request: Vec<u8>,
+        bytecode: Option<&Path>,
         stdout: &crate::output::CappedOutput,
         stderr: &crate::output::CappedOutput,
     ) -> Result<WasiP1Ctx, SandboxError> {
         let mut builder = WasiCtxBuilder::new();
         builder
+            .allow_blocking_current_thread(true)
             .stdin(MemoryInputPipe::new(request))
             .stdout(stdout.clone())
             .stderr(stderr.clone());
@@ -341,10 +424,11 @@ impl Sandbox {
             Flavor::Snapshot { stdlib, empty, .. } => {
                 builder.args(&["python"]);
                 let layer = call.dependency_layer.unwrap_or(empty);
+                let bytecode = bytecode.unwrap_or(empty);
                 for (guest, host) in
                     MOUNTS_IN_ORDER
                         .iter()
-                        .zip([stdlib.as_path(), call.action_dir, layer])
+                        .zip([stdlib.as_path(), call.action_dir, layer, bytecode])
                 {
                     mount(&mut builder, host, guest)?;
                 }

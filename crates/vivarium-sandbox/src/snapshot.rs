@@ -22,6 +22,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
+use crate::bytecode::BYTECODE_MOUNT;
 use crate::error::SandboxError;
 use crate::protocol::RUNNER_SOURCE;
 use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
@@ -30,11 +31,12 @@ use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
 pub const STDLIB_MOUNT: &str = "/usr/local/lib/python3.13";
 /// The guest paths preopened for the pre-initialized interpreter, in the order it was
 /// snapshotted with; every call preopens exactly these, in this order.
-pub const MOUNTS_IN_ORDER: [&str; 3] = [STDLIB_MOUNT, ACTION_MOUNT, DEPENDENCY_MOUNT];
+pub const MOUNTS_IN_ORDER: [&str; 4] =
+    [STDLIB_MOUNT, ACTION_MOUNT, DEPENDENCY_MOUNT, BYTECODE_MOUNT];
 /// The reactor's export that starts CPython and loads the runner (read from stdin).
 const INIT_EXPORT: &str = "vivarium_init";
 /// Bumped when how a snapshot is made changes, so that older snapshots are not reused.
-const SNAPSHOT_FORMAT: &str = "vivarium-snapshot-v1";
+const SNAPSHOT_FORMAT: &str = "vivarium-snapshot-v2";
 /// Standard-library modules actions commonly import, loaded into the snapshot besides what
 /// the runner imports, so that a call does not pay for unmarshalling and running them (about
 /// 20 ms for `typing` alone). A module is loaded, never run on behalf of an action: an
@@ -111,7 +113,8 @@ pub fn ensure_snapshot(
 }
 
 /// An empty read-only folder under the cache, mounted where a call has nothing to show
-/// (the snapshot's `/action` and `/deps`, and `/deps` of an action without a layer).
+/// (the snapshot's own mounts, `/deps` of an action without a layer, `/pycache` of one
+/// without bytecode).
 pub fn empty_dir(cache_dir: &Path) -> Result<PathBuf, SandboxError> {
     let dir = cache_dir.join("empty");
     fs::create_dir_all(&dir).map_err(|e| setup(format!("creating {}: {e}", dir.display())))?;
@@ -218,7 +221,7 @@ fn init_context(
         .stdin(MemoryInputPipe::new(init_source().into_bytes()))
         .stdout(output.clone())
         .stderr(output.clone());
-    for (guest, host) in MOUNTS_IN_ORDER.iter().zip([stdlib, empty, empty]) {
+    for (guest, host) in MOUNTS_IN_ORDER.iter().zip([stdlib, empty, empty, empty]) {
         builder
             .preopened_dir(host, guest, FsPerms::ReadOnly)
             .map_err(|e| setup(format!("mounting {} at {guest}: {e:#}", host.display())))?;
