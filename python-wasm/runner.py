@@ -211,12 +211,19 @@ def _compile_mounts():
     return json.dumps({"ok": True, "result": compiled})
 
 
+# Made once, when the runner is loaded (for the pre-initialized interpreter, while its snapshot
+# is taken), rather than by every call.
+_LOG_HANDLER = JsonLineHandler()
+_ACTION_LOGGER = logging.getLogger("action")
+_PRINTED = LineToLog("print", "INFO")
+_WARNED = LineToLog("stderr", "WARNING")
+
+
 def _make_logger():
-    handler = JsonLineHandler()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_LOG_HANDLER]
     root.setLevel(logging.DEBUG)
-    return logging.getLogger("action")
+    return _ACTION_LOGGER
 
 
 def _user_frames(tb):
@@ -329,7 +336,7 @@ def _run(request):
         return json.dumps(_exception_error("import", exc))
     try:
         if calls_with_data:
-            value = entry(request["data"], logging.getLogger("action"))
+            value = entry(request["data"], _ACTION_LOGGER)
         else:
             value = entry()
     except BaseException as exc:
@@ -367,8 +374,8 @@ def main():
         _result_stream.flush()
         return
     _make_logger()
-    sys.stdout = LineToLog("print", "INFO")
-    sys.stderr = LineToLog("stderr", "WARNING")
+    sys.stdout = _PRINTED
+    sys.stderr = _WARNED
     sys.path[0:0] = [ACTION_ROOT, DEPENDENCIES] + LAYER
     try:
         os.chdir(ACTION_ROOT)

@@ -224,3 +224,30 @@ fn last_lines(path: &Path, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(count)..].join(" | ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A complete-looking build in a fresh cache, recorded as made by `recipe`.
+    fn fake_build(recipe: &str) -> tempfile::TempDir {
+        let cache = tempfile::tempdir().unwrap();
+        let out = BuiltInterpreter::location(cache.path());
+        fs::create_dir_all(out.join(STDLIB_DIR)).unwrap();
+        fs::write(out.join(REACTOR_FILE), b"\0asm").unwrap();
+        let info = serde_json::json!({
+            "cpython_version": "3.13.5",
+            "recipe_sha256": recipe,
+            "outputs": {REACTOR_FILE: {"sha256": "00", "bytes": 4}},
+        });
+        fs::write(out.join("build-info.json"), info.to_string()).unwrap();
+        cache
+    }
+
+    #[test]
+    fn a_build_is_used_only_when_this_recipe_made_it() {
+        assert!(BuiltInterpreter::find(fake_build(&recipe_sha256()).path()).is_some());
+        assert!(BuiltInterpreter::find(fake_build("another recipe").path()).is_none());
+        assert!(BuiltInterpreter::find(fake_build("").path()).is_none());
+    }
+}

@@ -1,6 +1,7 @@
 //! The warm pool: fresh instances of the pre-initialized interpreter, made ahead of time on a
 //! background thread so that a call only takes one. Every instance is used by one call and
-//! then dropped with its store; none is ever reset and reused. Instances come from wasmtime's
+//! then dropped with its store, on another background thread, so that the call does not wait
+//! for its memory to be reset; no instance is ever reused. Instances come from wasmtime's
 //! pooling allocator, whose copy-on-write memory images make a new instance share the
 //! snapshot's pages until it writes to them.
 
@@ -25,10 +26,13 @@ pub(crate) struct ReadyInstance {
     pub(crate) run: TypedFunc<(), i32>,
 }
 
-/// Ready instances, refilled in the background up to a configured count.
+/// Ready instances, refilled in the background up to a configured count, and used ones,
+/// dropped in the background.
 pub(crate) struct WarmPool {
     instance_pre: InstancePre<CallState>,
     ready: Mutex<Receiver<ReadyInstance>>,
+    /// Where used stores go to be dropped; `None` when the dropping thread did not start.
+    retired: Option<SyncSender<Store<CallState>>>,
 }
 
 impl WarmPool {
@@ -39,6 +43,7 @@ impl WarmPool {
         let pool = Arc::new(Self {
             instance_pre: instance_pre.clone(),
             ready: Mutex::new(receiver),
+            retired: start_dropper(retired_backlog(size)),
         });
         if size > 0 {
             start_filler(instance_pre, sender);
@@ -56,6 +61,43 @@ impl WarmPool {
         match pooled {
             Ok(ready) => Ok(ready),
             Err(_) => instantiate(&self.instance_pre).await,
+        }
+    }
+}
+
+impl WarmPool {
+    /// Drops a used store in the background (resetting its memory slot for the next
+    /// instance), or here when the background thread is behind or absent.
+    pub(crate) fn retire(&self, store: Store<CallState>) {
+        if let Some(retired) = &self.retired {
+            // When the thread is behind, the store comes back in the error, dropped here.
+            drop(retired.try_send(store));
+        }
+    }
+
+    /// The instance slots a pool of `size` may hold at once besides its calls' own: the
+    /// ready instances, the one being made, and the used ones waiting to be dropped.
+    pub(crate) fn slots_needed(size: usize) -> usize {
+        size + 1 + retired_backlog(size)
+    }
+}
+
+/// How many used stores may wait for the dropping thread.
+fn retired_backlog(size: usize) -> usize {
+    size.max(1)
+}
+
+/// Starts the thread that drops used stores, with room for `backlog` of them waiting.
+fn start_dropper(backlog: usize) -> Option<SyncSender<Store<CallState>>> {
+    let (sender, receiver) = sync_channel::<Store<CallState>>(backlog);
+    let spawned = std::thread::Builder::new()
+        .name("vivarium-retire".into())
+        .spawn(move || receiver.into_iter().for_each(drop));
+    match spawned {
+        Ok(_) => Some(sender),
+        Err(error) => {
+            tracing::warn!(%error, "used instances are dropped by their calls");
+            None
         }
     }
 }

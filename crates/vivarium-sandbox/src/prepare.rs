@@ -10,6 +10,7 @@ use vivarium_runtime::{
 };
 
 use crate::error::SandboxError;
+use crate::pool::WarmPool;
 use crate::sandbox::{Sandbox, new_engine, new_pooling_engine};
 use crate::snapshot::ensure_snapshot;
 
@@ -112,7 +113,7 @@ fn prepare_pinned(cache_dir: &Path, fetch: &FetchOptions) -> Result<Sandbox, Pre
 fn prepare_snapshot(cache_dir: &Path, options: &PrepareOptions) -> Result<Sandbox, PrepareError> {
     let built = BuiltInterpreter::ensure(cache_dir, options.fetch.progress)?;
     let snapshot = ensure_snapshot(cache_dir, &built)?;
-    let live = options.pool_size + options.max_concurrent_calls + 2;
+    let live = WarmPool::slots_needed(options.pool_size) + options.max_concurrent_calls + 1;
     let engine = new_pooling_engine(u32::try_from(live).unwrap_or(u32::MAX))?;
     let compiled = load_or_compile(&engine, &snapshot, cache_dir)?;
     Ok(Sandbox::from_snapshot(

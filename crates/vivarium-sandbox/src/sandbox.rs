@@ -325,6 +325,7 @@ impl Sandbox {
             .fuel
             .saturating_sub(store.get_fuel().unwrap_or(0));
         let peak_memory_bytes = store.data().memory.peak;
+        self.retire(prepared);
         let (stdout_bytes, stdout_dropped) = stdout.take();
         let (stderr_bytes, stderr_dropped) = stderr.take();
         let (kind, result, error) = classify(Evidence {
@@ -345,6 +346,15 @@ impl Sandbox {
             peak_memory_bytes,
             duration,
         })
+    }
+
+    /// Drops a finished call's store: in the background for pooled instances, whose memory
+    /// slot is reset on drop.
+    fn retire(&self, prepared: Prepared) {
+        match (prepared, &self.flavor) {
+            (Prepared::Run(store, _), Flavor::Snapshot { pool, .. }) => pool.retire(store),
+            (other, _) => drop(other),
+        }
     }
 
     /// A store for one call holding `wasi`, with memory capped at `memory_limit`, and its

@@ -131,15 +131,49 @@ fn snapshot_key(reactor_sha256: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Run last while the snapshot is taken. First it makes CPython's table of interned strings
+/// grow now, so that calls have room in it. Unmarshalling an action's bytecode interns its names, and
+/// the first new name would otherwise make every call copy the whole table (tens of thousands
+/// of entries) into new pages. Strings interned and dropped still use up the table's room
+/// until it grows; growing allocates its new table at once, which tracemalloc sees (its C
+/// module: the Python one would load pickle and more into every instance).
+///
+/// Then it collects garbage and freezes every object left into the collector's permanent
+/// generation, as CPython advises before forking: a call's collections then walk only the
+/// objects the call made, instead of writing to the headers of the whole snapshot's objects
+/// (which also copies their pages). Without it a call could pay a full collection.
+const SETTLE_SNAPSHOT: &str = r#"
+def _vivarium_intern_headroom():
+    import sys, _tracemalloc as tracemalloc
+    tracemalloc.start()
+    try:
+        for index in range(1 << 20):
+            before = tracemalloc.get_traced_memory()[0]
+            sys.intern("vivarium-headroom-%d" % index)
+            if tracemalloc.get_traced_memory()[0] - before >= 1 << 16:
+                return
+    finally:
+        tracemalloc.stop()
+
+_vivarium_intern_headroom()
+del _vivarium_intern_headroom
+
+import gc as _vivarium_gc
+_vivarium_gc.collect()
+_vivarium_gc.freeze()
+del _vivarium_gc
+"#;
+
 /// What the reactor's initialization executes as the `vivarium_runner` module: the runner,
-/// then the preloaded modules (under a name the runner does not use).
+/// then the preloaded modules (under a name the runner does not use), then
+/// [`SETTLE_SNAPSHOT`].
 fn init_source() -> String {
     let names: Vec<String> = PRELOADED_MODULES
         .iter()
         .map(|name| format!("{name:?}"))
         .collect();
     format!(
-        "{RUNNER_SOURCE}\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n",
+        "{RUNNER_SOURCE}\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{SETTLE_SNAPSHOT}",
         names.join(", ")
     )
 }
