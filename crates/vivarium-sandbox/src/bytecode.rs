@@ -10,8 +10,10 @@
 //! (PEP 552): the runner uses it only when it was compiled from exactly the source it finds, so
 //! a folder whose files changed since is still run from its source, never from stale code.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -37,6 +39,8 @@ pub(crate) const COMPILE_LIMITS: Limits = Limits {
 #[derive(Debug, Clone)]
 pub(crate) struct BytecodeCache {
     root: PathBuf,
+    /// Folders whose compile-only call failed in this process (shared by clones).
+    failed: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl BytecodeCache {
@@ -46,7 +50,24 @@ impl BytecodeCache {
         let name = snapshot_sha256.get(..16).unwrap_or(snapshot_sha256);
         Self {
             root: cache_dir.join("bytecode").join(name),
+            failed: Arc::default(),
         }
+    }
+
+    /// Whether compiling `folder` already failed in this process.
+    pub(crate) fn failed_before(&self, folder: &Path) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(folder)
+    }
+
+    /// Notes that compiling `folder` failed, so that its calls stop trying until a restart.
+    pub(crate) fn remember_failure(&self, folder: PathBuf) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(folder);
     }
 
     /// The folder holding the bytecode of `action_dir` with `layer`, whether or not it has
@@ -166,6 +187,18 @@ mod tests {
         assert!(!other.exists());
         let leftovers = fs::read_dir(bytecode.root.clone()).unwrap().count();
         assert_eq!(leftovers, 1, "only the first folder remains");
+    }
+
+    #[test]
+    fn a_failure_is_remembered_for_its_folder_only() {
+        let bytecode = BytecodeCache::new(Path::new("/cache"), "feedfacefeedface");
+        let (failing, other) = (
+            bytecode.folder(Path::new("/a"), None),
+            bytecode.folder(Path::new("/b"), None),
+        );
+        bytecode.clone().remember_failure(failing.clone());
+        assert!(bytecode.failed_before(&failing), "clones share what failed");
+        assert!(!bytecode.failed_before(&other));
     }
 
     #[test]

@@ -243,7 +243,8 @@ impl Sandbox {
 
     /// The folder of bytecode compiled for `call`'s action (snapshot runtime only), made by a
     /// compile-only call on the action's first call. When that fails, the call goes on
-    /// without: its modules are compiled as they are imported.
+    /// without (its modules are compiled as they are imported), and so do the folder's later
+    /// calls in this process: a failing compile is not paid again by every call.
     fn bytecode_for(&self, call: &Call<'_>, runtime: &tokio::runtime::Runtime) -> Option<PathBuf> {
         let Flavor::Snapshot { bytecode, .. } = &self.flavor else {
             return None;
@@ -251,6 +252,9 @@ impl Sandbox {
         let folder = bytecode.folder(call.action_dir, call.dependency_layer);
         if folder.is_dir() {
             return Some(folder);
+        }
+        if bytecode.failed_before(&folder) {
+            return None;
         }
         let compile = Call {
             limits: COMPILE_LIMITS,
@@ -274,6 +278,7 @@ impl Sandbox {
             Ok(()) => Some(folder),
             Err(error) => {
                 tracing::warn!(%error, action = %call.action_dir.display(), "the action's bytecode was not compiled ahead; its calls compile it");
+                bytecode.remember_failure(folder);
                 None
             }
         }
