@@ -1160,3 +1160,42 @@ fn human_logs_written_to_a_pipe_hold_no_terminal_escapes() {
         .unwrap_or_else(|| panic!("no action line{}", outcome.dump()));
     assert_human_log_line(fresh, "INFO", "action", "fresh");
 }
+
+/// The records reach `main` as exactly the objects `json.loads` makes of them, whichever form
+/// the host sends them in: marshal (the usual one) or JSON (used when an integer is wider than
+/// 64 bits). Python's `repr` tells int from float, `-0.0` from `0.0` and shows every string.
+#[test]
+fn records_reach_main_exactly_as_json_loads_reads_them() {
+    let long = "y".repeat(300);
+    let records = format!(
+        r#"[{{"s": "", "a": "ascii", "u": "é ✓ 日本 🎉", "long": "{long}", "n": null, "t": true, "f": false}},
+ {{"i": [0, -1, 1, 2147483647, -2147483648, 2147483648, -2147483649, 9007199254740993, 9223372036854775807, -9223372036854775808]}},
+ {{"x": [0.0, -0.0, 1.5, 1e300, 5e-324, 1E400, -1e400, 1.0, 2.50, 1e5, 123456789.123456789]}},
+ {{"nested": {{"deeper": [[], {{}}, [{{"s": "k"}}]], "s": "again"}}, "esc": "quote\" back\\ nl\n tab\t nul\u0000"}},
+ {{"s": "the same key in another record"}}"#
+    );
+    let expected = format!(
+        r#"[{{'s': '', 'a': 'ascii', 'u': 'é ✓ 日本 🎉', 'long': '{long}', 'n': None, 't': True, 'f': False}}, {{'i': [0, -1, 1, 2147483647, -2147483648, 2147483648, -2147483649, 9007199254740993, 9223372036854775807, -9223372036854775808]}}, {{'x': [0.0, -0.0, 1.5, 1e+300, 5e-324, inf, -inf, 1.0, 2.5, 100000.0, 123456789.12345679]}}, {{'nested': {{'deeper': [[], {{}}, [{{'s': 'k'}}]], 's': 'again'}}, 'esc': 'quote" back\\ nl\n tab\t nul\x00'}}, {{'s': 'the same key in another record'}}"#
+    );
+    let action = write_action(&[(
+        "main.py",
+        "def main(data, logger):\n    return [{'repr': repr(data)}]\n",
+    )]);
+    for (tail, wide) in [
+        ("]", ""),
+        (
+            r#", {"wide": 123456789012345678901234567890}]"#,
+            ", {'wide': 123456789012345678901234567890}]",
+        ),
+    ] {
+        let input = write_bytes(format!("{records}{tail}").as_bytes());
+        let outcome = run(action.path(), input.path(), &[]);
+        let expected = format!("{expected}{}", if wide.is_empty() { "]" } else { wide });
+        assert_eq!(
+            outcome.success_json(),
+            json!([{"repr": expected}]),
+            "{}",
+            outcome.dump()
+        );
+    }
+}

@@ -212,7 +212,7 @@ fn native_call(python: &Path, action: &Path, request: &[u8]) -> Result<(), Strin
         .write_all(request)
         .map_err(|e| e.to_string())?;
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !output.stdout.starts_with(br#"{"ok": true"#) {
+    if !output.stdout.starts_with(br#"{"ok":true"#) {
         return Err(format!(
             "the native call failed: {}",
             String::from_utf8_lossy(&output.stdout)

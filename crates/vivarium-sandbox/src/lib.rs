@@ -9,6 +9,7 @@ mod bytecode;
 mod env;
 mod error;
 mod limits;
+mod marshal;
 mod outcome;
 mod output;
 mod pool;

@@ -18,7 +18,17 @@ pub enum Input {
     Scheduled,
 }
 
-/// The request document written to the guest's stdin.
+/// The request as the guest is given it on stdin: in marshal form (see [`crate::marshal`]),
+/// or the JSON of [`encode_request`] when the data holds what that form leaves to JSON.
+pub(crate) fn guest_request(input: &Input, json: Vec<u8>) -> Vec<u8> {
+    let data = match input {
+        Input::Data(data) => Some(data),
+        Input::Scheduled => None,
+    };
+    crate::marshal::encode_request(data).unwrap_or(json)
+}
+
+/// The request document as JSON: what the input limit measures.
 pub fn encode_request(input: &Input) -> Vec<u8> {
     let request = match input {
         Input::Data(data) => serde_json::json!({ "data": data }),

@@ -20,7 +20,7 @@ use crate::error::SandboxError;
 use crate::limits::{Limits, human_bytes};
 use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
 use crate::pool::WarmPool;
-use crate::protocol::{Input, RUNNER_SOURCE, encode_request, parse_logs};
+use crate::protocol::{Input, RUNNER_SOURCE, encode_request, guest_request, parse_logs};
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 
 /// Where the action's folder appears inside the guest.
@@ -232,7 +232,8 @@ impl Sandbox {
     /// Blocks: call it from a blocking context (a plain thread, or `spawn_blocking`).
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
-        let request = request_within_limit(encode_request(&call.input), &call.limits)?;
+        let json = request_within_limit(encode_request(&call.input), &call.limits)?;
+        let request = guest_request(&call.input, json);
         let runtime = call_runtime()?;
         let bytecode = self.bytecode_for(call, runtime);
         let purpose = Purpose::Call {

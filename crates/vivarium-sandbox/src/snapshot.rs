@@ -163,6 +163,8 @@ def _vivarium_intern_headroom():
 _vivarium_intern_headroom()
 del _vivarium_intern_headroom
 
+warm_up()
+
 def _vivarium_warm_typing():
     from typing import Any, Dict, List
     List[Dict[str, Any]]
