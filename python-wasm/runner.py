@@ -6,8 +6,8 @@ first argument (``/action`` in the sandbox; a native folder when benchmarking ag
 (``/deps``). The pre-initialized interpreter imports it once as ``vivarium_runner`` while its
 snapshot is taken, and calls ``main()`` once per fresh instance. Protocol (see design.md):
 
-* stdin: one JSON object (or the same object in marshal form, after the byte ``m``). With a
-  "data" key, ``main(data, logger)`` is called; without it
+* stdin: one JSON object (or the same object in marshal form, after the byte ``m``). Its
+  "layer" is true when an installed dependency layer is mounted at /deps. With a "data" key, ``main(data, logger)`` is called; without it
   (scheduled actions) ``main()`` is called with no arguments.
 * stdout: exactly one JSON document, ``{"ok": true, "result": ...}`` or
   ``{"ok": false, "error": {"type", "message", "traceback", "phase"}}``.
@@ -361,18 +361,15 @@ def _read_request():
     return request
 
 
-def _locate_mounts():
+def _locate_mounts(request):
     """From the arguments when given (the command-style interpreter, native benchmarks), else
     the sandbox's fixed mounts: the pre-initialized interpreter imports this module once,
-    before any call, and always mounts /deps (empty when the action has no layer)."""
+    before any call, and always mounts /deps, which holds a layer when the request says so."""
     global ACTION_ROOT, DEPENDENCIES, LAYER
     if len(sys.argv) > 1:
         ACTION_ROOT, LAYER = sys.argv[1], sys.argv[2:3]
     else:
-        try:
-            LAYER = [SANDBOX_LAYER] if os.listdir(SANDBOX_LAYER) else []
-        except OSError:
-            LAYER = []
+        LAYER = [SANDBOX_LAYER] if request.get("layer") else []
     DEPENDENCIES = ACTION_ROOT + "/dependencies"
 
 
@@ -409,8 +406,8 @@ def warm_up(rounds=3):
 
 
 def main():
-    _locate_mounts()
     request = _read_request()
+    _locate_mounts(request)
     if request.get("vivarium") == "compile":
         _result_stream.write(_compile_mounts())
         _result_stream.flush()

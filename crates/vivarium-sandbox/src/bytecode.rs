@@ -26,8 +26,6 @@ use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
 /// Where a call's precompiled bytecode appears inside the guest: the bytecode of
 /// `/action/main.py` is `/pycache/action/main.pyc`.
 pub const BYTECODE_MOUNT: &str = "/pycache";
-/// The request that makes the runner compile instead of call.
-pub(crate) const COMPILE_REQUEST: &[u8] = br#"{"vivarium": "compile"}"#;
 /// The caps of a compile-only call: the defaults, with room for the bytecode of a large
 /// dependency layer in its answer.
 pub(crate) const COMPILE_LIMITS: Limits = Limits {

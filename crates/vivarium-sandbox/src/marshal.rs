@@ -33,16 +33,18 @@ const REFERENCE: u8 = b'r';
 /// Set on an object's type byte to let later `REFERENCE`s name it.
 const FLAG_REF: u8 = 0x80;
 
-/// The request `{"data": data}` (`{}` without data) as [`MARSHAL_TAG`] and its marshal bytes,
-/// or `None` when the data holds something this writer leaves to JSON: an integer outside 64
-/// bits, or nesting deeper than [`MAX_DEPTH`].
-pub(crate) fn encode_request(data: Option<&Value>) -> Option<Vec<u8>> {
+/// The request `{"data": data, "layer": layer}` (without `data` when there is none) as
+/// [`MARSHAL_TAG`] and its marshal bytes, or `None` when the data holds something this writer
+/// leaves to JSON: an integer outside 64 bits, or nesting deeper than [`MAX_DEPTH`].
+pub(crate) fn encode_request(data: Option<&Value>, layer: bool) -> Option<Vec<u8>> {
     let mut writer = Writer::new();
     writer.out.push(DICT);
     if let Some(data) = data {
         writer.key("data");
         writer.value(data, 1)?;
     }
+    writer.key("layer");
+    writer.out.push(if layer { TRUE } else { FALSE });
     writer.out.push(END_OF_DICT);
     Some(writer.out)
 }
@@ -172,9 +174,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// `value`'s bytes alone, as the request's data (after the tag, the dict and its key).
+    const LAYER_KEY: [u8; 7] = [SHORT_ASCII | FLAG_REF, 5, b'l', b'a', b'y', b'e', b'r'];
+
+    /// `value`'s bytes alone, as the request's data (after the tag, the dict and its key;
+    /// before the layer flag).
     fn encoded(value: Value) -> Vec<u8> {
-        let request = encode_request(Some(&value)).expect("encodable");
+        let request = encode_request(Some(&value), false).expect("encodable");
         let prefix = [
             MARSHAL_TAG,
             DICT,
@@ -185,9 +190,10 @@ mod tests {
             b't',
             b'a',
         ];
+        let suffix = [&LAYER_KEY[..], &[FALSE, END_OF_DICT]].concat();
         assert_eq!(request[..prefix.len()], prefix);
-        assert_eq!(request.last(), Some(&END_OF_DICT));
-        request[prefix.len()..request.len() - 1].to_vec()
+        assert!(request.ends_with(&suffix));
+        request[prefix.len()..request.len() - suffix.len()].to_vec()
     }
 
     #[test]
@@ -239,15 +245,17 @@ mod tests {
     #[test]
     fn what_marshal_is_not_used_for_is_refused() {
         let huge: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
-        assert!(encode_request(Some(&huge)).is_none());
+        assert!(encode_request(Some(&huge), false).is_none());
         let mut deep = json!(1);
         for _ in 0..MAX_DEPTH {
             deep = json!([deep]);
         }
-        assert!(encode_request(Some(&deep)).is_none());
-        assert_eq!(
-            encode_request(None),
-            Some(vec![MARSHAL_TAG, DICT, END_OF_DICT])
-        );
+        assert!(encode_request(Some(&deep), false).is_none());
+    }
+
+    #[test]
+    fn a_scheduled_request_holds_only_the_layer_flag() {
+        let expected = [&[MARSHAL_TAG, DICT][..], &LAYER_KEY, &[TRUE, END_OF_DICT]].concat();
+        assert_eq!(encode_request(None, true), Some(expected));
     }
 }

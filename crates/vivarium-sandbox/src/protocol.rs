@@ -18,14 +18,29 @@ pub enum Input {
     Scheduled,
 }
 
-/// The request as the guest is given it on stdin: in marshal form (see [`crate::marshal`]),
-/// or the JSON of [`encode_request`] when the data holds what that form leaves to JSON.
-pub(crate) fn guest_request(input: &Input, json: Vec<u8>) -> Vec<u8> {
+/// The request as the guest is given it on stdin, with `"layer": true` when a dependency layer
+/// is mounted at `/deps`: in marshal form (see [`crate::marshal`]), or as JSON when the data
+/// holds what that form leaves to JSON.
+pub(crate) fn guest_request(input: &Input, layer: bool) -> Vec<u8> {
     let data = match input {
         Input::Data(data) => Some(data),
         Input::Scheduled => None,
     };
-    crate::marshal::encode_request(data).unwrap_or(json)
+    crate::marshal::encode_request(data, layer).unwrap_or_else(|| {
+        let mut request = serde_json::Map::new();
+        if let Some(data) = data {
+            request.insert("data".into(), data.clone());
+        }
+        request.insert("layer".into(), Value::Bool(layer));
+        Value::Object(request).to_string().into_bytes()
+    })
+}
+
+/// The request of the compile-only call (see [`crate::bytecode`]).
+pub(crate) fn compile_request(layer: bool) -> Vec<u8> {
+    serde_json::json!({ "vivarium": "compile", "layer": layer })
+        .to_string()
+        .into_bytes()
 }
 
 /// The request document as JSON: what the input limit measures.

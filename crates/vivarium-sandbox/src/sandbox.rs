@@ -14,13 +14,15 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::bytecode::{BytecodeCache, COMPILE_LIMITS, COMPILE_REQUEST};
+use crate::bytecode::{BytecodeCache, COMPILE_LIMITS};
 use crate::env::ActionEnv;
 use crate::error::SandboxError;
 use crate::limits::{Limits, human_bytes};
 use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
 use crate::pool::WarmPool;
-use crate::protocol::{Input, RUNNER_SOURCE, encode_request, guest_request, parse_logs};
+use crate::protocol::{
+    Input, RUNNER_SOURCE, compile_request, encode_request, guest_request, parse_logs,
+};
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 
 /// Where the action's folder appears inside the guest.
@@ -232,8 +234,8 @@ impl Sandbox {
     /// Blocks: call it from a blocking context (a plain thread, or `spawn_blocking`).
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
-        let json = request_within_limit(encode_request(&call.input), &call.limits)?;
-        let request = guest_request(&call.input, json);
+        request_within_limit(encode_request(&call.input), &call.limits)?;
+        let request = guest_request(&call.input, call.dependency_layer.is_some());
         let runtime = call_runtime()?;
         let bytecode = self.bytecode_for(call, runtime);
         let purpose = Purpose::Call {
@@ -264,7 +266,7 @@ impl Sandbox {
         };
         let outcome = runtime.block_on(self.run_on_this_thread(
             &compile,
-            COMPILE_REQUEST.to_vec(),
+            compile_request(call.dependency_layer.is_some()),
             Purpose::Compile,
         ));
         let stored = match outcome {
