@@ -18,7 +18,10 @@ use vivarium_sandbox::{
 };
 
 const RECORDS: usize = 100;
-const WARMUP: usize = 3;
+/// Calls made first on each path: enough for every slot of the pooling allocator (the warm
+/// pool, the calls it allows and the instances waiting to be dropped) to have been used once,
+/// as in a service that has been up for a while.
+const WARMUP: usize = 60;
 /// Instances held live at once to measure what each one costs in resident memory.
 const LIVE_INSTANCES: usize = 16;
 
