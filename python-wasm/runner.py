@@ -7,8 +7,9 @@ first argument (``/action`` in the sandbox; a native folder when benchmarking ag
 snapshot is taken, and calls ``main()`` once per fresh instance. Protocol (see design.md):
 
 * stdin: one JSON object (or the same object in marshal form, after the byte ``m``). Its
-  "layer" is true when an installed dependency layer is mounted at /deps. With a "data" key, ``main(data, logger)`` is called; without it
-  (scheduled actions) ``main()`` is called with no arguments.
+  "layer" is true when an installed dependency layer is mounted at /deps. With a "data" key,
+  ``main(data, logger)`` is called; without it (scheduled actions) ``main()`` is called with
+  no arguments.
 * stdout: exactly one JSON document, ``{"ok": true, "result": ...}`` or
   ``{"ok": false, "error": {"type", "message", "traceback", "phase"}}``.
 * stderr: JSON lines ``{"level", "logger", "message", "time", "exc"?}``. Whatever the user's

@@ -43,13 +43,32 @@ pub(crate) fn compile_request(layer: bool) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The request document as JSON: what the input limit measures.
-pub fn encode_request(input: &Input) -> Vec<u8> {
-    let request = match input {
-        Input::Data(data) => serde_json::json!({ "data": data }),
-        Input::Scheduled => serde_json::json!({}),
-    };
-    request.to_string().into_bytes()
+/// The size in bytes of the request as compact JSON, `{"data":...}` or `{}`: what the input
+/// limit measures. Counted as the data is serialized, without keeping the document.
+pub(crate) fn request_json_len(input: &Input) -> usize {
+    match input {
+        Input::Data(data) => {
+            let mut counter = ByteCounter(0);
+            // A `Value` always serializes, and counting bytes cannot fail.
+            let _ = serde_json::to_writer(&mut counter, data);
+            br#"{"data":}"#.len() + counter.0
+        }
+        Input::Scheduled => b"{}".len(),
+    }
+}
+
+/// An `io::Write` that only counts what is written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An error the guest reported in its result document.
@@ -258,9 +277,25 @@ mod tests {
     #[test]
     fn the_request_carries_data_only_when_main_takes_it() {
         assert_eq!(
-            encode_request(&Input::Data(serde_json::json!([1]))),
-            br#"{"data":[1]}"#.to_vec()
+            request_json_len(&Input::Data(serde_json::json!([1]))),
+            br#"{"data":[1]}"#.len()
         );
-        assert_eq!(encode_request(&Input::Scheduled), b"{}".to_vec());
+        assert_eq!(request_json_len(&Input::Scheduled), b"{}".len());
+        let wide: Value = serde_json::from_str("[123456789012345678901234567890]").unwrap();
+        assert_eq!(
+            guest_request(&Input::Data(wide), false),
+            br#"{"data":[123456789012345678901234567890],"layer":false}"#.to_vec()
+        );
+        assert_eq!(
+            Some(guest_request(&Input::Scheduled, true)),
+            crate::marshal::encode_request(None, true)
+        );
+    }
+
+    #[test]
+    fn the_measured_size_is_the_size_of_the_json_document() {
+        let data = serde_json::json!([{"text": "é \"quoted\"\n", "n": 1.5e300, "none": null}]);
+        let document = serde_json::json!({ "data": data }).to_string();
+        assert_eq!(request_json_len(&Input::Data(data)), document.len());
     }
 }

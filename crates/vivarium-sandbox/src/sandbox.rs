@@ -21,7 +21,7 @@ use crate::limits::{Limits, human_bytes};
 use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
 use crate::pool::WarmPool;
 use crate::protocol::{
-    Input, RUNNER_SOURCE, compile_request, encode_request, guest_request, parse_logs,
+    Input, RUNNER_SOURCE, compile_request, guest_request, parse_logs, request_json_len,
 };
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 
@@ -85,19 +85,14 @@ pub fn new_pooling_engine(instances: u32) -> Result<Engine, SandboxError> {
 /// Checks that `input` fits `limits` before anything else is done for a call (the sandbox
 /// checks again when it runs).
 pub fn check_input_size(input: &Input, limits: &Limits) -> Result<(), SandboxError> {
-    request_within_limit(encode_request(input), limits).map(drop)
-}
-
-/// The encoded request, or the error saying how far over the input limit it is.
-fn request_within_limit(request: Vec<u8>, limits: &Limits) -> Result<Vec<u8>, SandboxError> {
-    let size = request.len();
+    let size = request_json_len(input);
     if size > limits.input_bytes {
         return Err(SandboxError::InputTooLarge {
             size: human_bytes(size as u64),
             limit: human_bytes(limits.input_bytes as u64),
         });
     }
-    Ok(request)
+    Ok(())
 }
 
 /// One request to run an action.
@@ -234,7 +229,7 @@ impl Sandbox {
     /// Blocks: call it from a blocking context (a plain thread, or `spawn_blocking`).
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
-        request_within_limit(encode_request(&call.input), &call.limits)?;
+        check_input_size(&call.input, &call.limits)?;
         let request = guest_request(&call.input, call.dependency_layer.is_some());
         let runtime = call_runtime()?;
         let bytecode = self.bytecode_for(call, runtime);
@@ -303,7 +298,7 @@ impl Sandbox {
         };
         let wasi = self.wasi_context(call, request, bytecode, &stdout, &stderr)?;
         let mut prepared = self.fresh_instance(wasi, call.limits.memory_bytes).await?;
-        if let (Prepared::Run(..), Purpose::Call { .. }) = (&prepared, purpose) {
+        if let Purpose::Call { .. } = purpose {
             self.instantiations.fetch_add(1, Ordering::Relaxed);
         }
         let store = prepared.store();
@@ -393,7 +388,6 @@ impl Sandbox {
         let run = async {
             match prepared {
                 Prepared::Start(store, instance_pre) => {
-                    self.instantiations.fetch_add(1, Ordering::Relaxed);
                     let instance = instance_pre.instantiate_async(&mut *store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
                     start.call_async(&mut *store, ()).await

@@ -131,16 +131,17 @@ fn snapshot_key(reactor_sha256: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Run last while the snapshot is taken. First it makes CPython's table of interned strings
-/// grow now, so that calls have room in it. Unmarshalling an action's bytecode interns its names, and
-/// the first new name would otherwise make every call copy the whole table (tens of thousands
-/// of entries) into new pages. Strings interned and dropped still use up the table's room
-/// until it grows; growing allocates its new table at once, which tracemalloc sees (its C
-/// module: the Python one would load pickle and more into every instance).
+/// Run last while the snapshot is taken. First it runs the runner's own per-call work a few
+/// times (`warm_up`), so that its code is specialized already, and evaluates the signature the
+/// user guide gives `main`, `List[Dict[str, Any]]`, so that `typing`'s cache answers it when
+/// an action's module is executed (a quarter of loading the guide's example otherwise).
 ///
-/// Then it evaluates the signature the user guide gives `main`, `List[Dict[str, Any]]`, so
-/// that `typing`'s cache answers it when an action's module is executed (a quarter of loading
-/// the guide's example otherwise).
+/// Then it makes CPython's table of interned strings grow now, so that calls have room in it.
+/// Unmarshalling an action's bytecode interns its names, and the first new name would
+/// otherwise make every call copy the whole table (tens of thousands of entries) into new
+/// pages. Strings interned and dropped still use up the table's room until it grows; growing
+/// allocates its new table at once, which tracemalloc sees (its C module: the Python one would
+/// load pickle and more into every instance).
 ///
 /// Then it collects garbage, makes every object left immortal (PEP 683, through the shim's
 /// `_vivarium.immortalize`) so that taking or dropping a reference to it never writes to its
@@ -148,6 +149,15 @@ fn snapshot_key(reactor_sha256: &str) -> String {
 /// before forking: a call's collections then walk only the objects the call made. Without
 /// these a call copied hundreds of the image's pages and could pay a full collection.
 const SETTLE_SNAPSHOT: &str = r#"
+warm_up()
+
+def _vivarium_warm_typing():
+    from typing import Any, Dict, List
+    List[Dict[str, Any]]
+
+_vivarium_warm_typing()
+del _vivarium_warm_typing
+
 def _vivarium_intern_headroom():
     import sys, _tracemalloc as tracemalloc
     tracemalloc.start()
@@ -162,15 +172,6 @@ def _vivarium_intern_headroom():
 
 _vivarium_intern_headroom()
 del _vivarium_intern_headroom
-
-warm_up()
-
-def _vivarium_warm_typing():
-    from typing import Any, Dict, List
-    List[Dict[str, Any]]
-
-_vivarium_warm_typing()
-del _vivarium_warm_typing
 
 def _vivarium_immortalize_heap():
     import gc, _vivarium
