@@ -524,8 +524,9 @@ shape = json.loads(sys.argv[1])
 exports = {e["name"]: e for e in shape["exports"]}
 for e in exports.values():
     sig = "(%s) -> (%s)" % (", ".join(e["params"]), ", ".join(e["results"])) if e["kind"] == "func" else ""
-    print("    export %-14s %s %s" % (e["name"], e["kind"], sig))
-want = {"_initialize": ([], []), "vivarium_init": ([], ["i32"]), "vivarium_run": ([], ["i32"])}
+    print("    export %-20s %s %s" % (e["name"], e["kind"], sig))
+want = {"_initialize": ([], []), "vivarium_init": ([], ["i32"]), "vivarium_run": ([], ["i32"]),
+        "vivarium_reply_json": ([], ["i32"])}
 ok = "_start" not in exports and exports.get("memory", {}).get("kind") == "memory"
 for name, (params, results) in want.items():
     e = exports.get(name, {})

@@ -702,6 +702,58 @@ fn a_non_serializable_result_is_a_bad_result() {
 }
 
 #[test]
+fn results_leave_main_exactly_as_json_dumps_writes_them() {
+    // What json.dumps makes of each value: numbers keep Python's spelling, tuples become
+    // lists, keys become strings, subclasses of int and dict are written as their base.
+    let source = r#"import collections, enum
+class Level(enum.IntEnum):
+    HIGH = 3
+def main(data, logger):
+    shared = {"k": "v"}
+    return [
+        {"floats": [0.0, -0.0, 1.5, 1e16, 1e15, 1e-05, 0.1, 5e-324, 1.7976931348623157e308, 123456789.12345679]},
+        {"ints": [0, -1, 2**31, -2**31 - 1, 2**63 - 1, -2**63, 2**64 - 1, 2**64 + 1, -(2**100)]},
+        {"tuple": (1, "two", (3.0,)), "shared": [shared, shared], "order": {"z": 1, "a": 2}},
+        {1: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+        {"text": "\u00e9 \u2713 \U0001f389 \"q\" \\ \n \x00 \x7f", "enum": Level.HIGH, "od": collections.OrderedDict(b=1, a=2)},
+    ]
+"#;
+    // python3 -c 'print(json.dumps(main(None, None), separators=(",", ":")))'
+    let written = r#"[{"floats":[0.0,-0.0,1.5,1e+16,1000000000000000.0,1e-05,0.1,5e-324,1.7976931348623157e+308,123456789.12345679]},{"ints":[0,-1,2147483648,-2147483649,9223372036854775807,-9223372036854775808,18446744073709551615,18446744073709551617,-1267650600228229401496703205376]},{"tuple":[1,"two",[3.0]],"shared":[{"k":"v"},{"k":"v"}],"order":{"z":1,"a":2}},{"1":"bool key","2.5":"float key","null":"none key"},{"text":"\u00e9 \u2713 \ud83c\udf89 \"q\" \\ \n \u0000 \u007f","enum":3,"od":{"b":1,"a":2}}]"#;
+    let outcome = run_source(source, &one_record(), &[]);
+    let expected: Value = serde_json::from_str(written).expect("the expected JSON");
+    assert_eq!(outcome.success_json(), expected, "{}", outcome.dump());
+}
+
+#[test]
+fn results_json_cannot_encode_are_bad_results_with_the_reason() {
+    for (returned, reason) in [
+        (
+            "[{'x': float('nan')}]",
+            "is not JSON-serializable: float nan at result[0]['x']",
+        ),
+        (
+            "[{(1, 2): 'pair'}]",
+            "is not JSON-serializable: tuple at result[0] key (1, 2)",
+        ),
+        (
+            "[{'b': b'bytes'}]",
+            "is not JSON-serializable: bytes at result[0]['b']",
+        ),
+        (
+            "(lambda loop: (loop.append(loop), [{'loop': loop}])[1])([])",
+            "cannot be encoded as JSON: Circular reference detected",
+        ),
+    ] {
+        let source = format!("def main(data, logger):\n    return {returned}\n");
+        run_source(&source, &one_record(), &[]).assert_failure(
+            12,
+            &format!("error[bad_result]: main() returned a value that {reason}"),
+        );
+    }
+}
+
+#[test]
 fn a_non_list_result_is_a_bad_result() {
     run_source(
         "def main(data, logger):\n    return 'done'\n",

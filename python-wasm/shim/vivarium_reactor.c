@@ -1,17 +1,19 @@
 /*
- * Vivarium reactor shim: the two entry points the host calls on vivarium-python.wasm.
+ * Vivarium reactor shim: the entry points the host calls on vivarium-python.wasm.
  *
  * The module is linked with -mexec-model=reactor, so it exports `_initialize` (wasi-libc's
- * constructors) instead of `_start`, plus the two functions below. The host calls, on one
+ * constructors) instead of `_start`, plus the functions below. The host calls, on one
  * instance:
  *
  *   _initialize()      once, first (runs the C constructors);
  *   vivarium_init()    once per module image: starts CPython and loads the guest runner read
  *                      from stdin. Usually run under Wizer, whose snapshot becomes the image;
  *   vivarium_run()     once per fresh instance of that image: refreshes the environment and
- *                      the random seed, then calls vivarium_runner.main().
+ *                      the random seed, then calls vivarium_runner.main();
+ *   vivarium_reply_json()  at most once, after vivarium_run(), when the host asks for the
+ *                      call's result as a JSON document (vivarium_runner.reply_json()).
  *
- * Both return 0 on success, otherwise a process-style exit code (after printing the Python
+ * Each returns 0 on success, otherwise a process-style exit code (after printing the Python
  * traceback or a message on stderr). Neither calls exit(): a SystemExit becomes the return
  * value instead.
  */
@@ -398,34 +400,49 @@ vivarium_init(void)
     return rc;
 }
 
-__attribute__((export_name("vivarium_run"))) int
-vivarium_run(void)
+/* Calls vivarium_runner.FUNCTION() on an initialized instance and flushes the streams; 0 on
+ * success, otherwise an exit code as from exit_code_from_exception(). */
+static int
+call_runner(const char *export, const char *function)
 {
     if (!initialized) {
-        fprintf(stderr, "vivarium_run: vivarium_init has not succeeded on this image\n");
+        fprintf(stderr, "%s: vivarium_init has not succeeded on this image\n", export);
         fflush(stderr);
         return 1;
     }
-    /* wasi-libc read the environment once (at _initialize, when the image was made); read it
-     * again from this instance's WASI context. */
-    __wasilibc_deinitialize_environ();
-    __wasilibc_initialize_environ();
-
-    int rc = 0;
-    if (refresh_process_state() != 0) {
-        rc = exit_code_from_exception();
-    }
-    else {
-        PyObject *runner = PyImport_ImportModule(RUNNER_MODULE);
-        PyObject *result = runner ? PyObject_CallMethod(runner, "main", NULL) : NULL;
-        if (result == NULL) {
-            rc = exit_code_from_exception();
-        }
-        Py_XDECREF(result);
-        Py_XDECREF(runner);
-    }
+    PyObject *runner = PyImport_ImportModule(RUNNER_MODULE);
+    PyObject *result = runner ? PyObject_CallMethod(runner, function, NULL) : NULL;
+    int rc = result == NULL ? exit_code_from_exception() : 0;
+    Py_XDECREF(result);
+    Py_XDECREF(runner);
     flush_std_streams();
     fflush(stdout);
     fflush(stderr);
     return rc;
+}
+
+__attribute__((export_name("vivarium_run"))) int
+vivarium_run(void)
+{
+    if (initialized) {
+        /* wasi-libc read the environment once (at _initialize, when the image was made); read
+         * it again from this instance's WASI context. */
+        __wasilibc_deinitialize_environ();
+        __wasilibc_initialize_environ();
+        if (refresh_process_state() != 0) {
+            int rc = exit_code_from_exception();
+            flush_std_streams();
+            fflush(stderr);
+            return rc;
+        }
+    }
+    return call_runner("vivarium_run", "main");
+}
+
+/* Called by the host after vivarium_run() on the same instance, when it could not take the
+ * result from its compact (marshal) form: writes it again as the JSON result document. */
+__attribute__((export_name("vivarium_reply_json"))) int
+vivarium_reply_json(void)
+{
+    return call_runner("vivarium_reply_json", "reply_json");
 }

@@ -153,11 +153,19 @@ pub(crate) enum Ending {
     WatchdogExpired,
 }
 
+/// What the guest answered.
+pub(crate) enum Reply {
+    /// What it wrote on stdout (its result document, if all went well), and how many bytes
+    /// past the cap were dropped.
+    Written { bytes: Vec<u8>, dropped: u64 },
+    /// The result the host read from its marshal form (see [`crate::marshal`]).
+    Read(Value),
+}
+
 /// Everything the classifier looks at.
 pub(crate) struct Evidence {
     pub ending: Ending,
-    pub stdout: Vec<u8>,
-    pub stdout_dropped: u64,
+    pub reply: Reply,
     pub memory_refused: bool,
     pub limits: Limits,
     pub shape: ResultShape,
@@ -177,7 +185,7 @@ pub(crate) fn classify(evidence: Evidence) -> (OutcomeKind, Option<Value>, Optio
         Some(Trap::Interrupt) => return failure(OutcomeKind::Timeout, timeout_error(&limits)),
         _ => {}
     }
-    if evidence.stdout_dropped > 0 {
+    if let Reply::Written { dropped: 1.., .. } = evidence.reply {
         let message = format!(
             "the action's result is larger than the {} result limit",
             human_bytes(limits.result_bytes as u64)
@@ -187,7 +195,10 @@ pub(crate) fn classify(evidence: Evidence) -> (OutcomeKind, Option<Value>, Optio
             ActionError::host("ResultTooLarge", message),
         );
     }
-    let document = parse_document(&evidence.stdout);
+    let document = match evidence.reply {
+        Reply::Read(value) => Ok(GuestDocument::Success(value)),
+        Reply::Written { bytes, .. } => parse_document(&bytes),
+    };
     if evidence.memory_refused && !matches!(document, Ok(GuestDocument::Success(_))) {
         return failure(OutcomeKind::OutOfMemory, memory_error(&limits));
     }
@@ -322,8 +333,10 @@ mod tests {
     fn evidence(stdout: &str) -> Evidence {
         Evidence {
             ending: Ending::Finished(None),
-            stdout: stdout.as_bytes().to_vec(),
-            stdout_dropped: 0,
+            reply: Reply::Written {
+                bytes: stdout.as_bytes().to_vec(),
+                dropped: 0,
+            },
             memory_refused: false,
             limits: Limits::DEFAULT,
             shape: ResultShape::Records,
@@ -368,8 +381,20 @@ mod tests {
     #[test]
     fn an_overflowing_result_is_too_large() {
         let mut evidence = evidence("{");
-        evidence.stdout_dropped = 10;
+        evidence.reply = Reply::Written {
+            bytes: b"{".to_vec(),
+            dropped: 10,
+        };
         assert_eq!(classify(evidence).0, OutcomeKind::ResultTooLarge);
+    }
+
+    #[test]
+    fn a_result_read_from_its_marshal_form_is_checked_like_a_document() {
+        let mut evidence = evidence("");
+        evidence.reply = Reply::Read(serde_json::json!([{"a": 1}, 2]));
+        let (kind, _, error) = classify(evidence);
+        assert_eq!(kind, OutcomeKind::BadResult);
+        assert!(error.unwrap().message.contains("item 1 is a number"));
     }
 
     #[test]

@@ -35,10 +35,10 @@ impl CappedOutput {
         }
     }
 
-    /// The bytes kept and the number of bytes dropped past the cap.
+    /// The bytes kept and the number of bytes dropped past the cap, leaving the stream empty.
     pub fn take(&self) -> (Vec<u8>, u64) {
-        let mut buffer = self.lock();
-        (std::mem::take(&mut buffer.kept), buffer.dropped)
+        let buffer = std::mem::take(&mut *self.lock());
+        (buffer.kept, buffer.dropped)
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
@@ -121,6 +121,8 @@ mod tests {
         output.write(Bytes::from_static(b"abc")).unwrap();
         output.write(Bytes::from_static(b"defgh")).unwrap();
         assert_eq!(output.take(), (b"abcde".to_vec(), 3));
+        output.write(Bytes::from_static(b"ij")).unwrap();
+        assert_eq!(output.take(), (b"ij".to_vec(), 0));
     }
 
     #[test]

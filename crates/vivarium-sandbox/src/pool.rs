@@ -16,14 +16,25 @@ use crate::sandbox::{CallState, MemoryCap};
 
 /// The reactor's export that runs one call on a pre-initialized instance.
 const RUN_EXPORT: &str = "vivarium_run";
+/// The reactor's export that writes the call's result again as its JSON document.
+const REPLY_JSON_EXPORT: &str = "vivarium_reply_json";
+
+/// The exports of the reactor a call uses.
+pub(crate) struct ReactorExports {
+    /// Runs the call.
+    pub(crate) run: TypedFunc<(), i32>,
+    /// After `run`, writes the result as the JSON document (when the host could not read it
+    /// from its marshal form).
+    pub(crate) reply_json: TypedFunc<(), i32>,
+}
 
 /// A fresh instance, not yet given its call: a placeholder WASI context (no stdin, no
 /// mounts, no environment) that the call replaces before anything runs.
 pub(crate) struct ReadyInstance {
     /// The instance's own store.
     pub(crate) store: Store<CallState>,
-    /// Its `vivarium_run` export.
-    pub(crate) run: TypedFunc<(), i32>,
+    /// Its exports.
+    pub(crate) exports: ReactorExports,
 }
 
 /// Ready instances, refilled in the background up to a configured count, and used ones,
@@ -143,8 +154,14 @@ async fn instantiate(instance_pre: &InstancePre<CallState>) -> Result<ReadyInsta
         .instantiate_async(&mut store)
         .await
         .map_err(|e| SandboxError::Setup(format!("instantiating the snapshot: {e:#}")))?;
-    let run = instance
-        .get_typed_func::<(), i32>(&mut store, RUN_EXPORT)
-        .map_err(|e| SandboxError::Setup(format!("the snapshot has no {RUN_EXPORT}: {e:#}")))?;
-    Ok(ReadyInstance { store, run })
+    let mut export = |name: &str| {
+        instance
+            .get_typed_func::<(), i32>(&mut store, name)
+            .map_err(|e| SandboxError::Setup(format!("the snapshot has no {name}: {e:#}")))
+    };
+    let exports = ReactorExports {
+        run: export(RUN_EXPORT)?,
+        reply_json: export(REPLY_JSON_EXPORT)?,
+    };
+    Ok(ReadyInstance { store, exports })
 }

@@ -18,20 +18,50 @@ pub enum Input {
     Scheduled,
 }
 
-/// The request as the guest is given it on stdin, with `"layer": true` when a dependency layer
-/// is mounted at `/deps`: in marshal form (see [`crate::marshal`]), or as JSON when the data
+/// How the guest answers a successful result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyForm {
+    /// The JSON result document, whatever the interpreter.
+    Json,
+    /// The result in marshal form when marshal takes it (see [`crate::marshal`]), which the
+    /// host reads and, for what JSON lacks, asks again as JSON: only the pre-initialized
+    /// interpreter can be asked again, since it outlives its call.
+    Marshal,
+}
+
+impl ReplyForm {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Marshal => "marshal",
+        }
+    }
+}
+
+/// What the guest is told besides its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestFlags {
+    /// Whether a dependency layer is mounted at `/deps`.
+    pub layer: bool,
+    /// How to answer a successful result.
+    pub reply: ReplyForm,
+}
+
+/// The request as the guest is given it on stdin, `{"data": ..., "layer": ..., "reply": ...}`
+/// (see [`RequestFlags`]): in marshal form (see [`crate::marshal`]), or as JSON when the data
 /// holds what that form leaves to JSON.
-pub(crate) fn guest_request(input: &Input, layer: bool) -> Vec<u8> {
+pub(crate) fn guest_request(input: &Input, flags: RequestFlags) -> Vec<u8> {
     let data = match input {
         Input::Data(data) => Some(data),
         Input::Scheduled => None,
     };
-    crate::marshal::encode_request(data, layer).unwrap_or_else(|| {
+    crate::marshal::encode_request(data, flags).unwrap_or_else(|| {
         let mut request = serde_json::Map::new();
         if let Some(data) = data {
             request.insert("data".into(), data.clone());
         }
-        request.insert("layer".into(), Value::Bool(layer));
+        request.insert("layer".into(), Value::Bool(flags.layer));
+        request.insert("reply".into(), flags.reply.as_str().into());
         Value::Object(request).to_string().into_bytes()
     })
 }
@@ -282,13 +312,18 @@ mod tests {
         );
         assert_eq!(request_json_len(&Input::Scheduled), b"{}".len());
         let wide: Value = serde_json::from_str("[123456789012345678901234567890]").unwrap();
+        let flags = RequestFlags {
+            layer: false,
+            reply: ReplyForm::Marshal,
+        };
         assert_eq!(
-            guest_request(&Input::Data(wide), false),
-            br#"{"data":[123456789012345678901234567890],"layer":false}"#.to_vec()
+            guest_request(&Input::Data(wide), flags),
+            br#"{"data":[123456789012345678901234567890],"layer":false,"reply":"marshal"}"#
+                .to_vec()
         );
         assert_eq!(
-            Some(guest_request(&Input::Scheduled, true)),
-            crate::marshal::encode_request(None, true)
+            Some(guest_request(&Input::Scheduled, flags)),
+            crate::marshal::encode_request(None, flags)
         );
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, ResourceLimiter, Store, TypedFunc, UpdateDeadline,
+    PoolingAllocationConfig, ResourceLimiter, Store, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -18,10 +18,13 @@ use crate::bytecode::{BytecodeCache, COMPILE_LIMITS};
 use crate::env::ActionEnv;
 use crate::error::SandboxError;
 use crate::limits::{Limits, human_bytes};
-use crate::outcome::{Ending, Evidence, Outcome, ResultShape, classify};
-use crate::pool::WarmPool;
+use crate::marshal::{MARSHAL_TAG, decode_result};
+use crate::outcome::{Ending, Evidence, Outcome, Reply, ResultShape, classify};
+use crate::output::CappedOutput;
+use crate::pool::{ReactorExports, WarmPool};
 use crate::protocol::{
-    Input, RUNNER_SOURCE, compile_request, guest_request, parse_logs, request_json_len,
+    Input, RUNNER_SOURCE, ReplyForm, RequestFlags, compile_request, guest_request, parse_logs,
+    request_json_len,
 };
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 
@@ -35,6 +38,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const WATCHDOG_GRACE: Duration = Duration::from_millis(250);
 /// Room in the stdout cap for the envelope around the result.
 const ENVELOPE_BYTES: usize = 64;
+/// The envelope of a successful result document, around the result.
+const SUCCESS_ENVELOPE: &str = r#"{"ok":true,"result":}"#;
 /// The host stack the guest's C code may use: the 16 MiB CPython's own WASI build runs its
 /// tests with, so that deep Python recursion ends as `RecursionError`, not as a trap.
 const WASM_STACK_BYTES: usize = 16 << 20;
@@ -159,7 +164,7 @@ enum Prepared {
     /// Instantiate, then run `_start`.
     Start(Store<CallState>, InstancePre<CallState>),
     /// Already instantiated: run `vivarium_run`.
-    Run(Store<CallState>, TypedFunc<(), i32>),
+    Run(Store<CallState>, ReactorExports),
 }
 
 impl Prepared {
@@ -218,6 +223,15 @@ impl Sandbox {
         }
     }
 
+    /// How this sandbox's guests answer a result: the pre-initialized interpreter outlives its
+    /// call, so it can be asked again for JSON when the marshal form will not do.
+    fn reply_form(&self) -> ReplyForm {
+        match self.flavor {
+            Flavor::Command(_) => ReplyForm::Json,
+            Flavor::Snapshot { .. } => ReplyForm::Marshal,
+        }
+    }
+
     /// How many guest instances this sandbox (and its clones) has created: one per call that
     /// got past validation. A run refused before that leaves it unchanged, and the
     /// compile-only call an action's first call makes is not counted.
@@ -230,7 +244,11 @@ impl Sandbox {
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
         check_input_size(&call.input, &call.limits)?;
-        let request = guest_request(&call.input, call.dependency_layer.is_some());
+        let flags = RequestFlags {
+            layer: call.dependency_layer.is_some(),
+            reply: self.reply_form(),
+        };
+        let request = guest_request(&call.input, flags);
         let runtime = call_runtime()?;
         let bytecode = self.bytecode_for(call, runtime);
         let purpose = Purpose::Call {
@@ -290,8 +308,8 @@ impl Sandbox {
         request: Vec<u8>,
         purpose: Purpose<'_>,
     ) -> Result<Outcome, SandboxError> {
-        let stdout = crate::output::CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
-        let stderr = crate::output::CappedOutput::new(call.limits.log_bytes);
+        let stdout = CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
+        let stderr = CappedOutput::new(call.limits.log_bytes);
         let bytecode = match purpose {
             Purpose::Call { bytecode } => bytecode,
             Purpose::Compile => None,
@@ -317,9 +335,11 @@ impl Sandbox {
         store.set_epoch_deadline(1);
 
         let started = Instant::now();
-        let ending = self
-            .execute(&mut prepared, call.limits.timeout + WATCHDOG_GRACE)
-            .await;
+        let watchdog = call.limits.timeout + WATCHDOG_GRACE;
+        let ending = self.execute(&mut prepared, watchdog).await;
+        let result_budget = call.limits.result_bytes + ENVELOPE_BYTES - SUCCESS_ENVELOPE.len();
+        let (ending, reply) =
+            settle_reply(&mut prepared, ending, &stdout, result_budget, watchdog).await;
         let duration = started.elapsed();
         let store = prepared.store();
 
@@ -329,12 +349,10 @@ impl Sandbox {
             .saturating_sub(store.get_fuel().unwrap_or(0));
         let peak_memory_bytes = store.data().memory.peak;
         self.retire(prepared);
-        let (stdout_bytes, stdout_dropped) = stdout.take();
         let (stderr_bytes, stderr_dropped) = stderr.take();
         let (kind, result, error) = classify(Evidence {
             ending,
-            stdout: stdout_bytes,
-            stdout_dropped,
+            reply,
             memory_refused: memory_refused.load(Ordering::Relaxed),
             limits: call.limits,
             shape: call.shape,
@@ -379,7 +397,7 @@ impl Sandbox {
                 let state = ready.store.data_mut();
                 state.wasi = wasi;
                 state.memory.limit = memory_limit;
-                Ok(Prepared::Run(ready.store, ready.run))
+                Ok(Prepared::Run(ready.store, ready.exports))
             }
         }
     }
@@ -392,18 +410,12 @@ impl Sandbox {
                     let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
                     start.call_async(&mut *store, ()).await
                 }
-                Prepared::Run(store, run) => match run.call_async(&mut *store, ()).await? {
-                    0 => Ok(()),
-                    code => Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(code))),
-                },
+                Prepared::Run(store, exports) => {
+                    exit_status(exports.run.call_async(&mut *store, ()).await?)
+                }
             }
         };
-        match tokio::time::timeout(watchdog, run).await {
-            Err(_) => Ending::WatchdogExpired,
-            Ok(Ok(())) => Ending::Finished(None),
-            Ok(Err(error)) if is_clean_exit(&error) => Ending::Finished(None),
-            Ok(Err(error)) => Ending::Finished(Some(error)),
-        }
+        ending_within(watchdog, run).await
     }
 
     /// The call's WASI context: its input on stdin, capped stdout and stderr, its environment
@@ -413,8 +425,8 @@ impl Sandbox {
         call: &Call<'_>,
         request: Vec<u8>,
         bytecode: Option<&Path>,
-        stdout: &crate::output::CappedOutput,
-        stderr: &crate::output::CappedOutput,
+        stdout: &CappedOutput,
+        stderr: &CappedOutput,
     ) -> Result<WasiP1Ctx, SandboxError> {
         let mut builder = WasiCtxBuilder::new();
         builder
@@ -477,6 +489,58 @@ fn call_runtime() -> Result<&'static tokio::runtime::Runtime, SandboxError> {
         })
         .as_ref()
         .map_err(|e| SandboxError::Setup(format!("no async runtime for calls: {e}")))
+}
+
+/// The guest's answer to its call: its result read from the marshal form when it wrote one
+/// and the host can read it within `result_budget` bytes of JSON; otherwise, after asking
+/// the same instance for its JSON document when it wrote the marshal form, what it wrote.
+async fn settle_reply(
+    prepared: &mut Prepared,
+    ending: Ending,
+    stdout: &CappedOutput,
+    result_budget: usize,
+    watchdog: Duration,
+) -> (Ending, Reply) {
+    let (bytes, dropped) = stdout.take();
+    let marshalled =
+        matches!(ending, Ending::Finished(None)) && bytes.first() == Some(&MARSHAL_TAG);
+    let Prepared::Run(store, exports) = prepared else {
+        return (ending, Reply::Written { bytes, dropped });
+    };
+    if !marshalled {
+        return (ending, Reply::Written { bytes, dropped });
+    }
+    if let Some(result) = (dropped == 0)
+        .then(|| decode_result(&bytes[1..], result_budget))
+        .flatten()
+    {
+        return (ending, Reply::Read(result));
+    }
+    let reply_json = async { exit_status(exports.reply_json.call_async(&mut *store, ()).await?) };
+    let ending = ending_within(watchdog, reply_json).await;
+    let (bytes, dropped) = stdout.take();
+    (ending, Reply::Written { bytes, dropped })
+}
+
+/// How `guest` ended, or that the host's watchdog fired first.
+async fn ending_within(
+    watchdog: Duration,
+    guest: impl Future<Output = wasmtime::Result<()>>,
+) -> Ending {
+    match tokio::time::timeout(watchdog, guest).await {
+        Err(_) => Ending::WatchdogExpired,
+        Ok(Ok(())) => Ending::Finished(None),
+        Ok(Err(error)) if is_clean_exit(&error) => Ending::Finished(None),
+        Ok(Err(error)) => Ending::Finished(Some(error)),
+    }
+}
+
+/// A reactor export's exit code as the guest's ending: 0 is a clean finish.
+fn exit_status(code: i32) -> wasmtime::Result<()> {
+    match code {
+        0 => Ok(()),
+        code => Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(code))),
+    }
 }
 
 fn is_clean_exit(error: &wasmtime::Error) -> bool {

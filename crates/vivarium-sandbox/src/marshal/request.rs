@@ -1,42 +1,30 @@
-//! The request in CPython's `marshal` format, which the guest reads several times faster than
-//! JSON: parsing the user guide's 100 records with `json.loads` was a third of the example's
-//! guest instructions. Only the types `json.loads` produces are written (dict, list, str, int,
-//! float, bool, None), so the guest sees exactly the objects it would have parsed from the
-//! JSON; a repeated dict key is written once and referred back to, as `json.loads` reuses
-//! one string per key. The format of these types has not changed since marshal version 3
-//! (Python 3.4).
+//! The request in marshal form: the guest reads the user guide's 100 records several times
+//! faster than with `json.loads`, which was a third of the example's guest instructions. Only
+//! the types `json.loads` produces are written, so the guest sees exactly the objects it would
+//! have parsed from the JSON; a repeated dict key is written once and referred back to, as
+//! `json.loads` reuses one string per key.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
 
-/// The first byte of a marshal request, which no JSON request starts with.
-pub(crate) const MARSHAL_TAG: u8 = b'm';
+use crate::protocol::RequestFlags;
+
+use super::{
+    ASCII, BINARY_FLOAT, DICT, END_OF_DICT, FALSE, FLAG_REF, INT, LIST, LONG, MARSHAL_TAG, NONE,
+    REFERENCE, SHORT_ASCII, TRUE, UNICODE,
+};
+
 /// Deeper documents are sent as JSON (parsed JSON is at most 128 deep).
 const MAX_DEPTH: usize = 200;
 /// Longest string the short-string types can hold.
 const SHORT: usize = u8::MAX as usize;
 
-const NONE: u8 = b'N';
-const FALSE: u8 = b'F';
-const TRUE: u8 = b'T';
-const INT: u8 = b'i';
-const LONG: u8 = b'l';
-const BINARY_FLOAT: u8 = b'g';
-const SHORT_ASCII: u8 = b'z';
-const ASCII: u8 = b'a';
-const UNICODE: u8 = b'u';
-const LIST: u8 = b'[';
-const DICT: u8 = b'{';
-const END_OF_DICT: u8 = b'0';
-const REFERENCE: u8 = b'r';
-/// Set on an object's type byte to let later `REFERENCE`s name it.
-const FLAG_REF: u8 = 0x80;
-
-/// The request `{"data": data, "layer": layer}` (without `data` when there is none) as
-/// [`MARSHAL_TAG`] and its marshal bytes, or `None` when the data holds something this writer
-/// leaves to JSON: an integer outside 64 bits, or nesting deeper than [`MAX_DEPTH`].
-pub(crate) fn encode_request(data: Option<&Value>, layer: bool) -> Option<Vec<u8>> {
+/// The request `{"data": data, "layer": ..., "reply": ...}` (without `data` when there is
+/// none) as [`MARSHAL_TAG`] and its marshal bytes, or `None` when the data holds something
+/// this writer leaves to JSON: an integer outside 64 bits, or nesting deeper than
+/// [`MAX_DEPTH`].
+pub(crate) fn encode_request(data: Option<&Value>, flags: RequestFlags) -> Option<Vec<u8>> {
     let mut writer = Writer::new();
     writer.out.push(DICT);
     if let Some(data) = data {
@@ -44,7 +32,9 @@ pub(crate) fn encode_request(data: Option<&Value>, layer: bool) -> Option<Vec<u8
         writer.value(data, 1)?;
     }
     writer.key("layer");
-    writer.out.push(if layer { TRUE } else { FALSE });
+    writer.out.push(if flags.layer { TRUE } else { FALSE });
+    writer.key("reply");
+    writer.string(flags.reply.as_str(), 0);
     writer.out.push(END_OF_DICT);
     Some(writer.out)
 }
@@ -172,14 +162,35 @@ impl<'a> Writer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ReplyForm;
     use serde_json::json;
 
     const LAYER_KEY: [u8; 7] = [SHORT_ASCII | FLAG_REF, 5, b'l', b'a', b'y', b'e', b'r'];
+    /// The "reply" key and its value "json".
+    const REPLY_JSON: [u8; 13] = [
+        SHORT_ASCII | FLAG_REF,
+        5,
+        b'r',
+        b'e',
+        b'p',
+        b'l',
+        b'y',
+        SHORT_ASCII,
+        4,
+        b'j',
+        b's',
+        b'o',
+        b'n',
+    ];
+    const JSON_REPLY: RequestFlags = RequestFlags {
+        layer: false,
+        reply: ReplyForm::Json,
+    };
 
     /// `value`'s bytes alone, as the request's data (after the tag, the dict and its key;
     /// before the layer flag).
     fn encoded(value: Value) -> Vec<u8> {
-        let request = encode_request(Some(&value), false).expect("encodable");
+        let request = encode_request(Some(&value), JSON_REPLY).expect("encodable");
         let prefix = [
             MARSHAL_TAG,
             DICT,
@@ -190,7 +201,7 @@ mod tests {
             b't',
             b'a',
         ];
-        let suffix = [&LAYER_KEY[..], &[FALSE, END_OF_DICT]].concat();
+        let suffix = [&LAYER_KEY[..], &[FALSE], &REPLY_JSON, &[END_OF_DICT]].concat();
         assert_eq!(request[..prefix.len()], prefix);
         assert!(request.ends_with(&suffix));
         request[prefix.len()..request.len() - suffix.len()].to_vec()
@@ -245,17 +256,28 @@ mod tests {
     #[test]
     fn what_marshal_is_not_used_for_is_refused() {
         let huge: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
-        assert!(encode_request(Some(&huge), false).is_none());
+        assert!(encode_request(Some(&huge), JSON_REPLY).is_none());
         let mut deep = json!(1);
         for _ in 0..MAX_DEPTH {
             deep = json!([deep]);
         }
-        assert!(encode_request(Some(&deep), false).is_none());
+        assert!(encode_request(Some(&deep), JSON_REPLY).is_none());
     }
 
     #[test]
-    fn a_scheduled_request_holds_only_the_layer_flag() {
-        let expected = [&[MARSHAL_TAG, DICT][..], &LAYER_KEY, &[TRUE, END_OF_DICT]].concat();
-        assert_eq!(encode_request(None, true), Some(expected));
+    fn a_scheduled_request_holds_only_the_flags() {
+        let expected = [
+            &[MARSHAL_TAG, DICT][..],
+            &LAYER_KEY,
+            &[TRUE],
+            &REPLY_JSON,
+            &[END_OF_DICT],
+        ]
+        .concat();
+        let flags = RequestFlags {
+            layer: true,
+            ..JSON_REPLY
+        };
+        assert_eq!(encode_request(None, flags), Some(expected));
     }
 }
