@@ -17,6 +17,7 @@ mod prepare;
 mod protocol;
 mod sandbox;
 mod snapshot;
+mod working_set;
 
 pub use bytecode::BYTECODE_MOUNT;
 pub use env::{ActionEnv, is_valid_key};

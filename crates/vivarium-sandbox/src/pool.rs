@@ -8,11 +8,12 @@
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{InstancePre, Store, TypedFunc};
+use wasmtime::{InstancePre, Memory, Store, TypedFunc};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::SandboxError;
 use crate::sandbox::{CallState, MemoryCap};
+use crate::working_set::WorkingSet;
 
 /// The reactor's export that runs one call on a pre-initialized instance.
 const RUN_EXPORT: &str = "vivarium_run";
@@ -21,6 +22,8 @@ const REPLY_JSON_EXPORT: &str = "vivarium_reply_json";
 
 /// The exports of the reactor a call uses.
 pub(crate) struct ReactorExports {
+    /// Its linear memory.
+    pub(crate) memory: wasmtime::Memory,
     /// Runs the call.
     pub(crate) run: TypedFunc<(), i32>,
     /// After `run`, writes the result as the JSON document (when the host could not read it
@@ -42,8 +45,9 @@ pub(crate) struct ReadyInstance {
 pub(crate) struct WarmPool {
     instance_pre: InstancePre<CallState>,
     ready: Mutex<Receiver<ReadyInstance>>,
-    /// Where used stores go to be dropped; `None` when the dropping thread did not start.
-    retired: Option<SyncSender<Store<CallState>>>,
+    /// Where used stores (and their memory) go to be dropped; `None` when the dropping thread
+    /// did not start.
+    retired: Option<SyncSender<(Store<CallState>, Memory)>>,
 }
 
 impl WarmPool {
@@ -51,13 +55,14 @@ impl WarmPool {
     /// its own, as the pool does when it runs dry).
     pub(crate) fn new(instance_pre: InstancePre<CallState>, size: usize) -> Arc<Self> {
         let (sender, receiver) = sync_channel(size);
+        let working_set = Arc::new(WorkingSet::new());
         let pool = Arc::new(Self {
             instance_pre: instance_pre.clone(),
             ready: Mutex::new(receiver),
-            retired: start_dropper(retired_backlog(size)),
+            retired: start_dropper(retired_backlog(size), working_set.clone()),
         });
         if size > 0 {
-            start_filler(instance_pre, sender);
+            start_filler(instance_pre, sender, working_set);
         }
         pool
     }
@@ -77,12 +82,13 @@ impl WarmPool {
 }
 
 impl WarmPool {
-    /// Drops a used store in the background (resetting its memory slot for the next
-    /// instance), or here when the background thread is behind or absent.
-    pub(crate) fn retire(&self, store: Store<CallState>) {
+    /// Drops a used store in the background (learning which pages of its `memory` the call
+    /// wrote, then resetting its memory slot for the next instance), or here when the
+    /// background thread is behind or absent.
+    pub(crate) fn retire(&self, store: Store<CallState>, memory: Memory) {
         if let Some(retired) = &self.retired {
             // When the thread is behind, the store comes back in the error, dropped here.
-            drop(retired.try_send(store));
+            drop(retired.try_send((store, memory)));
         }
     }
 
@@ -98,12 +104,21 @@ fn retired_backlog(size: usize) -> usize {
     size.max(1)
 }
 
-/// Starts the thread that drops used stores, with room for `backlog` of them waiting.
-fn start_dropper(backlog: usize) -> Option<SyncSender<Store<CallState>>> {
-    let (sender, receiver) = sync_channel::<Store<CallState>>(backlog);
+/// Starts the thread that drops used stores, with room for `backlog` of them waiting; it
+/// shows each to `working_set` first.
+fn start_dropper(
+    backlog: usize,
+    working_set: Arc<WorkingSet>,
+) -> Option<SyncSender<(Store<CallState>, Memory)>> {
+    let (sender, receiver) = sync_channel::<(Store<CallState>, Memory)>(backlog);
     let spawned = std::thread::Builder::new()
         .name("vivarium-retire".into())
-        .spawn(move || receiver.into_iter().for_each(drop));
+        .spawn(move || {
+            for (store, memory) in receiver {
+                working_set.observe(memory.data(&store));
+                drop(store);
+            }
+        });
     match spawned {
         Ok(_) => Some(sender),
         Err(error) => {
@@ -114,8 +129,13 @@ fn start_dropper(backlog: usize) -> Option<SyncSender<Store<CallState>>> {
 }
 
 /// Makes instances on a thread of its own until the pool is full, waits, and stops when the
-/// pool is dropped (its receiver gone).
-fn start_filler(instance_pre: InstancePre<CallState>, sender: SyncSender<ReadyInstance>) {
+/// pool is dropped (its receiver gone). Each instance has the pages calls write copied
+/// ahead (see [`WorkingSet`]).
+fn start_filler(
+    instance_pre: InstancePre<CallState>,
+    sender: SyncSender<ReadyInstance>,
+    working_set: Arc<WorkingSet>,
+) {
     let spawned = std::thread::Builder::new()
         .name("vivarium-warm-pool".into())
         .spawn(move || {
@@ -124,7 +144,7 @@ fn start_filler(instance_pre: InstancePre<CallState>, sender: SyncSender<ReadyIn
                 return;
             };
             loop {
-                let ready = match runtime.block_on(instantiate(&instance_pre)) {
+                let mut ready = match runtime.block_on(instantiate(&instance_pre)) {
                     Ok(ready) => ready,
                     Err(error) => {
                         tracing::error!(%error, "the warm pool could not make an instance");
@@ -132,6 +152,7 @@ fn start_filler(instance_pre: InstancePre<CallState>, sender: SyncSender<ReadyIn
                         continue;
                     }
                 };
+                working_set.touch(ready.exports.memory.data_mut(&mut ready.store));
                 if sender.send(ready).is_err() {
                     return;
                 }
@@ -154,12 +175,16 @@ async fn instantiate(instance_pre: &InstancePre<CallState>) -> Result<ReadyInsta
         .instantiate_async(&mut store)
         .await
         .map_err(|e| SandboxError::Setup(format!("instantiating the snapshot: {e:#}")))?;
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or_else(|| SandboxError::Setup("the snapshot exports no memory".into()))?;
     let mut export = |name: &str| {
         instance
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|e| SandboxError::Setup(format!("the snapshot has no {name}: {e:#}")))
     };
     let exports = ReactorExports {
+        memory,
         run: export(RUN_EXPORT)?,
         reply_json: export(REPLY_JSON_EXPORT)?,
     };

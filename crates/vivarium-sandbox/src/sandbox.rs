@@ -373,7 +373,9 @@ impl Sandbox {
     /// slot is reset on drop.
     fn retire(&self, prepared: Prepared) {
         match (prepared, &self.flavor) {
-            (Prepared::Run(store, _), Flavor::Snapshot { pool, .. }) => pool.retire(store),
+            (Prepared::Run(store, exports), Flavor::Snapshot { pool, .. }) => {
+                pool.retire(store, exports.memory)
+            }
             (other, _) => drop(other),
         }
     }
