@@ -20,6 +20,9 @@ const RUN_EXPORT: &str = "vivarium_run";
 /// The reactor's export that writes the call's result again as its JSON document.
 const REPLY_JSON_EXPORT: &str = "vivarium_reply_json";
 
+/// Fuel and epoch ticks for making an instance: far more than filling its table takes.
+const INSTANTIATION_BUDGET: u64 = 1 << 40;
+
 /// The exports of the reactor a call uses.
 pub(crate) struct ReactorExports {
     /// Its linear memory.
@@ -171,6 +174,12 @@ async fn instantiate(instance_pre: &InstancePre<CallState>) -> Result<ReadyInsta
     };
     let mut store = Store::new(instance_pre.module().engine(), state);
     store.limiter(|state| &mut state.memory);
+    // Filling the table evaluates its elements' initializers, which costs fuel and checks the
+    // epoch; the call sets its own fuel and deadline before any guest code runs.
+    store
+        .set_fuel(INSTANTIATION_BUDGET)
+        .map_err(|e| SandboxError::Setup(e.to_string()))?;
+    store.set_epoch_deadline(INSTANTIATION_BUDGET);
     let instance = instance_pre
         .instantiate_async(&mut store)
         .await

@@ -74,31 +74,50 @@ pub(crate) fn compile_request(layer: bool) -> Vec<u8> {
 }
 
 /// The size in bytes of the request as compact JSON, `{"data":...}` or `{}`: what the input
-/// limit measures. Counted as the data is serialized, without keeping the document.
+/// limit measures. Counted from the data, without writing the document.
 pub(crate) fn request_json_len(input: &Input) -> usize {
     match input {
-        Input::Data(data) => {
-            let mut counter = ByteCounter(0);
-            // A `Value` always serializes, and counting bytes cannot fail.
-            let _ = serde_json::to_writer(&mut counter, data);
-            br#"{"data":}"#.len() + counter.0
-        }
+        Input::Data(data) => br#"{"data":}"#.len() + json_len(data),
         Input::Scheduled => b"{}".len(),
     }
 }
 
-/// An `io::Write` that only counts what is written to it.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
+/// The length of `value` as compact JSON, as serde_json writes it (numbers as they were read).
+fn json_len(value: &Value) -> usize {
+    let commas = |count: usize| count.saturating_sub(1);
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(number) => number.as_str().len(),
+        Value::String(text) => string_json_len(text),
+        Value::Array(items) => 2 + commas(items.len()) + items.iter().map(json_len).sum::<usize>(),
+        Value::Object(map) => {
+            let entries: usize = map
+                .iter()
+                .map(|(key, item)| string_json_len(key) + 1 + json_len(item))
+                .sum();
+            2 + commas(map.len()) + entries
+        }
     }
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// The length of `text` as a JSON string as serde_json writes it: quoted, with `"`, `\` and
+/// control characters escaped (`\n` and the like in two bytes, the rest as `\u00XX`).
+fn string_json_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let needs_escape = |byte: &u8| *byte < 0x20 || *byte == b'"' || *byte == b'\\';
+    if !bytes.iter().any(needs_escape) {
+        return bytes.len() + 2;
     }
+    let escaped: usize = bytes
+        .iter()
+        .filter(|byte| needs_escape(byte))
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            _ => 5,
+        })
+        .sum();
+    bytes.len() + 2 + escaped
 }
 
 /// An error the guest reported in its result document.
@@ -332,5 +351,12 @@ mod tests {
         let data = serde_json::json!([{"text": "é \"quoted\"\n", "n": 1.5e300, "none": null}]);
         let document = serde_json::json!({ "data": data }).to_string();
         assert_eq!(request_json_len(&Input::Data(data)), document.len());
+        let read: Value = serde_json::from_str(
+            r#"{"big": 123456789012345678901234567890, "e": 1E+5, "ctl": "\u0001\u001f\b\f\t\r\\ \u007f ✓",
+                "empty": [[], {}], "flags": [true, false, null], "": -0.0}"#,
+        )
+        .unwrap();
+        let document = serde_json::json!({ "data": read }).to_string();
+        assert_eq!(request_json_len(&Input::Data(read)), document.len());
     }
 }

@@ -31,9 +31,10 @@ pub(crate) fn decode_result(bytes: &[u8], json_budget: usize) -> Option<Value> {
         at: 0,
         references: Vec::new(),
         registering: true,
+        json_len: 0,
         json_budget,
     };
-    let (value, _) = reader.value(0)?;
+    let value = reader.value(0)?;
     (reader.at == bytes.len()).then_some(value)
 }
 
@@ -55,36 +56,46 @@ struct Reader<'a> {
     /// False while an object is read again for a reference: its inner objects already have
     /// their numbers.
     registering: bool,
+    /// The length of the compact, ASCII-only JSON of everything read so far.
+    json_len: usize,
     json_budget: usize,
 }
 
 impl Reader<'_> {
-    /// The next value and the length of its compact, ASCII-only JSON.
-    fn value(&mut self, depth: usize) -> Option<(Value, usize)> {
+    /// The next value, its JSON counted in `json_len`.
+    fn value(&mut self, depth: usize) -> Option<Value> {
         let start = self.at;
         let code = self.byte()?;
-        let referable = code & FLAG_REF != 0 && self.registering;
-        let slot = referable.then(|| {
+        let slot = (code & FLAG_REF != 0 && self.registering).then(|| {
             self.references.push(Referable {
                 start,
                 json_len: None,
             });
-            self.references.len() - 1
+            (self.references.len() - 1, self.json_len)
         });
-        let (value, json_len) = match code & !FLAG_REF {
-            NONE => (Value::Null, 4),
-            TRUE => (Value::Bool(true), 4),
-            FALSE => (Value::Bool(false), 5),
-            INT => integer(i128::from(self.i32()?))?,
-            LONG => integer(self.long()?)?,
-            BINARY_FLOAT => float(f64::from_le_bytes(self.array()?))?,
+        let value = match code & !FLAG_REF {
+            NONE => self.counted(Value::Null, 4)?,
+            TRUE => self.counted(Value::Bool(true), 4)?,
+            FALSE => self.counted(Value::Bool(false), 5)?,
+            INT => {
+                let number = integer(i128::from(self.i32()?))?;
+                self.number(number)?
+            }
+            LONG => {
+                let number = integer(self.long()?)?;
+                self.number(number)?
+            }
+            BINARY_FLOAT => {
+                let number = float(f64::from_le_bytes(self.array()?))?;
+                self.number(number)?
+            }
             SHORT_ASCII | SHORT_ASCII_INTERNED => {
                 let len = usize::from(self.byte()?);
-                self.string(len)?
+                Value::String(self.string(len)?)
             }
             ASCII | ASCII_INTERNED | UNICODE | INTERNED => {
                 let len = self.length()?;
-                self.string(len)?
+                Value::String(self.string(len)?)
             }
             SMALL_TUPLE => {
                 let len = usize::from(self.byte()?);
@@ -98,50 +109,67 @@ impl Reader<'_> {
             REFERENCE => self.reference(depth)?,
             _ => return None,
         };
-        if let Some(slot) = slot {
-            self.references[slot].json_len = Some(json_len);
+        if let Some((slot, before)) = slot {
+            self.references[slot].json_len = Some(self.json_len - before);
         }
-        (json_len <= self.json_budget).then_some((value, json_len))
+        Some(value)
     }
 
-    fn list(&mut self, len: usize, depth: usize) -> Option<(Value, usize)> {
+    /// Counts `json_len` more bytes of JSON, within the budget.
+    fn count(&mut self, json_len: usize) -> Option<()> {
+        self.json_len = self.json_len.checked_add(json_len)?;
+        (self.json_len <= self.json_budget).then_some(())
+    }
+
+    fn counted(&mut self, value: Value, json_len: usize) -> Option<Value> {
+        self.count(json_len)?;
+        Some(value)
+    }
+
+    fn number(&mut self, number: Number) -> Option<Value> {
+        self.count(number.as_str().len())?;
+        Some(Value::Number(number))
+    }
+
+    fn list(&mut self, len: usize, depth: usize) -> Option<Value> {
         if depth >= MAX_NESTING {
             return None;
         }
+        self.count(2 + len.saturating_sub(1))?;
         let mut items = Vec::with_capacity(len.min(self.remaining()));
-        let mut json_len = 2 + len.saturating_sub(1);
         for _ in 0..len {
-            let (item, item_len) = self.value(depth + 1)?;
-            json_len = self.within_budget(json_len + item_len)?;
-            items.push(item);
+            items.push(self.value(depth + 1)?);
         }
-        Some((Value::Array(items), json_len))
+        Some(Value::Array(items))
     }
 
-    fn dict(&mut self, depth: usize) -> Option<(Value, usize)> {
+    fn dict(&mut self, depth: usize) -> Option<Value> {
         if depth >= MAX_NESTING {
             return None;
         }
+        self.count(2)?;
         let mut map = Map::new();
-        let mut json_len = 2;
         while self.peek()? != END_OF_DICT {
-            let (Value::String(key), key_len) = self.value(depth + 1)? else {
+            let Value::String(key) = self.value(depth + 1)? else {
                 return None;
             };
-            let (item, item_len) = self.value(depth + 1)?;
             let comma = usize::from(!map.is_empty());
-            json_len = self.within_budget(json_len + comma + key_len + 1 + item_len)?;
+            self.count(comma + 1)?;
+            let item = self.value(depth + 1)?;
             map.insert(key, item);
         }
         self.at += 1;
-        Some((Value::Object(map), json_len))
+        Some(Value::Object(map))
     }
 
     /// The object a reference names, read again from where it was written.
-    fn reference(&mut self, depth: usize) -> Option<(Value, usize)> {
+    fn reference(&mut self, depth: usize) -> Option<Value> {
         let index = usize::try_from(u32::from_le_bytes(self.array()?)).ok()?;
         let named = *self.references.get(index)?;
-        self.within_budget(named.json_len?)?;
+        // Still being read: a cycle.
+        named.json_len?;
+        // Read again, it counts against the budget again, so that a reference named over and
+        // over cannot inflate the result.
         let (resume_at, was_registering) = (self.at, self.registering);
         (self.at, self.registering) = (named.start, false);
         let read = self.value(depth);
@@ -151,10 +179,10 @@ impl Reader<'_> {
 
     /// A string of `len` bytes of UTF-8 (lone surrogates, which marshal writes and Rust
     /// refuses, are left to the guest).
-    fn string(&mut self, len: usize) -> Option<(Value, usize)> {
-        let text = std::str::from_utf8(self.take(len)?).ok()?;
-        let json_len = ascii_json_len(text);
-        Some((Value::String(text.to_owned()), json_len))
+    fn string(&mut self, len: usize) -> Option<String> {
+        let text = std::str::from_utf8(self.take(len)?).ok()?.to_owned();
+        self.count(ascii_json_len(&text))?;
+        Some(text)
     }
 
     /// An integer beyond 32 bits: a signed count of 15-bit digits, least significant first.
@@ -170,10 +198,6 @@ impl Reader<'_> {
             magnitude |= i128::from(digit) << (DIGIT_BITS * position as u32);
         }
         Some(if count < 0 { -magnitude } else { magnitude })
-    }
-
-    fn within_budget(&self, json_len: usize) -> Option<usize> {
-        (json_len <= self.json_budget).then_some(json_len)
     }
 
     fn remaining(&self) -> usize {
@@ -212,23 +236,19 @@ impl Reader<'_> {
 
 /// An integer as JSON holds it, within 64 bits (the host's numbers beyond are the guest's to
 /// write).
-fn integer(value: i128) -> Option<(Value, usize)> {
-    let number = match u64::try_from(value) {
+fn integer(value: i128) -> Option<Number> {
+    Some(match u64::try_from(value) {
         Ok(unsigned) => Number::from(unsigned),
         Err(_) => Number::from(i64::try_from(value).ok()?),
-    };
-    let json_len = number.as_str().len();
-    Some((Value::Number(number), json_len))
+    })
 }
 
 /// A finite float, spelled as Python writes it (`json.dumps` uses `float.__repr__`).
-fn float(value: f64) -> Option<(Value, usize)> {
+fn float(value: f64) -> Option<Number> {
     if !value.is_finite() {
         return None;
     }
-    let text = python_float_repr(value);
-    let json_len = text.len();
-    Some((Value::Number(Number::from_str(&text).ok()?), json_len))
+    Number::from_str(&python_float_repr(value)).ok()
 }
 
 /// `repr(value)` for a finite float in CPython: the shortest digits that read back as the
@@ -269,6 +289,10 @@ pub(crate) fn python_float_repr(value: f64) -> String {
 
 /// The length of `text` as `json.dumps` writes it with `ensure_ascii`, quotes included.
 fn ascii_json_len(text: &str) -> usize {
+    let plain = |byte: &u8| (b' '..=b'~').contains(byte) && *byte != b'"' && *byte != b'\\';
+    if text.as_bytes().iter().all(plain) {
+        return text.len() + 2;
+    }
     2 + text
         .chars()
         .map(|c| match c {
@@ -356,7 +380,7 @@ mod tests {
         for (value, python) in cases {
             assert_eq!(python_float_repr(value), python, "{value:e}");
             let parsed: Value = serde_json::from_str(python).expect("json");
-            assert_eq!(float(value).map(|(v, _)| v), Some(parsed), "{python}");
+            assert_eq!(float(value).map(Value::Number), Some(parsed), "{python}");
         }
     }
 
