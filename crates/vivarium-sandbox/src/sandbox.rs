@@ -49,7 +49,7 @@ const ASYNC_STACK_HEADROOM: usize = 1 << 20;
 /// instance in its slot: restored to the snapshot's bytes (only the pages the call dirtied,
 /// where the kernel can tell which) instead of being unmapped, so the next call does not
 /// page-fault its way back in.
-const KEEP_RESIDENT_BYTES: usize = 64 << 20;
+pub(crate) const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 /// Most table elements an instance may grow to (the interpreter starts with 5,903).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -339,7 +339,7 @@ impl Sandbox {
         store.set_epoch_deadline(1);
 
         let started = Instant::now();
-        let watchdog = call.limits.timeout + WATCHDOG_GRACE;
+        let watchdog = started + call.limits.timeout + WATCHDOG_GRACE;
         let ending = self.execute(&mut prepared, watchdog).await;
         let result_budget = call.limits.result_bytes + ENVELOPE_BYTES - SUCCESS_ENVELOPE.len();
         let (ending, reply) =
@@ -408,7 +408,7 @@ impl Sandbox {
         }
     }
 
-    async fn execute(&self, prepared: &mut Prepared, watchdog: Duration) -> Ending {
+    async fn execute(&self, prepared: &mut Prepared, watchdog: Instant) -> Ending {
         let run = async {
             match prepared {
                 Prepared::Start(store, instance_pre) => {
@@ -505,7 +505,7 @@ async fn settle_reply(
     ending: Ending,
     stdout: &CappedOutput,
     result_budget: usize,
-    watchdog: Duration,
+    watchdog: Instant,
 ) -> (Ending, Reply) {
     let (bytes, dropped) = stdout.take();
     let marshalled =
@@ -528,12 +528,12 @@ async fn settle_reply(
     (ending, Reply::Written { bytes, dropped })
 }
 
-/// How `guest` ended, or that the host's watchdog fired first.
+/// How `guest` ended, or that the host's watchdog fired first (at `watchdog`).
 async fn ending_within(
-    watchdog: Duration,
+    watchdog: Instant,
     guest: impl Future<Output = wasmtime::Result<()>>,
 ) -> Ending {
-    match tokio::time::timeout(watchdog, guest).await {
+    match tokio::time::timeout_at(watchdog.into(), guest).await {
         Err(_) => Ending::WatchdogExpired,
         Ok(Ok(())) => Ending::Finished(None),
         Ok(Err(error)) if is_clean_exit(&error) => Ending::Finished(None),
