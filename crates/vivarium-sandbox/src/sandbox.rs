@@ -46,10 +46,11 @@ const WASM_STACK_BYTES: usize = 16 << 20;
 /// What the host itself needs on the stack an async call runs on, beyond the guest's share.
 const ASYNC_STACK_HEADROOM: usize = 1 << 20;
 /// How much of a finished instance's memory, table and stack stays mapped for the next
-/// instance in its slot: restored to the snapshot's bytes (only the pages the call dirtied,
-/// where the kernel can tell which) instead of being unmapped, so the next call does not
-/// page-fault its way back in.
-pub(crate) const KEEP_RESIDENT_BYTES: usize = 64 << 20;
+/// instance in its slot where Linux has `PAGEMAP_SCAN` (6.7 and later): restored to the
+/// snapshot's bytes (only the pages the call dirtied) instead of being unmapped, so the next
+/// call does not page-fault its way back in. Without it wasmtime would copy back this many
+/// bytes of every slot whether the call touched them or not, so nothing is kept.
+const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 /// Most table elements an instance may grow to (the interpreter starts with 5,903).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
@@ -66,6 +67,11 @@ pub fn new_engine() -> Result<Engine, SandboxError> {
 /// allocator with copy-on-write memory images, sized for `instances` live at once (the warm
 /// pool and the calls running) of at most the largest memory a call may be given.
 pub fn new_pooling_engine(instances: u32) -> Result<Engine, SandboxError> {
+    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+        KEEP_RESIDENT_BYTES
+    } else {
+        0
+    };
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_core_instances(instances)
@@ -74,9 +80,9 @@ pub fn new_pooling_engine(instances: u32) -> Result<Engine, SandboxError> {
         .max_memory_size(usize::try_from(Limits::MAX.memory_bytes).unwrap_or(usize::MAX))
         .table_elements(MAX_TABLE_ELEMENTS)
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES)
-        .async_stack_keep_resident(KEEP_RESIDENT_BYTES);
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
+        .async_stack_keep_resident(keep_resident);
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);

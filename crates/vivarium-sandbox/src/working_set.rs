@@ -13,15 +13,18 @@
 //! within a memory budget), and writes each planned page of a new instance with its own
 //! content before handing it out. The copies are made off the call's path, and once a slot's
 //! planned pages are in fewer than 32 runs, wasmtime keeps them mapped from one instance to
-//! the next: they are neither faulted nor unmapped again. The instance's content is unchanged.
+//! the next: they are neither faulted nor unmapped again (where Linux has `PAGEMAP_SCAN`,
+//! 6.7 and later; elsewhere they are unmapped after each call, and copied ahead again). The
+//! instance's content is unchanged.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sandbox::KEEP_RESIDENT_BYTES;
-
+/// How much of a memory is looked at: where the snapshot's image and a call's usual heap
+/// are, and as much as wasmtime keeps mapped in a slot.
+const MOST_OBSERVED_BYTES: usize = 64 << 20;
 /// Most bytes a plan covers: the private memory each ready instance holds for it.
 const MOST_PLANNED_BYTES: usize = 4 << 20;
 /// Most runs a plan has, below the 32 runs of written pages wasmtime keeps mapped in a slot,
@@ -80,9 +83,8 @@ impl WorkingSet {
         if !learned.finished.is_multiple_of(OBSERVE_EVERY) {
             return;
         }
-        // Beyond this, wasmtime unmaps a slot's pages whatever they are.
-        let kept = &memory[..memory.len().min(KEEP_RESIDENT_BYTES)];
-        let Ok(written) = written_pages(kept, self.page_size) else {
+        let observed = &memory[..memory.len().min(MOST_OBSERVED_BYTES)];
+        let Ok(written) = written_pages(observed, self.page_size) else {
             return;
         };
         if learned.heat.len() < written.len() {
