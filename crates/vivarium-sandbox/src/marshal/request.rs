@@ -1,8 +1,11 @@
 //! The request in marshal form: the guest reads the user guide's 100 records several times
 //! faster than with `json.loads`, which was a third of the example's guest instructions. Only
 //! the types `json.loads` produces are written, so the guest sees exactly the objects it would
-//! have parsed from the JSON; a repeated dict key is written once and referred back to, as
-//! `json.loads` reuses one string per key.
+//! have parsed from the JSON. A repeated dict key is written once and referred back to, as
+//! `json.loads` reuses one string per key; so is a repeated string value of at most
+//! [`MOST_SHARED_BYTES`], which log records have many of (namespaces, hosts, levels): the guest
+//! builds and hashes it once. Strings are immutable, so only `is` can tell that two equal
+//! values are one object.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,8 @@ use super::{
     REFERENCE, SHORT_ASCII, TRUE, UNICODE,
 };
 
+/// Longest string value written once and referred back to when repeated.
+const MOST_SHARED_BYTES: usize = 64;
 /// Deeper documents are sent as JSON (parsed JSON is at most 128 deep).
 const MAX_DEPTH: usize = 200;
 /// Longest string the short-string types can hold.
@@ -28,12 +33,12 @@ pub(crate) fn encode_request(data: Option<&Value>, flags: RequestFlags) -> Optio
     let mut writer = Writer::new();
     writer.out.push(DICT);
     if let Some(data) = data {
-        writer.key("data");
+        writer.shared_string("data");
         writer.value(data, 1)?;
     }
-    writer.key("layer");
+    writer.shared_string("layer");
     writer.out.push(if flags.layer { TRUE } else { FALSE });
-    writer.key("reply");
+    writer.shared_string("reply");
     writer.string(flags.reply.as_str(), 0);
     writer.out.push(END_OF_DICT);
     Some(writer.out)
@@ -41,8 +46,8 @@ pub(crate) fn encode_request(data: Option<&Value>, flags: RequestFlags) -> Optio
 
 struct Writer<'a> {
     out: Vec<u8>,
-    /// Each dict key written so far, by the reference number the reader gives it.
-    keys: HashMap<&'a str, u32>,
+    /// Each shared string written so far, by the reference number the reader gives it.
+    shared: HashMap<&'a str, u32>,
     references: u32,
 }
 
@@ -50,7 +55,7 @@ impl<'a> Writer<'a> {
     fn new() -> Self {
         Self {
             out: vec![MARSHAL_TAG],
-            keys: HashMap::new(),
+            shared: HashMap::new(),
             references: 0,
         }
     }
@@ -64,6 +69,7 @@ impl<'a> Writer<'a> {
             Value::Bool(false) => self.out.push(FALSE),
             Value::Bool(true) => self.out.push(TRUE),
             Value::Number(number) => self.number(number)?,
+            Value::String(text) if text.len() <= MOST_SHARED_BYTES => self.shared_string(text),
             Value::String(text) => self.string(text, 0),
             Value::Array(items) => {
                 self.out.push(LIST);
@@ -80,23 +86,24 @@ impl<'a> Writer<'a> {
     fn dict(&mut self, map: &'a Map<String, Value>, depth: usize) -> Option<()> {
         self.out.push(DICT);
         for (key, item) in map {
-            self.key(key);
+            self.shared_string(key);
             self.value(item, depth + 1)?;
         }
         self.out.push(END_OF_DICT);
         Some(())
     }
 
-    /// A dict key: written the first time with a reference number, referred to afterwards.
-    fn key(&mut self, key: &'a str) {
-        if let Some(&reference) = self.keys.get(key) {
+    /// A dict key or a short value: written the first time with a reference number, referred
+    /// to afterwards.
+    fn shared_string(&mut self, text: &'a str) {
+        if let Some(&reference) = self.shared.get(text) {
             self.out.push(REFERENCE);
             self.out.extend_from_slice(&reference.to_le_bytes());
             return;
         }
-        self.keys.insert(key, self.references);
+        self.shared.insert(text, self.references);
         self.references += 1;
-        self.string(key, FLAG_REF);
+        self.string(text, FLAG_REF);
     }
 
     fn string(&mut self, text: &str, flags: u8) {
@@ -216,7 +223,7 @@ mod tests {
         let mut float = vec![b'g'];
         float.extend_from_slice(&1.5f64.to_le_bytes());
         assert_eq!(encoded(json!(1.5)), float);
-        assert_eq!(encoded(json!("hi")), [b'z', 2, b'h', b'i']);
+        assert_eq!(encoded(json!("hi")), [b'z' | FLAG_REF, 2, b'h', b'i']);
     }
 
     #[test]
@@ -246,11 +253,27 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_short_value_is_written_once_and_a_long_one_each_time() {
+        let long = "v".repeat(MOST_SHARED_BYTES + 1);
+        let bytes = encoded(json!(["v", "v", long, long]));
+        // Reference 0 is the request's own key, "data"; "v" gets 1.
+        let mut expected = vec![b'[', 4, 0, 0, 0, b'z' | FLAG_REF, 1, b'v', b'r', 1, 0, 0, 0];
+        for _ in 0..2 {
+            expected.extend_from_slice(&[b'z', 65]);
+            expected.extend_from_slice(long.as_bytes());
+        }
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
     fn long_and_non_ascii_strings_carry_a_four_byte_length() {
         let long = "x".repeat(300);
         let bytes = encoded(json!(long));
         assert_eq!(&bytes[..5], [b'a', 44, 1, 0, 0]);
-        assert_eq!(encoded(json!("é")), [b'u', 2, 0, 0, 0, 0xc3, 0xa9]);
+        assert_eq!(
+            encoded(json!("é")),
+            [b'u' | FLAG_REF, 2, 0, 0, 0, 0xc3, 0xa9]
+        );
     }
 
     #[test]
