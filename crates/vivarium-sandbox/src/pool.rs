@@ -26,7 +26,7 @@ const INSTANTIATION_BUDGET: u64 = 1 << 40;
 /// The exports of the reactor a call uses.
 pub(crate) struct ReactorExports {
     /// Its linear memory.
-    pub(crate) memory: wasmtime::Memory,
+    pub(crate) memory: Memory,
     /// Runs the call.
     pub(crate) run: TypedFunc<(), i32>,
     /// After `run`, writes the result as the JSON document (when the host could not read it
