@@ -61,8 +61,9 @@ COMPILE_MOST_FILES = 4096
 COMPILE_MOST_SOURCE_BYTES = 1 << 20
 # The result document carries no optional spaces (json.dumps writes about a sixth faster).
 COMPACT = (",", ":")
-# The first byte of a request the host wrote in marshal form (only the types json.loads
-# produces; it is read several times faster); any other request is JSON.
+# The first byte of a message in marshal form: a request the host wrote that way (only the
+# types json.loads produces; it is read several times faster; any other request is JSON), and
+# a successful result when the request asks for that form.
 MARSHAL_TAG = b"m"
 # A hash-based .pyc whose source hash is checked when it is loaded (PEP 552).
 CHECKED_HASH_FLAGS = (3).to_bytes(4, "little")

@@ -170,8 +170,9 @@ fn plan(heat: &[u16], most_runs: usize, most_pages: usize) -> Vec<Range<usize>> 
             _ => runs.push(page..page + 1),
         }
     }
-    if runs.len() > most_runs.max(1) {
-        runs = join_across_smallest_gaps(runs, most_runs.max(1));
+    let most_runs = most_runs.max(1);
+    if runs.len() > most_runs {
+        runs = join_across_smallest_gaps(runs, most_runs);
     }
     let mut budget = most_pages;
     runs.into_iter()
