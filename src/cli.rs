@@ -139,6 +139,27 @@ pub struct RunArgs {
     /// Where the action's pyproject.toml dependencies come from.
     #[command(flatten)]
     pub deps: DepsArgs,
+
+    /// Where the action may send requests.
+    #[command(flatten)]
+    pub egress: EgressArgs,
+}
+
+/// The action's outbound HTTP, as a service's action settings and operator settings give it.
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    /// An origin the action may send requests to, `[METHODS ]scheme://host[:port]` with
+    /// `*.suffix` wildcards (repeatable), as the action's allowed_hosts. Without one the action
+    /// has no network, but for ORIGIN_CLUSTER_URL when --env gives it.
+    #[arg(long = "allow-host", value_name = "ORIGIN")]
+    pub allow_host: Vec<String>,
+    /// An origin whose name may resolve to a private address (repeatable), as the service's
+    /// egress_internal_hosts; it must also be allowed.
+    #[arg(long = "internal-host", value_name = "ORIGIN")]
+    pub internal_host: Vec<String>,
+    /// PEM root certificates to trust for https besides the system's (an internal CA).
+    #[arg(long = "egress-ca", value_name = "FILE")]
+    pub egress_ca: Option<PathBuf>,
 }
 
 /// Where dependencies are resolved from.

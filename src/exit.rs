@@ -60,7 +60,8 @@ impl Exit {
         match error {
             SandboxError::LimitOutOfRange { .. }
             | SandboxError::InvalidEnvKey { .. }
-            | SandboxError::InvalidEnvValue { .. } => Self::Usage,
+            | SandboxError::InvalidEnvValue { .. }
+            | SandboxError::EgressNeedsSnapshot => Self::Usage,
             SandboxError::InputTooLarge { .. } => Self::BadInput,
             SandboxError::ActionFolder { .. } => Self::BadPackage,
             SandboxError::Setup(_) => Self::Internal,

@@ -2,15 +2,18 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
+use vivarium_egress::{Egress, EgressClient, EgressLimits, OperatorEgress, SystemLookup};
 use vivarium_package::PackageLimits;
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, LogLine, Outcome, OutcomeKind, ResultShape, RuntimeChoice,
+    ActionEnv, Call, Input, LogLine, ORIGIN_CLUSTER_URL, Outcome, OutcomeKind, ResultShape,
+    RuntimeChoice,
 };
 
-use crate::cli::{Cli, DepsArgs, RunArgs};
+use crate::cli::{Cli, DepsArgs, EgressArgs, RunArgs};
 use crate::exit::{Exit, Failure};
 use crate::runtime_cmd::{cache_dir, ready_sandbox};
 
@@ -31,6 +34,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         progress: Progress::Bar,
         ..FetchOptions::default()
     };
+    let egress = egress(&args.egress, &args.env)?;
     let sandbox = ready_sandbox(&cache, runtime, &options)?;
     let call = Call {
         action_dir: &action.root,
@@ -39,12 +43,41 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         limits,
         shape: ResultShape::Records,
         dependency_layer: layer.as_deref(),
+        egress: Some(&egress),
     };
     let outcome = sandbox
         .run(&call)
         .map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
     report(&outcome, cli.json_logs);
     Ok(Exit::for_outcome(outcome.kind))
+}
+
+/// The action's egress from the command line: its allowed hosts, the internal hosts, and
+/// the cluster `ORIGIN_CLUSTER_URL` names when `--env` gives it (reachable as in the service).
+fn egress(args: &EgressArgs, env: &[(String, String)]) -> Result<Egress, Failure> {
+    let usage = |message: String| Failure {
+        code: Exit::Usage,
+        message,
+    };
+    let operator = OperatorEgress::new(&args.internal_host, EgressLimits::DEFAULT)
+        .map_err(|e| usage(format!("--internal-host: {e}")))?;
+    let extra_roots = args
+        .egress_ca
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| usage(format!("--egress-ca {}: {e}", path.display())))
+        })
+        .transpose()?;
+    let client = EgressClient::new(extra_roots.as_deref(), Arc::new(SystemLookup))
+        .map_err(|e| usage(format!("--egress-ca: {e}")))?;
+    let origin = env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == ORIGIN_CLUSTER_URL)
+        .map(|(_, value)| value.as_str());
+    Egress::for_action(&args.allow_host, origin, Arc::new(operator), client)
+        .map_err(|e| usage(format!("--allow-host: {e}")))
 }
 
 /// The installed layer of the action's pyproject.toml dependencies, resolving and installing

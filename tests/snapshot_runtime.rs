@@ -158,6 +158,7 @@ fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
                 limits: vivarium_sandbox::Limits::DEFAULT,
                 shape: vivarium_sandbox::ResultShape::Records,
                 dependency_layer: None,
+                egress: None,
             })
             .expect("the call");
         assert_eq!(

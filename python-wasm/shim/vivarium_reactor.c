@@ -80,7 +80,54 @@ vivarium_immortalize(PyObject *Py_UNUSED(module), PyObject *object)
     Py_RETURN_NONE;
 }
 
+/* The host calls (see crates/vivarium-sandbox/src/host_call.rs): host_call performs operation
+ * OP on the marshalled request and keeps the answer on the host, returning its length or a
+ * negative status; host_take copies the kept answer into a buffer of exactly that length. */
+__attribute__((import_module("vivarium"), import_name("host_call"))) extern long long
+vivarium_import_host_call(int op, const void *request, int length);
+__attribute__((import_module("vivarium"), import_name("host_take"))) extern int
+vivarium_import_host_take(void *buffer, int length);
+
+/* _vivarium.host_call(op, request) -> bytes: the host's marshalled answer. The answer is
+ * copied into a bytes object allocated here, inside the guest's memory, so that it counts
+ * against the call's memory cap: an answer too large for it raises MemoryError. */
+static PyObject *
+vivarium_host_call(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int op;
+    Py_buffer request;
+    if (!PyArg_ParseTuple(args, "iy*:host_call", &op, &request)) {
+        return NULL;
+    }
+    if (request.len > INT_MAX) {
+        PyBuffer_Release(&request);
+        PyErr_SetString(PyExc_OverflowError, "host_call: the request is larger than 2 GiB");
+        return NULL;
+    }
+    long long length = vivarium_import_host_call(op, request.buf, (int)request.len);
+    PyBuffer_Release(&request);
+    if (length < 0 || length > INT_MAX) {
+        PyErr_Format(PyExc_RuntimeError, "host_call: operation %d failed with status %lld", op,
+                     length);
+        return NULL;
+    }
+    PyObject *answer = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+    if (answer == NULL) {
+        return NULL;
+    }
+    int status = vivarium_import_host_take(PyBytes_AS_STRING(answer), (int)length);
+    if (status != 0) {
+        Py_DECREF(answer);
+        PyErr_Format(PyExc_RuntimeError, "host_take: status %d", status);
+        return NULL;
+    }
+    return answer;
+}
+
 static PyMethodDef vivarium_methods[] = {
+    {"host_call", vivarium_host_call, METH_VARARGS,
+     "host_call(op, request)\n--\n\nPerforms host operation op on the marshalled request; returns "
+     "the marshalled answer."},
     {"environ", vivarium_environ, METH_NOARGS,
      "environ()\n--\n\nThe current C environment as a dict of bytes to bytes."},
     {"immortalize", vivarium_immortalize, METH_O,

@@ -50,6 +50,7 @@ fn main() -> BenchResult<()> {
         limits: Limits::DEFAULT,
         shape: ResultShape::Records,
         dependency_layer: None,
+        egress: None,
     };
     let mut fuel = (0, 0);
     let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
@@ -59,6 +60,7 @@ fn main() -> BenchResult<()> {
     std::fs::write(layer.path().join("unused/__init__.py"), "")?;
     let with_layer = Call {
         dependency_layer: Some(layer.path()),
+        egress: None,
         ..call.clone()
     };
     let layered = measure(calls, || run_ok(&snapshot, &with_layer).map(drop))?;
@@ -151,6 +153,7 @@ fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
         limits: Limits::DEFAULT,
         shape: ResultShape::Records,
         dependency_layer: None,
+        egress: None,
     };
     run_ok(sandbox, &call)?;
     std::thread::sleep(Duration::from_millis(500));

@@ -4,6 +4,13 @@ use std::collections::BTreeMap;
 
 use crate::error::SandboxError;
 
+/// The variable OpenObserve gives every action: the URL of the cluster it belongs to. Its
+/// origin is reachable by every action, as in OpenObserve.
+pub const ORIGIN_CLUSTER_URL: &str = "ORIGIN_CLUSTER_URL";
+/// The variable OpenObserve gives every action: base64 of `email:password` for HTTP Basic
+/// auth against the cluster's API.
+pub const ORIGIN_CLUSTER_TOKEN: &str = "ORIGIN_CLUSTER_TOKEN";
+
 /// Validated environment variables for one action: keys match `^[A-Z][A-Z0-9_]*$`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActionEnv(BTreeMap<String, String>);

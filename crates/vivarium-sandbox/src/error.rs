@@ -47,6 +47,11 @@ pub enum SandboxError {
         /// Why.
         reason: String,
     },
+    /// The action may make requests, but the pinned interpreter has no host calls.
+    #[error(
+        "egress needs the snapshot runtime: this action has allowed hosts, but the pinned interpreter cannot make requests; set runtime = \"snapshot\" (the default)"
+    )]
+    EgressNeedsSnapshot,
     /// The engine or linker could not be set up (a bug or an unusable interpreter module).
     #[error("the sandbox could not be set up: {0}")]
     Setup(String),

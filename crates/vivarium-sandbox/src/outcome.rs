@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use vivarium_egress::AuditRecord;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
@@ -136,6 +137,10 @@ pub struct Outcome {
     /// Wall-clock time from instantiation to the end of the call.
     #[serde(serialize_with = "serialize_millis", rename = "duration_ms")]
     pub duration: Duration,
+    /// The call's outbound requests, allowed or refused, in order (their audit lines are in
+    /// `logs`).
+    #[serde(skip)]
+    pub egress: Vec<AuditRecord>,
 }
 
 fn serialize_millis<S: serde::Serializer>(

@@ -41,6 +41,11 @@ impl CappedOutput {
         (buffer.kept, buffer.dropped)
     }
 
+    /// How many bytes are kept so far.
+    pub fn kept_len(&self) -> usize {
+        self.lock().kept.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Buffer> {
         self.buffer
             .lock()

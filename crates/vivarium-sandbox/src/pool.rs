@@ -12,6 +12,7 @@ use wasmtime::{InstancePre, Memory, Store, TypedFunc};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::SandboxError;
+use crate::host_call::HostCalls;
 use crate::sandbox::{CallState, MemoryCap};
 use crate::working_set::WorkingSet;
 
@@ -171,6 +172,7 @@ async fn instantiate(instance_pre: &InstancePre<CallState>) -> Result<ReadyInsta
     let state = CallState {
         wasi: WasiCtxBuilder::new().build_p1(),
         memory: MemoryCap::new(u64::MAX),
+        host: HostCalls::default(),
     };
     let mut store = Store::new(instance_pre.module().engine(), state);
     store.limiter(|state| &mut state.memory);

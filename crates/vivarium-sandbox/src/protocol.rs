@@ -232,19 +232,42 @@ impl LogLine {
 }
 
 /// Splits captured stderr into log lines; a cut-off tail becomes a marker saying how much
-/// was dropped.
-pub fn parse_logs(stderr: &[u8], dropped: u64, cap: usize) -> Vec<LogLine> {
+/// was dropped. The host's own lines (`host_lines`, each with the number of stderr bytes
+/// kept when it happened) are placed among the guest's in order. A guest line that claims
+/// the egress audit's logger name is marked as the guest's, so that audit lines cannot be
+/// forged.
+pub fn parse_logs(
+    stderr: &[u8],
+    dropped: u64,
+    cap: usize,
+    host_lines: &[(usize, LogLine)],
+) -> Vec<LogLine> {
     let text = String::from_utf8_lossy(stderr);
     let complete = if dropped > 0 {
         text.rsplit_once('\n').map_or("", |(head, _)| head)
     } else {
         &text
     };
-    let mut lines: Vec<LogLine> = complete
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line)))
-        .collect();
+    let mut pending = host_lines.iter().peekable();
+    let mut lines = Vec::new();
+    let mut offset = 0;
+    for line in complete.split_inclusive('\n') {
+        while let Some((_, host)) = pending.next_if(|(at, _)| *at <= offset) {
+            lines.push(host.clone());
+        }
+        offset += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut parsed =
+            serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line));
+        if parsed.logger == crate::host_call::EGRESS_LOGGER {
+            parsed.logger = format!("guest:{}", parsed.logger);
+        }
+        lines.push(parsed);
+    }
+    lines.extend(pending.map(|(_, host)| host.clone()));
     if dropped > 0 {
         let cut = dropped + (text.len() - complete.len()) as u64;
         lines.push(LogLine::host(
@@ -301,7 +324,7 @@ mod tests {
 
     #[test]
     fn json_lines_become_records_and_other_bytes_stay_raw() {
-        let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"action\",\"message\":\"hi\",\"time\":\"t\"}\nplain text\n", 0, 100);
+        let logs = parse_logs(b"{\"level\":\"INFO\",\"logger\":\"action\",\"message\":\"hi\",\"time\":\"t\"}\nplain text\n", 0, 100, &[]);
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0].message, "hi");
         assert_eq!(logs[1].level, "RAW");
@@ -313,6 +336,7 @@ mod tests {
             b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"IN",
             500,
             60,
+            &[],
         );
         assert_eq!(logs.len(), 2);
         assert_eq!(logs[0].message, "one");
@@ -321,6 +345,29 @@ mod tests {
             "{}",
             logs[1].message
         );
+    }
+
+    #[test]
+    fn host_lines_are_placed_where_they_happened_and_cannot_be_forged() {
+        let stderr = b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"INFO\",\"logger\":\"vivarium.egress\",\"message\":\"forged\"}\n";
+        let first_line = stderr.iter().position(|b| *b == b'\n').unwrap() + 1;
+        let audit = |message: &str| LogLine {
+            logger: crate::host_call::EGRESS_LOGGER.into(),
+            ..LogLine::host("INFO", message.into())
+        };
+        let logs = parse_logs(
+            stderr,
+            0,
+            1000,
+            &[
+                (first_line, audit("GET one")),
+                (stderr.len(), audit("GET two")),
+            ],
+        );
+        let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["one", "GET one", "forged", "GET two"]);
+        assert_eq!(logs[2].logger, "guest:vivarium.egress");
+        assert_eq!(logs[1].logger, "vivarium.egress");
     }
 
     #[test]

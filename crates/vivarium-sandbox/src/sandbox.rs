@@ -14,9 +14,12 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use vivarium_egress::Egress;
+
 use crate::bytecode::{BytecodeCache, COMPILE_LIMITS};
 use crate::env::ActionEnv;
 use crate::error::SandboxError;
+use crate::host_call::{self, HostCalls};
 use crate::limits::{Limits, human_bytes};
 use crate::marshal::{MARSHAL_TAG, decode_result};
 use crate::outcome::{Ending, Evidence, Outcome, Reply, ResultShape, classify};
@@ -125,6 +128,8 @@ pub struct Call<'a> {
     pub shape: ResultShape,
     /// The action's installed dependency layer, mounted read-only at `/deps`, if it has one.
     pub dependency_layer: Option<&'a Path>,
+    /// Where the action may send requests; `None` means no network at all.
+    pub egress: Option<&'a Egress>,
 }
 
 /// The interpreter, linked and ready to be instantiated afresh for each call.
@@ -154,10 +159,11 @@ enum Flavor {
     },
 }
 
-/// What one instance's store holds: its WASI context and its memory cap.
+/// What one instance's store holds: its WASI context, its memory cap and its host calls.
 pub(crate) struct CallState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) memory: MemoryCap,
+    pub(crate) host: HostCalls,
 }
 
 /// Why the guest runs.
@@ -254,6 +260,10 @@ impl Sandbox {
     pub fn run(&self, call: &Call<'_>) -> Result<Outcome, SandboxError> {
         call.limits.validate()?;
         check_input_size(&call.input, &call.limits)?;
+        let wants_network = call.egress.is_some_and(|egress| egress.policy.allows_any());
+        if wants_network && matches!(self.flavor, Flavor::Command(_)) {
+            return Err(SandboxError::EgressNeedsSnapshot);
+        }
         let flags = RequestFlags {
             layer: call.dependency_layer.is_some(),
             reply: self.reply_form(),
@@ -285,6 +295,7 @@ impl Sandbox {
         let compile = Call {
             limits: COMPILE_LIMITS,
             shape: ResultShape::Any,
+            egress: None,
             ..call.clone()
         };
         let outcome = runtime.block_on(self.run_on_this_thread(
@@ -329,12 +340,14 @@ impl Sandbox {
         if let Purpose::Call { .. } = purpose {
             self.instantiations.fetch_add(1, Ordering::Relaxed);
         }
+        let deadline = Instant::now() + call.limits.timeout;
         let store = prepared.store();
+        let egress = call.egress.map(|egress| egress.for_call(deadline));
+        store.data_mut().host = HostCalls::new(egress, stderr.clone());
         let memory_refused = store.data().memory.refused.clone();
         store
             .set_fuel(call.limits.fuel)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let deadline = Instant::now() + call.limits.timeout;
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
@@ -358,6 +371,13 @@ impl Sandbox {
             .fuel
             .saturating_sub(store.get_fuel().unwrap_or(0));
         let peak_memory_bytes = store.data().memory.peak;
+        let (audit_lines, audit): (Vec<_>, Vec<_>) = store
+            .data_mut()
+            .host
+            .take_audit()
+            .into_iter()
+            .map(|placed| ((placed.offset, placed.line), placed.record))
+            .unzip();
         self.retire(prepared);
         let (stderr_bytes, stderr_dropped) = stderr.take();
         let (kind, result, error) = classify(Evidence {
@@ -371,11 +391,17 @@ impl Sandbox {
             kind,
             result,
             error,
-            logs: parse_logs(&stderr_bytes, stderr_dropped, call.limits.log_bytes),
+            logs: parse_logs(
+                &stderr_bytes,
+                stderr_dropped,
+                call.limits.log_bytes,
+                &audit_lines,
+            ),
             logs_truncated: stderr_dropped > 0,
             fuel_used,
             peak_memory_bytes,
             duration,
+            egress: audit,
         })
     }
 
@@ -400,7 +426,8 @@ impl Sandbox {
         match &self.flavor {
             Flavor::Command(instance_pre) => {
                 let memory = MemoryCap::new(memory_limit);
-                let mut store = Store::new(&self.engine, CallState { wasi, memory });
+                let host = HostCalls::default();
+                let mut store = Store::new(&self.engine, CallState { wasi, memory, host });
                 store.limiter(|state| &mut state.memory);
                 Ok(Prepared::Start(store, instance_pre.clone()))
             }
@@ -479,6 +506,7 @@ fn link(engine: &Engine, module: &Module) -> Result<InstancePre<CallState>, Sand
     let mut linker: Linker<CallState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
         .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+    host_call::add_to_linker(&mut linker)?;
     linker
         .instantiate_pre(module)
         .map_err(|e| SandboxError::Setup(format!("the interpreter module cannot be linked: {e:#}")))

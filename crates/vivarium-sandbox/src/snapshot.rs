@@ -53,6 +53,7 @@ pub const PRELOADED_MODULES: &[&str] = &[
     "enum",
     "functools",
     "hashlib",
+    "http.client",
     "io",
     "ipaddress",
     "itertools",
@@ -64,6 +65,7 @@ pub const PRELOADED_MODULES: &[&str] = &[
     "textwrap",
     "typing",
     "urllib.parse",
+    "urllib.request",
     "uuid",
     "zlib",
     "zoneinfo",
@@ -193,18 +195,70 @@ _vivarium_gc.freeze()
 del _vivarium_gc
 "#;
 
+/// The modules of the `vivarium` package every action can import, as (name, source): the
+/// package itself first.
+const VIVARIUM_PACKAGE: &[(&str, &str)] = &[
+    (
+        "vivarium",
+        include_str!("../../../python-wasm/vivarium/__init__.py"),
+    ),
+    (
+        "vivarium.http",
+        include_str!("../../../python-wasm/vivarium/http.py"),
+    ),
+];
+
+/// Loads [`VIVARIUM_PACKAGE`] into `sys.modules` from the sources it is given, before the
+/// standard modules are preloaded (`vivarium.http` must replace `http.client`'s connection
+/// classes before `urllib.request` is first imported).
+const LOAD_PACKAGE: &str = r#"
+def _vivarium_load_package(modules):
+    import sys, types
+    for name, source in modules:
+        module = types.ModuleType(name)
+        module.__file__ = "<%s>" % name.replace(".", "/")
+        if name == "vivarium":
+            module.__path__ = []
+        sys.modules[name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, module)
+"#;
+
 /// What the reactor's initialization executes as the `vivarium_runner` module: the runner,
-/// then the preloaded modules (under a name the runner does not use), then
-/// [`SETTLE_SNAPSHOT`].
+/// then the `vivarium` package, then the preloaded modules (under a name the runner does not
+/// use), then [`SETTLE_SNAPSHOT`].
 fn init_source() -> String {
     let names: Vec<String> = PRELOADED_MODULES
         .iter()
         .map(|name| format!("{name:?}"))
         .collect();
+    let package: Vec<String> = VIVARIUM_PACKAGE
+        .iter()
+        .map(|(name, source)| format!("({}, {})", python_str(name), python_str(source)))
+        .collect();
     format!(
-        "{RUNNER_SOURCE}\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{SETTLE_SNAPSHOT}",
+        "{RUNNER_SOURCE}\n{LOAD_PACKAGE}\n_vivarium_load_package([{}])\ndel _vivarium_load_package\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{SETTLE_SNAPSHOT}",
+        package.join(", "),
         names.join(", ")
     )
+}
+
+/// `text` as a Python string literal: every character outside printable ASCII, and the
+/// quote and backslash, escaped as `\uXXXX`/`\UXXXXXXXX`.
+fn python_str(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    for c in text.chars() {
+        match c {
+            ' '..='~' if c != '"' && c != '\\' => literal.push(c),
+            c if u32::from(c) <= 0xffff => literal.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    literal.push('"');
+    literal
 }
 
 /// Runs the reactor's initialization under a plain engine and captures the result.
@@ -225,6 +279,7 @@ fn take_snapshot(built: &BuiltInterpreter, empty: &Path) -> Result<Vec<u8>, Sand
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
         .map_err(|e| setup(format!("{e:#}")))?;
+    crate::host_call::add_trapping_stubs(&mut linker)?;
     let mut store = Store::new(&engine, wasi);
     let instance = linker.instantiate(&mut store, &module).map_err(|e| {
         setup(format!(

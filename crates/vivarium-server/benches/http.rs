@@ -140,6 +140,7 @@ fn bare_sandbox(
         limits: Limits::DEFAULT,
         shape: ResultShape::Records,
         dependency_layer: None,
+        egress: None,
     };
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {

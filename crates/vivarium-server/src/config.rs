@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use vivarium_egress::{EgressClient, EgressLimits, OperatorEgress, SystemLookup};
 use vivarium_sandbox::{Limits, RuntimeChoice};
 use vivarium_store::{BadBlobLocation, BlobLocation};
 
@@ -72,6 +74,17 @@ pub struct ServerConfig {
     pub package_index: String,
     /// A folder of pure-Python wheels consulted before the index (air-gapped deployments).
     pub wheelhouse: Option<PathBuf>,
+    /// Origins (`scheme://host[:port]`, IP literals allowed) whose names may resolve to
+    /// private addresses, such as the observability platform's own API. An action must
+    /// still allow them; metadata addresses stay blocked. Default: none.
+    pub egress_internal_hosts: Vec<String>,
+    /// PEM root certificates trusted for actions' https requests besides the system's (an
+    /// internal CA). Default: none.
+    pub egress_ca_file: Option<PathBuf>,
+    /// The caps on every run's outbound requests (a table: `connect_timeout`,
+    /// `request_timeout`, `request_body_bytes`, `response_body_bytes`, `header_bytes`,
+    /// `requests_per_call`, `bytes_per_call`, `fuel_per_request`). Default: see the README.
+    pub egress: EgressLimits,
     /// Email of the root user created on first start.
     pub root_user_email: Option<String>,
     /// Password of the root user created on first start (generated and printed once if unset).
@@ -106,6 +119,9 @@ const KEYS: &[&str] = &[
     "replica_timeout",
     "package_index",
     "wheelhouse",
+    "egress_internal_hosts",
+    "egress_ca_file",
+    "egress",
     "root_user_email",
     "root_user_password",
 ];
@@ -136,6 +152,9 @@ impl Default for ServerConfig {
             replica_timeout: Duration::from_secs(30),
             package_index: vivarium_deps::DEFAULT_INDEX_URL.to_string(),
             wheelhouse: None,
+            egress_internal_hosts: Vec::new(),
+            egress_ca_file: None,
+            egress: EgressLimits::DEFAULT,
             root_user_email: None,
             root_user_password: None,
         }
@@ -208,6 +227,24 @@ impl ServerConfig {
             python: vivarium_deps::TargetPython::new(major, minor, patch),
             ..vivarium_deps::DepsConfig::default()
         }
+    }
+
+    /// The operator's egress settings, checked.
+    pub fn operator_egress(&self) -> Result<OperatorEgress, String> {
+        OperatorEgress::new(&self.egress_internal_hosts, self.egress)
+    }
+
+    /// The client actions' requests go through, trusting `egress_ca_file` besides the
+    /// system's roots.
+    pub fn egress_client(&self) -> Result<EgressClient, String> {
+        let extra_roots = self
+            .egress_ca_file
+            .as_deref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| format!("egress_ca_file {}: {e}", path.display()))
+            })
+            .transpose()?;
+        EgressClient::new(extra_roots.as_deref(), Arc::new(SystemLookup))
     }
 
     /// The per-run limits, checked against their ceilings.

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use vivarium_auth::{ResourceKind, Verb};
 use vivarium_deps::{DepsConfig, Lock};
+use vivarium_egress::{Egress, EgressClient, OperatorEgress};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
@@ -78,6 +79,10 @@ pub struct RunSettings {
     pub deps: DepsConfig,
     /// This replica's name in the shared database, recorded on the actions it runs.
     pub replica: String,
+    /// The operator's egress settings, applied to every action's allowed hosts.
+    pub egress: Arc<OperatorEgress>,
+    /// The client that sends actions' requests.
+    pub egress_client: EgressClient,
 }
 
 /// Runs actions for every trigger.
@@ -298,6 +303,7 @@ impl Executor {
         let sandbox = self.sandbox.clone();
         let (input, shape, limits) = (request.input.clone(), request.shape, self.settings.limits);
         let layer = self.dependency_layer(&request.action).await?;
+        let egress = self.egress_of(&request.action, None)?;
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -307,6 +313,7 @@ impl Executor {
                 limits,
                 shape,
                 dependency_layer: layer.as_deref(),
+                egress: Some(&egress),
             };
             let outcome = sandbox.run(&call);
             drop(permit);
@@ -326,6 +333,23 @@ impl Executor {
             Ok(Err(error)) => Err(ApiError::bad_request(error.to_string())),
             Err(join) => Err(ApiError::internal(join)),
         }
+    }
+
+    /// Where the action's runs may send requests: its allowed hosts and its cluster's origin
+    /// (`origin_cluster_url`), under the operator's settings.
+    fn egress_of(&self, action: &Action, origin_cluster_url: Option<&str>) -> ApiResult<Egress> {
+        Egress::for_action(
+            &action.allowed_hosts,
+            origin_cluster_url,
+            self.settings.egress.clone(),
+            self.settings.egress_client.clone(),
+        )
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "the action's allowed hosts are no longer valid ({e}); correct them with PUT /api/{}/actions/{}",
+                action.org, action.id
+            ))
+        })
     }
 
     async fn record_outcome(
@@ -363,6 +387,7 @@ impl Executor {
         self.meta.record_run(&run, status).await?;
         self.count(&run);
         self.metrics.fuel.inc_by(outcome.fuel_used);
+        self.metrics.count_egress(&outcome.egress);
         Ok(RunReport {
             run,
             result: outcome.result,

@@ -19,6 +19,16 @@ pub struct RunLabels {
     pub trigger: String,
 }
 
+/// Labels of an outbound request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EgressLabels {
+    /// `allowed`, `refused` (by the policy) or `failed` (by the network or the peer).
+    pub outcome: String,
+    /// Why it was refused or failed (`not_allowed`, `private_address`, `timeout`, ...); `none`
+    /// when it was answered.
+    pub reason: String,
+}
+
 /// The service's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +46,8 @@ pub struct Metrics {
     pub rejected: Counter,
     /// Guest instances created, read from the sandbox at each scrape.
     pub instances: Gauge,
+    /// Outbound requests of actions, by outcome and reason.
+    pub egress: Family<EgressLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,8 +87,15 @@ impl Default for Metrics {
             "Guest instances created since start",
             instances.clone(),
         );
+        let egress = Family::<EgressLabels, Counter>::default();
+        registry.register(
+            "egress_requests",
+            "Outbound HTTP requests of actions, by outcome and refusal or failure reason",
+            egress.clone(),
+        );
         Self {
             registry,
+            egress,
             runs,
             run_duration,
             fuel,
@@ -89,6 +108,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a run's outbound requests.
+    pub fn count_egress(&self, records: &[vivarium_egress::AuditRecord]) {
+        for record in records {
+            let labels = EgressLabels {
+                outcome: record.outcome().into(),
+                reason: record
+                    .failure
+                    .as_ref()
+                    .map_or("none", |failure| failure.reason)
+                    .into(),
+            };
+            self.egress.get_or_create(&labels).inc();
+        }
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut text = String::new();

@@ -312,6 +312,9 @@ pub struct ActionDetails {
     description: String,
     /// Passed to every run.
     environment_variables: std::collections::BTreeMap<String, String>,
+    /// The origins its runs may send requests to (`[METHODS ]scheme://host[:port]`, `*.suffix`
+    /// wildcards); empty for no network.
+    allowed_hosts: Vec<String>,
     /// How it is triggered.
     execution_details: ExecutionKind,
     /// Cron expression (UTC) of `once` and `repeat` actions; null for `service`.
@@ -387,6 +390,15 @@ pub struct ActionUpload {
         example = r#"{"LEVEL": "debug"}"#
     )]
     environment_variables: String,
+    /// The origins its runs may send requests to: a JSON list of strings, encoded as a
+    /// string, e.g. `["https://hooks.slack.com", "POST https://api.example.com:8443"]`. No IP
+    /// literals or localhost names; empty or absent for no network.
+    #[serde(default)]
+    #[schema(
+        content_media_type = "application/json",
+        example = r#"["https://hooks.slack.com"]"#
+    )]
+    allowed_hosts: String,
     /// Email of an existing service account of the organization; runs use its rights.
     #[serde(default)]
     service_account: String,
@@ -1046,6 +1058,7 @@ mod tests {
                 "description",
                 "cron_expr",
                 "environment_variables",
+                "allowed_hosts",
                 "service_account",
                 "id",
             ])

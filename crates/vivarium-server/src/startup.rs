@@ -62,6 +62,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let limits = config
         .run_limits()
         .context("invalid run limits in the configuration")?;
+    let egress = config
+        .operator_egress()
+        .map_err(anyhow::Error::msg)
+        .context("invalid egress settings in the configuration")?;
+    let egress_client = config.egress_client().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data folder {}",
@@ -112,6 +117,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             limits,
             deps: config.deps_config(),
             replica: replica.clone(),
+            egress: Arc::new(egress),
+            egress_client,
         },
         capacity,
         metrics.clone(),

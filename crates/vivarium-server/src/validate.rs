@@ -41,6 +41,28 @@ pub fn environment_json(text: &str) -> ApiResult<BTreeMap<String, String>> {
     Ok(vars)
 }
 
+/// Allowed hosts given as a JSON list of strings encoded in a string (the upload form's
+/// field); blank means none.
+pub fn allowed_hosts_json(text: &str) -> ApiResult<Vec<String>> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<String> = serde_json::from_str(text).map_err(|_| {
+        ApiError::bad_request(
+            r#"Invalid JSON in allowed_hosts: give a list of strings such as ["https://hooks.slack.com", "POST https://api.example.com:8443"]"#,
+        )
+    })?;
+    allowed_hosts(&entries)
+}
+
+/// Allowed hosts follow the allowlist grammar (`[METHODS ]scheme://host[:port]`, `*.suffix`
+/// wildcards, no IP literals); returns them trimmed, as stored.
+pub fn allowed_hosts(entries: &[String]) -> ApiResult<Vec<String>> {
+    let list = vivarium_egress::Allowlist::parse(entries, vivarium_egress::Author::Action)
+        .map_err(|e| ApiError::bad_request(format!("Invalid allowed_hosts: {e}")))?;
+    Ok(list.entries())
+}
+
 /// Environment variable keys match `^[A-Z][A-Z0-9_]*$`.
 pub fn environment(vars: &BTreeMap<String, String>) -> ApiResult<()> {
     if vars.keys().all(|key| vivarium_sandbox::is_valid_key(key))

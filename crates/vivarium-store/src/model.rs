@@ -210,6 +210,9 @@ pub struct Action {
     /// The resolved pyproject.toml dependencies, as the JSON of a lock (name, version, wheel,
     /// SHA-256 per package); `None` when the action needs no dependency layer.
     pub dependency_lock: Option<String>,
+    /// The origins its runs may send requests to, as written (`[METHODS ]scheme://host[:port]`,
+    /// validated at upload); empty means no network.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What started a run.

@@ -3,11 +3,14 @@
 //! times faster than JSON, and the guest answers a successful result in it ([`reply`]), which
 //! it writes several times faster than `json.dumps`. Only the types JSON has (dict, list, str,
 //! int, float, bool, None, and tuples, which JSON writes as lists) are used; the format of
-//! these types has not changed since marshal version 3 (Python 3.4).
+//! these types has not changed since marshal version 3 (Python 3.4). The HTTP exchange of
+//! the host call ([`exchange`]) adds `bytes`.
 
+mod exchange;
 mod reply;
 mod request;
 
+pub(crate) use exchange::{decode_exchange_request, encode_exchange_reply};
 pub(crate) use reply::decode_result;
 pub(crate) use request::encode_request;
 
@@ -15,6 +18,8 @@ pub(crate) use request::encode_request;
 pub(crate) const MARSHAL_TAG: u8 = b'm';
 
 const NONE: u8 = b'N';
+/// `bytes` (marshal's `TYPE_STRING`), used only by the HTTP exchange.
+const BYTES: u8 = b's';
 const FALSE: u8 = b'F';
 const TRUE: u8 = b'T';
 const INT: u8 = b'i';

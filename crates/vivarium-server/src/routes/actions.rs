@@ -136,6 +136,7 @@ struct UploadForm {
     execution_details: Option<String>,
     cron_expr: Option<String>,
     environment_variables: Option<String>,
+    allowed_hosts: Option<String>,
     service_account: Option<String>,
     filename: Option<String>,
     file: Option<(Option<String>, Bytes)>,
@@ -155,7 +156,7 @@ struct UploadForm {
     request_body(content = crate::openapi::ActionUpload, content_type = "multipart/form-data", description = "The action's ZIP and settings"),
     responses(
         (status = 200, description = "The created or replaced action's id", body = crate::openapi::UploadAnswer),
-        (status = 400, description = "Not a multipart form; a missing or invalid field (name, execution_details, cron_expr, environment_variables, service_account: it must exist); an unknown id; or a ZIP that is missing, empty or refused", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Not a multipart form; a missing or invalid field (name, execution_details, cron_expr, environment_variables, allowed_hosts, service_account: it must exist); an unknown id; or a ZIP that is missing, empty or refused", body = crate::openapi::ErrorBody),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, description = "The caller lacks POST on action_scripts (create) or PUT on the action (replace), or is no member of the organization", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
@@ -200,6 +201,7 @@ async fn read_form(mut multipart: Multipart, body_limit: usize) -> ApiResult<Upl
             "execution_details" => &mut form.execution_details,
             "cron_expr" => &mut form.cron_expr,
             "environment_variables" => &mut form.environment_variables,
+            "allowed_hosts" => &mut form.allowed_hosts,
             "service_account" => &mut form.service_account,
             "filename" => &mut form.filename,
             _ => continue,
@@ -274,6 +276,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
     let cron_expr = check_schedule(execution, form.cron_expr.as_deref())?;
     let environment_variables =
         validate::environment_json(form.environment_variables.as_deref().unwrap_or(""))?;
+    let allowed_hosts = validate::allowed_hosts_json(form.allowed_hosts.as_deref().unwrap_or(""))?;
     let service_account = form
         .service_account
         .clone()
@@ -293,6 +296,7 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
         dependency_lock,
         cron_expr,
         environment_variables,
+        allowed_hosts,
         zip_file_name: package.file_name.clone(),
         zip_digest: package.digest.clone(),
         zip_size: package.bytes.len() as i64,
@@ -357,6 +361,11 @@ impl UploadForm {
                 .as_deref()
                 .map(validate::environment_json)
                 .transpose()?,
+            allowed_hosts: self
+                .allowed_hosts
+                .as_deref()
+                .map(validate::allowed_hosts_json)
+                .transpose()?,
             cron_expr: self.cron_expr.clone(),
             service_account: non_blank(&self.service_account),
             execution_details: non_blank(&self.execution_details),
@@ -387,6 +396,9 @@ async fn apply_settings(
     if let Some(vars) = change.environment_variables {
         validate::environment(&vars)?;
         action.environment_variables = vars;
+    }
+    if let Some(entries) = change.allowed_hosts {
+        action.allowed_hosts = validate::allowed_hosts(&entries)?;
     }
     if let Some(account) = change.service_account {
         action.service_account = check_service_account(state, org, &account).await?;
@@ -494,6 +506,9 @@ pub struct ActionUpdate {
     name: Option<String>,
     description: Option<String>,
     environment_variables: Option<BTreeMap<String, String>>,
+    /// The origins its runs may send requests to: `[METHODS ]scheme://host[:port]`, with
+    /// `*.suffix` wildcards; `[]` for no network.
+    allowed_hosts: Option<Vec<String>>,
     cron_expr: Option<String>,
     service_account: Option<String>,
     #[schema(value_type = Option<crate::openapi::ExecutionKind>)]
@@ -514,7 +529,7 @@ pub struct ActionUpdate {
     request_body = ActionUpdate,
     responses(
         (status = 200, description = "The action as it now is", body = crate::openapi::ActionDetails),
-        (status = 400, description = "Malformed JSON; an invalid name, environment, cron expression or execution type (it cannot change); or an unknown service account", body = crate::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON; an invalid name, environment, allowed host, cron expression or execution type (it cannot change); or an unknown service account", body = crate::openapi::ErrorBody),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
@@ -743,6 +758,7 @@ fn details(action: &Action) -> Value {
         "name": action.name,
         "description": action.description,
         "environment_variables": action.environment_variables,
+        "allowed_hosts": action.allowed_hosts,
         "execution_details": action.execution.as_str(),
         "cron_expr": action.cron_expr,
         "zip_file_name": action.zip_file_name,

@@ -13,7 +13,8 @@ macro_rules! action_columns {
     () => {
         "id, org, name, description, execution, cron_expr, environment_variables, zip_file_name, \
          zip_digest, zip_size, service_account, owner, created_by, created_at, updated_at, \
-         last_run_at, last_successful_at, status, paused, next_run_at, dependency_lock"
+         last_run_at, last_successful_at, status, paused, next_run_at, dependency_lock, \
+         allowed_hosts"
     };
 }
 
@@ -31,7 +32,7 @@ pub(super) async fn insert(db: &SqlStore, action: &Action) -> Result<(), StoreEr
         "INSERT INTO actions (",
         action_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     ))
     .bind(&action.id)
     .bind(&action.org)
@@ -54,6 +55,7 @@ pub(super) async fn insert(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(flag_value(action.paused))
     .bind(action.next_run_at)
     .bind(action.dependency_lock.as_deref())
+    .bind(to_json(&action.allowed_hosts)?)
     .execute(db.pool())
     .await
     .map_err(|err| context.classify(err))?;
@@ -103,7 +105,7 @@ pub(super) async fn update(db: &SqlStore, action: &Action) -> Result<(), StoreEr
         "UPDATE actions SET name = $3, description = $4, execution = $5, cron_expr = $6,
              environment_variables = $7, zip_file_name = $8, zip_digest = $9, zip_size = $10,
              service_account = $11, owner = $12, updated_at = $13, paused = $14,
-             next_run_at = $15, dependency_lock = $16
+             next_run_at = $15, dependency_lock = $16, allowed_hosts = $17
          WHERE org = $1 AND id = $2",
     )
     .bind(&action.org)
@@ -122,6 +124,7 @@ pub(super) async fn update(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(flag_value(action.paused))
     .bind(action.next_run_at)
     .bind(action.dependency_lock.as_deref())
+    .bind(to_json(&action.allowed_hosts)?)
     .execute(db.pool())
     .await
     .map_err(|err| context.classify(err))?;
@@ -264,6 +267,7 @@ fn action_from_row(row: &AnyRow) -> Result<Action, StoreError> {
         paused: flag(row, "paused")?,
         next_run_at: column(row, "next_run_at")?,
         dependency_lock: column(row, "dependency_lock")?,
+        allowed_hosts: json_column(row, "allowed_hosts")?,
     })
 }
 

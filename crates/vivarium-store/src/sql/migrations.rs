@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0001_initial", INITIAL),
     ("0002_dependency_lock", DEPENDENCY_LOCK),
     ("0003_replicas", REPLICAS),
+    ("0004_allowed_hosts", ALLOWED_HOSTS),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -228,3 +229,8 @@ const REPLICAS: &[&str] = &[
     )",
     "ALTER TABLE actions ADD COLUMN running_on TEXT",
 ];
+
+/// The origins an action may send requests to (a JSON list of allowlist entries; an empty
+/// list, the default for existing actions, means no network).
+const ALLOWED_HOSTS: &[&str] =
+    &["ALTER TABLE actions ADD COLUMN allowed_hosts TEXT NOT NULL DEFAULT '[]'"];

@@ -85,6 +85,7 @@ pub(crate) fn action(org: &str, id: &str, name: &str, created_at: i64) -> Action
         paused: false,
         next_run_at: None,
         dependency_lock: None,
+        allowed_hosts: Vec::new(),
     }
 }
 

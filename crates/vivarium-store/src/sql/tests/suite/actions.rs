@@ -131,6 +131,7 @@ pub(crate) async fn update_action_replaces_settings_and_keeps_history(store: &dy
         owner: "new-owner@example.com".into(),
         updated_at: 400,
         dependency_lock: Some(r#"{"packages":[]}"#.into()),
+        allowed_hosts: vec!["POST https://hooks.slack.com".into()],
         paused: true,
         next_run_at: Some(5_000),
         // Fields the update must leave alone:

@@ -1,0 +1,250 @@
+//! Host calls: how the guest asks the host for what the sandbox does not give it directly
+//! (an HTTP exchange today). One mechanism serves every operation:
+//!
+//! - `vivarium.host_call(op, ptr, len) -> i64` reads a marshalled request from the guest's
+//!   memory, performs operation `op` (an async host function: the guest's fiber is suspended
+//!   while the host waits, and the call's watchdog can drop the wait, which cancels it), and
+//!   keeps the marshalled answer on the host. It returns the answer's length, or a negative
+//!   [`CallStatus`].
+//! - `vivarium.host_take(ptr, len) -> i32` copies the kept answer into a buffer the guest
+//!   allocated for it, so that the answer counts against the call's memory cap; the host
+//!   keeps nothing afterwards.
+//!
+//! The snapshot is taken with stubs of both that trap ([`add_trapping_stubs`]): nothing of
+//! any call's host-call state exists when the image is made.
+
+use std::time::{Instant, SystemTime};
+
+use vivarium_egress::{AuditRecord, CallEgress, ErrorCode, Failure};
+use wasmtime::{Caller, Extern, Linker};
+
+use crate::error::SandboxError;
+use crate::marshal::{decode_exchange_request, encode_exchange_reply};
+use crate::output::CappedOutput;
+use crate::protocol::LogLine;
+use crate::sandbox::CallState;
+
+/// The import module of the host calls.
+pub(crate) const HOST_MODULE: &str = "vivarium";
+/// `host_call(op: i32, ptr: i32, len: i32) -> i64`.
+const CALL: &str = "host_call";
+/// `host_take(ptr: i32, len: i32) -> i32`.
+const TAKE: &str = "host_take";
+/// The logger name of the audit lines written into a run's logs.
+pub const EGRESS_LOGGER: &str = "vivarium.egress";
+
+/// The operations, by number (the shim's `_vivarium.host_call` passes them through).
+const OP_HTTP_SEND: i32 = 1;
+
+/// Why a host call returned no answer (negative results of `host_call` and `host_take`).
+#[repr(i64)]
+enum CallStatus {
+    /// No such operation.
+    UnknownOperation = -1,
+    /// The pointer and length do not lie inside the guest's memory.
+    OutOfBounds = -2,
+    /// `host_take` without an answer kept, or with a buffer of another size.
+    NothingToTake = -3,
+}
+
+/// What one call's host calls keep: the call's egress, the answer not taken yet, the audit
+/// records, and the stderr stream the audit lines are placed in.
+#[derive(Default)]
+pub(crate) struct HostCalls {
+    egress: Option<CallEgress>,
+    answer: Option<Vec<u8>>,
+    audit: Vec<PlacedAudit>,
+    stderr: Option<CappedOutput>,
+}
+
+/// An audit record and where in the guest's stderr it happened.
+pub(crate) struct PlacedAudit {
+    /// Bytes of stderr kept when the request was made.
+    pub(crate) offset: usize,
+    /// The log line for the run's logs.
+    pub(crate) line: LogLine,
+    /// The record itself, for the caller's metrics.
+    pub(crate) record: AuditRecord,
+}
+
+impl HostCalls {
+    /// The host calls of a call with `egress` (none: no network at all) whose guest writes
+    /// its logs to `stderr`.
+    pub(crate) fn new(egress: Option<CallEgress>, stderr: CappedOutput) -> Self {
+        Self {
+            egress,
+            answer: None,
+            audit: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The audit records of the call, in order.
+    pub(crate) fn take_audit(&mut self) -> Vec<PlacedAudit> {
+        std::mem::take(&mut self.audit)
+    }
+}
+
+/// Adds the host calls to the linker of a call's instances.
+pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> Result<(), SandboxError> {
+    linker
+        .func_wrap_async(
+            HOST_MODULE,
+            CALL,
+            |mut caller: Caller<'_, CallState>, (op, ptr, len): (i32, i32, i32)| {
+                Box::new(async move { host_call(&mut caller, op, ptr, len).await })
+            },
+        )
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                TAKE,
+                |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| {
+                    host_take(&mut caller, ptr, len)
+                },
+            )
+        })
+        .map(drop)
+        .map_err(|e| SandboxError::Setup(format!("linking the host calls: {e:#}")))
+}
+
+/// Adds stubs of the host calls that trap, for the linker that takes the snapshot: the
+/// initialization must never make one.
+pub(crate) fn add_trapping_stubs<T: 'static>(linker: &mut Linker<T>) -> Result<(), SandboxError> {
+    linker
+        .func_wrap(
+            HOST_MODULE,
+            CALL,
+            |_: i32, _: i32, _: i32| -> wasmtime::Result<i64> {
+                Err(wasmtime::Error::msg(
+                    "host calls are not available while the snapshot is taken",
+                ))
+            },
+        )
+        .and_then(|linker| {
+            linker.func_wrap(
+                HOST_MODULE,
+                TAKE,
+                |_: i32, _: i32| -> wasmtime::Result<i32> {
+                    Err(wasmtime::Error::msg(
+                        "host calls are not available while the snapshot is taken",
+                    ))
+                },
+            )
+        })
+        .map(drop)
+        .map_err(|e| SandboxError::Setup(format!("linking the host-call stubs: {e:#}")))
+}
+
+async fn host_call(
+    caller: &mut Caller<'_, CallState>,
+    op: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i64> {
+    let Some(request) = read_guest(caller, ptr, len) else {
+        return Ok(CallStatus::OutOfBounds as i64);
+    };
+    let answer = match op {
+        OP_HTTP_SEND => http_send(caller, &request).await?,
+        _ => return Ok(CallStatus::UnknownOperation as i64),
+    };
+    let length = i64::try_from(answer.len()).unwrap_or(i64::MAX);
+    caller.data_mut().host.answer = Some(answer);
+    Ok(length)
+}
+
+fn host_take(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> i32 {
+    let Some(answer) = caller.data_mut().host.answer.take() else {
+        return CallStatus::NothingToTake as i32;
+    };
+    if usize::try_from(len).ok() != Some(answer.len()) {
+        return CallStatus::NothingToTake as i32;
+    }
+    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
+        return CallStatus::OutOfBounds as i32;
+    };
+    let written = usize::try_from(ptr)
+        .ok()
+        .and_then(|start| memory.write(&mut *caller, start, &answer).ok());
+    match written {
+        Some(()) => 0,
+        None => CallStatus::OutOfBounds as i32,
+    }
+}
+
+/// The `len` bytes at `ptr` in the guest's memory, if they lie inside it.
+fn read_guest(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+    let memory = caller.get_export("memory").and_then(Extern::into_memory)?;
+    let start = usize::try_from(ptr).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    memory.data(&*caller).get(start..end).map(<[u8]>::to_vec)
+}
+
+/// One HTTP exchange: charged in fuel, decided by the call's policy, audited.
+async fn http_send(
+    caller: &mut Caller<'_, CallState>,
+    request: &[u8],
+) -> wasmtime::Result<Vec<u8>> {
+    let started = Instant::now();
+    let request = match decode_exchange_request(request) {
+        Ok(request) => request,
+        Err(problem) => {
+            let failure = Failure::new(
+                ErrorCode::InternalError,
+                "bad_request",
+                format!("the guest's request is malformed: {problem}"),
+            );
+            return Ok(encode_exchange_reply(&Err(failure)));
+        }
+    };
+    let Some(mut egress) = caller.data_mut().host.egress.take() else {
+        let failure = Failure::new(
+            ErrorCode::HttpRequestDenied,
+            "no_network",
+            "this action has no network: give it allowed hosts (the upload's allowed_hosts field, PUT /api/{org}/actions/{id}, or vivarium run --allow-host)",
+        );
+        let record = AuditRecord {
+            method: request.method.clone(),
+            origin: request.url.clone(),
+            status: None,
+            traffic: Default::default(),
+            elapsed: started.elapsed(),
+            rule: None,
+            failure: Some(failure.clone()),
+        };
+        place_audit(caller, record);
+        return Ok(encode_exchange_reply(&Err(failure)));
+    };
+    let fuel = caller.get_fuel()?;
+    caller.set_fuel(fuel.saturating_sub(egress.fuel_per_request()))?;
+    let (reply, record) = egress.exchange(&request).await;
+    caller.data_mut().host.egress = Some(egress);
+    place_audit(caller, record);
+    Ok(encode_exchange_reply(&reply))
+}
+
+/// Keeps `record` with its place in the guest's stderr, and tells the host's own log.
+fn place_audit(caller: &mut Caller<'_, CallState>, record: AuditRecord) {
+    let message = record.message();
+    let level = if record.failure.is_some() {
+        "WARNING"
+    } else {
+        "INFO"
+    };
+    tracing::debug!(outcome = record.outcome(), %message, "egress");
+    let host = &mut caller.data_mut().host;
+    let offset = host.stderr.as_ref().map_or(0, CappedOutput::kept_len);
+    let line = LogLine {
+        level: level.into(),
+        logger: EGRESS_LOGGER.into(),
+        message,
+        time: Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
+        exc: None,
+    };
+    host.audit.push(PlacedAudit {
+        offset,
+        line,
+        record,
+    });
+}

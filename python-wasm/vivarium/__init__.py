@@ -1,0 +1,6 @@
+"""What Vivarium gives an action besides its records: ``vivarium.http``, the outbound HTTP
+path that ``http.client``, ``urllib.request`` and ``requests`` use unchanged.
+
+The package is loaded into the interpreter's snapshot; an action imports it (or not) like any
+module, and gets a fresh copy with every call.
+"""
