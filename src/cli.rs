@@ -149,8 +149,9 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct EgressArgs {
     /// An origin the action may send requests to, `[METHODS ]scheme://host[:port]` with
-    /// `*.suffix` wildcards (repeatable), as the action's allowed_hosts. Without one the action
-    /// has no network, but for ORIGIN_CLUSTER_URL when --env gives it.
+    /// `*.suffix` wildcards (repeatable), as the action's allowed_hosts (here IP literals and
+    /// localhost are allowed too: whoever runs the command is also the operator). Without one
+    /// the action has no network, but for ORIGIN_CLUSTER_URL when --env gives it.
     #[arg(long = "allow-host", value_name = "ORIGIN")]
     pub allow_host: Vec<String>,
     /// An origin whose name may resolve to a private address (repeatable), as the service's

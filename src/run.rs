@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use vivarium_egress::{Egress, EgressClient, EgressLimits, OperatorEgress, SystemLookup};
+use vivarium_egress::{Author, Egress, EgressClient, EgressLimits, OperatorEgress, SystemLookup};
 use vivarium_package::PackageLimits;
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::{
@@ -65,8 +65,7 @@ fn egress(args: &EgressArgs, env: &[(String, String)]) -> Result<Egress, Failure
         .egress_ca
         .as_deref()
         .map(|path| {
-            std::fs::read(path)
-                .map_err(|e| usage(format!("--egress-ca {}: {e}", path.display())))
+            std::fs::read(path).map_err(|e| usage(format!("--egress-ca {}: {e}", path.display())))
         })
         .transpose()?;
     let client = EgressClient::new(extra_roots.as_deref(), Arc::new(SystemLookup))
@@ -76,8 +75,14 @@ fn egress(args: &EgressArgs, env: &[(String, String)]) -> Result<Egress, Failure
         .rev()
         .find(|(key, _)| key == ORIGIN_CLUSTER_URL)
         .map(|(_, value)| value.as_str());
-    Egress::for_action(&args.allow_host, origin, Arc::new(operator), client)
-        .map_err(|e| usage(format!("--allow-host: {e}")))
+    Egress::for_action(
+        &args.allow_host,
+        Author::Operator,
+        origin,
+        Arc::new(operator),
+        client,
+    )
+    .map_err(|e| usage(format!("--allow-host: {e}")))
 }
 
 /// The installed layer of the action's pyproject.toml dependencies, resolving and installing

@@ -20,15 +20,17 @@ pub struct Egress {
 }
 
 impl Egress {
-    /// The egress of an action whose owner allowed `allowed_hosts` (validated entries), in a
-    /// cluster at `origin_cluster_url`, under the operator's settings.
+    /// The egress of an action allowed `allowed_hosts` by `author` (the action's owner in the
+    /// service; on the command line, whoever runs it, who is also the operator), in a cluster
+    /// at `origin_cluster_url`, under the operator's settings.
     pub fn for_action(
         allowed_hosts: &[String],
+        author: Author,
         origin_cluster_url: Option<&str>,
         operator: Arc<OperatorEgress>,
         client: EgressClient,
     ) -> Result<Self, RuleError> {
-        let allowlist = Allowlist::parse(allowed_hosts, Author::Action)?;
+        let allowlist = Allowlist::parse(allowed_hosts, author)?;
         let policy = ActionEgress::new(allowlist, origin_cluster_url, operator)?;
         Ok(Self {
             policy: Arc::new(policy),

@@ -84,7 +84,6 @@ pub(crate) fn outgoing_headers(request: &GuestRequest, cap: usize) -> Result<Hea
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, value)| {
             String::from_utf8_lossy(value)
-                .into_owned()
                 .split(',')
                 .map(|n| n.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()

@@ -177,7 +177,9 @@ impl ActionEgress {
         }
         self.allowlist.rule_for(scheme, host, port).ok_or_else(|| {
             let how = if host.parse::<IpAddr>().is_ok() {
-                "IP literals cannot be allowed by an action; use the host's name".to_string()
+                format!(
+                    "the service's actions allow names, not IP literals (vivarium run --allow-host {origin} allows it locally)"
+                )
             } else {
                 format!(
                     "add \"{origin}\" to the action's allowed_hosts (the upload's allowed_hosts field, PUT /api/{{org}}/actions/{{id}}, or vivarium run --allow-host {origin})"

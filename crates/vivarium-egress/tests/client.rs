@@ -16,7 +16,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use vivarium_egress::{
-    CallEgress, Egress, EgressClient, EgressLimits, ErrorCode, GuestRequest, Lookup, OperatorEgress,
+    Author, CallEgress, Egress, EgressClient, EgressLimits, ErrorCode, GuestRequest, Lookup,
+    OperatorEgress,
 };
 
 /// Names resolve to what the test says, and to nothing else.
@@ -150,7 +151,7 @@ fn egress_with(
     limits: EgressLimits,
 ) -> Egress {
     let operator = OperatorEgress::new(internal, limits).unwrap();
-    Egress::for_action(allowed, None, Arc::new(operator), client).unwrap()
+    Egress::for_action(allowed, Author::Action, None, Arc::new(operator), client).unwrap()
 }
 
 fn call(egress: &Egress) -> CallEgress {
@@ -176,8 +177,8 @@ async fn an_internal_host_is_reached_with_host_from_the_url_and_hop_headers_drop
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
     let egress = egress(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
     );
     let request = GuestRequest {
@@ -220,7 +221,7 @@ async fn a_name_resolving_to_a_private_address_is_refused_before_any_connection(
         &["::ffff:127.0.0.1"],
     ] {
         let egress = egress(
-            &[origin.clone()],
+            std::slice::from_ref(&origin),
             &[],
             client(dns(&[("api.test", addresses)])),
         );
@@ -247,8 +248,8 @@ async fn a_name_resolving_to_a_private_address_is_refused_before_any_connection(
 async fn metadata_addresses_are_refused_even_for_internal_hosts() {
     let origin = "http://o2.test:8080".to_string();
     let egress = egress(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["169.254.169.254"])])),
     );
     let (reply, _) = call(&egress)
@@ -284,8 +285,8 @@ async fn redirects_are_handed_back_not_followed() {
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
     let egress = egress(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
     );
     let (reply, _) = call(&egress)
@@ -311,8 +312,8 @@ async fn bodies_are_not_decompressed_and_are_capped() {
         ..EgressLimits::DEFAULT
     };
     let egress = egress_with(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
         limits,
     );
@@ -338,8 +339,8 @@ async fn a_slow_response_times_out_at_the_request_timeout() {
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
     let egress = egress(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
     );
     let mut request = get_request(&format!("{origin}/slow"));
@@ -365,8 +366,8 @@ async fn a_closed_port_is_connection_refused() {
         .port();
     let origin = format!("http://o2.test:{port}");
     let egress = egress(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
     );
     let (reply, _) = call(&egress)
@@ -381,12 +382,20 @@ async fn https_verifies_against_the_extra_root_and_fails_without_it() {
     let origin = format!("https://secure.test:{}", server.port);
     let lookup = dns(&[("secure.test", &["127.0.0.1"])]);
     let trusted = EgressClient::new(Some(ca_pem.as_bytes()), lookup.clone()).unwrap();
-    let egress_ok = egress(&[origin.clone()], &[origin.clone()], trusted);
+    let egress_ok = egress(
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
+        trusted,
+    );
     let (reply, _) = call(&egress_ok)
         .exchange(&get_request(&format!("{origin}/echo")))
         .await;
     assert_eq!(reply.unwrap().status, 200);
-    let untrusted = egress(&[origin.clone()], &[origin.clone()], client(lookup));
+    let untrusted = egress(
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
+        client(lookup),
+    );
     let (reply, _) = call(&untrusted)
         .exchange(&get_request(&format!("{origin}/echo")))
         .await;
@@ -409,8 +418,8 @@ async fn the_call_budget_caps_requests_and_bytes() {
         ..EgressLimits::DEFAULT
     };
     let egress = egress_with(
-        &[origin.clone()],
-        &[origin.clone()],
+        std::slice::from_ref(&origin),
+        std::slice::from_ref(&origin),
         client(dns(&[("o2.test", &["127.0.0.1"])])),
         limits,
     );

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use vivarium_auth::{ResourceKind, Verb};
 use vivarium_deps::{DepsConfig, Lock};
-use vivarium_egress::{Egress, EgressClient, OperatorEgress};
+use vivarium_egress::{Author, Egress, EgressClient, OperatorEgress};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
@@ -340,6 +340,7 @@ impl Executor {
     fn egress_of(&self, action: &Action, origin_cluster_url: Option<&str>) -> ApiResult<Egress> {
         Egress::for_action(
             &action.allowed_hosts,
+            Author::Action,
             origin_cluster_url,
             self.settings.egress.clone(),
             self.settings.egress_client.clone(),
