@@ -164,8 +164,8 @@ impl HostRule {
         &self.methods
     }
 
-    /// Whether the rule names exactly one host (no wildcard).
-    pub fn exact_host(&self) -> Option<&str> {
+    /// The host the rule names, unless it is a wildcard.
+    fn exact_host(&self) -> Option<&str> {
         match &self.host {
             HostPattern::Exact(name) => Some(name),
             HostPattern::Below(_) => None,
@@ -199,6 +199,27 @@ impl Allowlist {
             .map(|entry| HostRule::parse(entry.as_ref(), author))
             .collect::<Result<_, _>>()?;
         Ok(Self { rules })
+    }
+
+    /// Parses an action's entries as its owner may write them: names only, except that an
+    /// origin the operator lists in `internal` may be named as the operator wrote it (an IP
+    /// literal or a `localhost` name): owners choose among internal hosts, never add one.
+    pub fn parse_action<S: AsRef<str>>(
+        entries: &[S],
+        internal: &Allowlist,
+    ) -> Result<Self, RuleError> {
+        let list = Self::parse(entries, Author::Operator)?;
+        for (rule, entry) in list.rules.iter().zip(entries) {
+            let operator_named = rule.exact_host().is_some_and(|host| {
+                internal.rules.iter().any(|i| {
+                    i.exact_host() == Some(host) && i.covers(&rule.scheme, host, rule.port)
+                })
+            });
+            if !operator_named {
+                HostRule::parse(entry.as_ref(), Author::Action)?;
+            }
+        }
+        Ok(list)
     }
 
     /// The first rule covering the origin, if any.
@@ -324,6 +345,26 @@ mod tests {
         let rule = HostRule::parse("http://127.0.0.1:5080", Author::Operator).unwrap();
         assert!(rule.covers("http", "127.0.0.1", 5080));
         assert!(HostRule::parse("http://localhost:5080", Author::Operator).is_ok());
+    }
+
+    #[test]
+    fn an_action_may_name_an_internal_host_as_the_operator_wrote_it() {
+        let internal = Allowlist::parse(
+            &["http://localhost:5080", "http://10.0.0.9"],
+            Author::Operator,
+        )
+        .unwrap();
+        let list = Allowlist::parse_action(
+            &["http://localhost:5080", "https://a.example.com"],
+            &internal,
+        )
+        .unwrap();
+        assert!(list.rule_for("http", "localhost", 5080).is_some());
+        assert!(Allowlist::parse_action(&["http://localhost:5081"], &internal).is_err());
+        assert!(Allowlist::parse_action(&["http://10.0.0.9"], &internal).is_ok());
+        assert!(Allowlist::parse_action(&["http://10.0.0.8"], &internal).is_err());
+        let bad = Allowlist::parse_action(&["ftp://x.example.com"], &internal).unwrap_err();
+        assert!(bad.reason.contains("http or https"));
     }
 
     #[test]

@@ -30,7 +30,10 @@ impl Egress {
         operator: Arc<OperatorEgress>,
         client: EgressClient,
     ) -> Result<Self, RuleError> {
-        let allowlist = Allowlist::parse(allowed_hosts, author)?;
+        let allowlist = match author {
+            Author::Action => Allowlist::parse_action(allowed_hosts, &operator.internal_hosts)?,
+            Author::Operator => Allowlist::parse(allowed_hosts, Author::Operator)?,
+        };
         let policy = ActionEgress::new(allowlist, origin_cluster_url, operator)?;
         Ok(Self {
             policy: Arc::new(policy),
@@ -59,7 +62,7 @@ pub struct CallEgress {
 pub struct AuditRecord {
     /// The method as the guest gave it.
     pub method: String,
-    /// `scheme://host[:port]`, or the URL as given when it did not parse.
+    /// `scheme://host[:port]`, or `<not a URL>` ([`origin_of`]).
     pub origin: String,
     /// The response status, when one came back.
     pub status: Option<u16>,
@@ -142,7 +145,7 @@ impl CallEgress {
         let started = Instant::now();
         let mut record = AuditRecord {
             method: request.method.clone(),
-            origin: request.url.clone(),
+            origin: origin_of(&request.url),
             status: None,
             traffic: Traffic::default(),
             elapsed: Duration::ZERO,
@@ -164,7 +167,6 @@ impl CallEgress {
         record: &mut AuditRecord,
     ) -> Result<GuestResponse, Failure> {
         let permit = self.policy.decide(&request.method, &request.url)?;
-        record.origin = permit.url.origin().ascii_serialization();
         record.rule = Some(permit.rule.clone());
         let limits = self.policy.operator().limits;
         let body_room = self.spend(request, &limits)?;
@@ -234,4 +236,13 @@ impl CallEgress {
         }
         Ok(asked.unwrap_or(limit).min(limit).min(left))
     }
+}
+
+/// The `scheme://host[:port]` of `url` for the audit: never its path or query, which may hold
+/// secrets (a Slack webhook's path is its credential).
+pub fn origin_of(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "<not a URL>".to_string(),
+        |url| url.origin().ascii_serialization(),
+    )
 }

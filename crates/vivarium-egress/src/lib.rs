@@ -18,7 +18,7 @@ mod limits;
 pub mod policy;
 
 pub use allowlist::{Allowlist, Author, HostRule, RuleError};
-pub use call::{AuditRecord, CallEgress, Egress};
+pub use call::{AuditRecord, CallEgress, Egress, origin_of};
 pub use client::{EgressClient, Lookup, SystemLookup, Traffic};
 pub use error::{ErrorCode, Failure};
 pub use exchange::{GuestRequest, GuestResponse};

@@ -206,7 +206,7 @@ async fn http_send(
         );
         let record = AuditRecord {
             method: request.method.clone(),
-            origin: request.url.clone(),
+            origin: vivarium_egress::origin_of(&request.url),
             status: None,
             traffic: Default::default(),
             elapsed: started.elapsed(),

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use vivarium_auth::{ResourceKind, Verb};
 use vivarium_deps::{DepsConfig, Lock};
-use vivarium_egress::{Author, Egress, EgressClient, OperatorEgress};
+use vivarium_egress::{Allowlist, Author, Egress, EgressClient, OperatorEgress};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
@@ -119,6 +119,11 @@ impl Executor {
             per_org: Mutex::default(),
             metrics,
         }
+    }
+
+    /// The operator's internal hosts, which an action's allowed hosts may name.
+    pub fn internal_hosts(&self) -> &Allowlist {
+        &self.settings.egress.internal_hosts
     }
 
     /// Brings the gauges read from live state up to date (called at each scrape).

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use vivarium_egress::Allowlist;
+
 use crate::error::{ApiError, ApiResult};
 
 /// Longest action name.
@@ -42,7 +44,7 @@ pub fn environment_json(text: &str) -> ApiResult<BTreeMap<String, String>> {
 }
 
 /// Allowed hosts given as a JSON list of strings encoded in a string (the upload form's
-/// field); blank means none.
+/// field), not yet checked against the grammar ([`allowed_hosts`]); blank means none.
 pub fn allowed_hosts_json(text: &str) -> ApiResult<Vec<String>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
@@ -52,13 +54,14 @@ pub fn allowed_hosts_json(text: &str) -> ApiResult<Vec<String>> {
             r#"Invalid JSON in allowed_hosts: give a list of strings such as ["https://hooks.slack.com", "POST https://api.example.com:8443"]"#,
         )
     })?;
-    allowed_hosts(&entries)
+    Ok(entries)
 }
 
 /// Allowed hosts follow the allowlist grammar (`[METHODS ]scheme://host[:port]`, `*.suffix`
-/// wildcards, no IP literals); returns them trimmed, as stored.
-pub fn allowed_hosts(entries: &[String]) -> ApiResult<Vec<String>> {
-    let list = vivarium_egress::Allowlist::parse(entries, vivarium_egress::Author::Action)
+/// wildcards, no IP literals or localhost names but the operator's `internal` hosts);
+/// returns them trimmed, as stored.
+pub fn allowed_hosts(entries: &[String], internal: &Allowlist) -> ApiResult<Vec<String>> {
+    let list = Allowlist::parse_action(entries, internal)
         .map_err(|e| ApiError::bad_request(format!("Invalid allowed_hosts: {e}")))?;
     Ok(list.entries())
 }

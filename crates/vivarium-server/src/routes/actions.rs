@@ -276,7 +276,10 @@ async fn create(state: &Shared, org: &str, caller: &Caller, form: UploadForm) ->
     let cron_expr = check_schedule(execution, form.cron_expr.as_deref())?;
     let environment_variables =
         validate::environment_json(form.environment_variables.as_deref().unwrap_or(""))?;
-    let allowed_hosts = validate::allowed_hosts_json(form.allowed_hosts.as_deref().unwrap_or(""))?;
+    let allowed_hosts = validate::allowed_hosts(
+        &validate::allowed_hosts_json(form.allowed_hosts.as_deref().unwrap_or(""))?,
+        state.executor.internal_hosts(),
+    )?;
     let service_account = form
         .service_account
         .clone()
@@ -398,7 +401,7 @@ async fn apply_settings(
         action.environment_variables = vars;
     }
     if let Some(entries) = change.allowed_hosts {
-        action.allowed_hosts = validate::allowed_hosts(&entries)?;
+        action.allowed_hosts = validate::allowed_hosts(&entries, state.executor.internal_hosts())?;
     }
     if let Some(account) = change.service_account {
         action.service_account = check_service_account(state, org, &account).await?;
