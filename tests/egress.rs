@@ -504,3 +504,105 @@ fn requests_from_pyproject_runs_the_log_pusher_and_a_slack_post_unchanged() {
     assert!(refused.contains("HTTP-request-denied"), "{refused}");
     assert_eq!(received.lock().unwrap().ingested.len(), 1);
 }
+
+/// The egress of a call lives and dies with it: a policy, a budget and a pending answer
+/// never carry over into the next call, which gets a fresh instance of the snapshot.
+#[test]
+fn egress_state_lives_and_dies_with_its_call() {
+    common::ensure_shared_runtime();
+    let (port, _) = start_fake(None);
+    let sandbox = vivarium_sandbox::prepare(
+        std::path::Path::new(common::CACHE_DIR),
+        &vivarium_sandbox::PrepareOptions {
+            pool_size: 1,
+            max_concurrent_calls: 2,
+            ..Default::default()
+        },
+    )
+    .expect("the snapshot sandbox");
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("main.py"),
+        format!(
+            r#"
+import urllib.request
+calls = []
+
+def main(data, logger):
+    calls.append(1)
+    try:
+        urllib.request.urlopen("http://127.0.0.1:{port}/echo", timeout=5).read()
+        return [{{"ok": True, "calls": len(calls)}}]
+    except OSError as error:
+        return [{{"ok": False, "calls": len(calls), "code": getattr(error.reason, "code", None)}}]
+"#
+        ),
+    )
+    .unwrap();
+    let origin = origin(port);
+    let limits = vivarium_egress::EgressLimits {
+        requests_per_call: 1,
+        ..vivarium_egress::EgressLimits::DEFAULT
+    };
+    let operator =
+        vivarium_egress::OperatorEgress::new(std::slice::from_ref(&origin), limits).unwrap();
+    let client =
+        vivarium_egress::EgressClient::new(None, Arc::new(vivarium_egress::SystemLookup)).unwrap();
+    let allowed = vivarium_egress::Egress::for_action(
+        std::slice::from_ref(&origin),
+        vivarium_egress::Author::Action,
+        None,
+        Arc::new(operator),
+        client,
+    )
+    .unwrap();
+    let env = vivarium_sandbox::ActionEnv::default();
+    let call = |egress: Option<&vivarium_egress::Egress>| {
+        sandbox
+            .run(&vivarium_sandbox::Call {
+                action_dir: folder.path(),
+                input: vivarium_sandbox::Input::Data(json!([])),
+                env: &env,
+                limits: vivarium_sandbox::Limits::DEFAULT,
+                shape: vivarium_sandbox::ResultShape::Records,
+                dependency_layer: None,
+                egress,
+            })
+            .expect("the call")
+    };
+    let first = call(Some(&allowed));
+    assert_eq!(
+        first.result,
+        Some(json!([{"ok": true, "calls": 1}])),
+        "{first:?}"
+    );
+    assert_eq!(first.egress.len(), 1);
+    let second = call(None);
+    assert_eq!(
+        second.result,
+        Some(json!([{"ok": false, "calls": 1, "code": "HTTP-request-denied"}])),
+        "{second:?}"
+    );
+    assert_eq!(second.egress[0].outcome(), "refused");
+    // A budget of one request per call is one per call, not one in all.
+    let third = call(Some(&allowed));
+    assert_eq!(
+        third.result,
+        Some(json!([{"ok": true, "calls": 1}])),
+        "{third:?}"
+    );
+}
+
+/// On the pinned interpreter, which has no host calls, an action with allowed hosts is
+/// refused before it starts, with a message saying what to do.
+#[test]
+fn egress_needs_the_snapshot_runtime() {
+    let outcome = common::vivarium()
+        .args(["--runtime", "pinned", "run"])
+        .arg(common::uppercase_distinct())
+        .arg("--input")
+        .arg(common::k8s_logs())
+        .args(["--allow-host", "https://hooks.slack.com"])
+        .output();
+    outcome.assert_failure(2, "egress needs the snapshot runtime");
+}

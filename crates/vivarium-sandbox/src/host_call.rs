@@ -248,3 +248,36 @@ fn place_audit(caller: &mut Caller<'_, CallState>, record: AuditRecord) {
         record,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::{Engine, Module, Store};
+
+    #[test]
+    fn the_snapshot_linker_traps_any_host_call() {
+        let engine = Engine::default();
+        let wasm = wat::parse_str(
+            r#"(module
+                (import "vivarium" "host_call" (func $call (param i32 i32 i32) (result i64)))
+                (import "vivarium" "host_take" (func $take (param i32 i32) (result i32)))
+                (func (export "call") (result i64) (call $call (i32.const 1) (i32.const 0) (i32.const 0)))
+                (func (export "take") (result i32) (call $take (i32.const 0) (i32.const 0))))"#,
+        )
+        .unwrap();
+        let module = Module::new(&engine, wasm).unwrap();
+        let mut linker: Linker<()> = Linker::new(&engine);
+        add_trapping_stubs(&mut linker).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let call = instance
+            .get_typed_func::<(), i64>(&mut store, "call")
+            .unwrap();
+        let error = call.call(&mut store, ()).unwrap_err();
+        assert!(format!("{error:#}").contains("not available while the snapshot is taken"));
+        let take = instance
+            .get_typed_func::<(), i32>(&mut store, "take")
+            .unwrap();
+        assert!(take.call(&mut store, ()).is_err());
+    }
+}

@@ -399,3 +399,24 @@ fn setup(message: String) -> SandboxError {
 fn runtime(error: RuntimeError) -> SandboxError {
     SandboxError::Setup(error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_literals_escape_everything_but_printable_ascii() {
+        assert_eq!(python_str("a\"b\\c"), r#""a\u0022b\u005cc""#);
+        assert_eq!(
+            python_str("x\ny\u{e9}\u{1f600}"),
+            r#""x\u000ay\u00e9\U0001f600""#
+        );
+    }
+
+    #[test]
+    fn the_vivarium_package_is_part_of_what_names_the_snapshot() {
+        let source = init_source();
+        assert!(source.contains(&python_str(VIVARIUM_PACKAGE[1].1)));
+        assert!(source.find("_vivarium_load_package([") < source.find("_vivarium_preload()"));
+    }
+}
