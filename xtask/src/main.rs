@@ -70,6 +70,11 @@ fn bench(root: &Path, calls: usize) -> anyhow::Result<()> {
     )?;
     cargo(
         root,
+        &["bench", "-p", "vivarium-sandbox", "--bench", "egress"],
+        &envs,
+    )?;
+    cargo(
+        root,
         &["bench", "-p", "vivarium-server", "--bench", "http"],
         &envs,
     )
