@@ -44,6 +44,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         shape: ResultShape::Records,
         dependency_layer: layer.as_deref(),
         egress: Some(&egress),
+        cpu_slot: None,
     };
     let outcome = sandbox
         .run(&call)

@@ -470,7 +470,12 @@ def main(data, logger):
         refused = None
     except requests.exceptions.ConnectionError as error:
         refused = str(error)
-    return [{"ingest": response.json(), "slack": slack.text, "refused": refused}]
+    try:
+        requests.get(f"{url}/slow", timeout=0.5)
+        timed_out = None
+    except requests.exceptions.ReadTimeout as error:
+        timed_out = type(error).__name__
+    return [{"ingest": response.json(), "slack": slack.text, "refused": refused, "timed_out": timed_out}]
 "#;
 
 #[test]
@@ -502,6 +507,7 @@ fn requests_from_pyproject_runs_the_log_pusher_and_a_slack_post_unchanged() {
     assert_eq!(result[0]["slack"], "ok");
     let refused = result[0]["refused"].as_str().unwrap();
     assert!(refused.contains("HTTP-request-denied"), "{refused}");
+    assert_eq!(result[0]["timed_out"], "ReadTimeout");
     assert_eq!(received.lock().unwrap().ingested.len(), 1);
 }
 
@@ -567,6 +573,7 @@ def main(data, logger):
                 shape: vivarium_sandbox::ResultShape::Records,
                 dependency_layer: None,
                 egress,
+                cpu_slot: None,
             })
             .expect("the call")
     };

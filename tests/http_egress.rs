@@ -33,11 +33,17 @@ fn start_webhook() -> (u16, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
+    (serve_on_loopback(app), posted)
+}
+
+/// Serves `app` on a loopback port from its own runtime thread; returns the port.
+fn serve_on_loopback(app: Router) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
@@ -46,7 +52,7 @@ fn start_webhook() -> (u16, Arc<Mutex<Vec<Value>>>) {
             axum::serve(listener, app).await.unwrap();
         });
     });
-    (port, posted)
+    port
 }
 
 fn server(data: &std::path::Path, internal: &str) -> Server {
@@ -205,4 +211,120 @@ fn allowed_hosts_are_validated_stored_shown_and_enforced() {
         1,
         "without allowed hosts the action has no network"
     );
+}
+
+/// Whether the holding fake may answer, and how many requests it holds; with its signal.
+type Gate = Arc<(Mutex<(bool, usize)>, std::sync::Condvar)>;
+
+/// A fake whose `/hold` answers only once its gate is opened, counting who is waiting.
+fn start_holding_fake() -> (u16, Gate) {
+    let gate = Arc::new((Mutex::new((false, 0)), std::sync::Condvar::new()));
+    let held = gate.clone();
+    let app = Router::new().route(
+        "/hold",
+        axum::routing::get(move || {
+            let held = held.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let (lock, signal) = &*held;
+                    let mut state = lock.lock().unwrap();
+                    state.1 += 1;
+                    signal.notify_all();
+                    while !state.0 {
+                        state = signal.wait(state).unwrap();
+                    }
+                })
+                .await
+                .unwrap();
+                "released"
+            }
+        }),
+    );
+    (serve_on_loopback(app), gate)
+}
+
+#[test]
+fn a_run_waiting_on_the_network_gives_its_slot_to_a_runnable_one() {
+    let (port, gate) = start_holding_fake();
+    let internal = format!("http://localhost:{port}");
+    let data = data_dir();
+    let server = Server::start_with(
+        data.path(),
+        Options::default().config(&format!(
+            "egress_internal_hosts = [\"{internal}\"]\nmax_concurrent_runs = 1\nmax_runs_waiting_on_network = 1\nrun_timeout = \"30s\"\n"
+        )),
+    );
+    let root = Creds::root();
+    server.create_service_account(ORG, &root, RUNNER);
+    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    let waiter = server.create_action(
+        ORG,
+        &root,
+        &service_action(
+            "waiter",
+            &zip_main(&format!(
+                "import urllib.request\n\ndef main(data, logger):\n    return [{{'got': urllib.request.urlopen('{internal}/hold', timeout=30).read().decode()}}]\n"
+            )),
+            RUNNER,
+        )
+        .text("allowed_hosts", &json!([internal]).to_string()),
+    );
+    let quick = server.create_action(
+        ORG,
+        &root,
+        &service_action(
+            "quick",
+            &zip_main("def main(data, logger):\n    return data\n"),
+            RUNNER,
+        ),
+    );
+    let waiting = server.post_without_waiting(
+        &format!("/api/{ORG}/actions/test/{waiter}"),
+        &root,
+        r#"{"inputs": [{"n": 1}]}"#,
+    );
+    {
+        let (lock, signal) = &*gate;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut state = lock.lock().unwrap();
+        while state.1 == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting run never reached the fake{}",
+                server.dump()
+            );
+            state = signal
+                .wait_timeout(state, std::time::Duration::from_secs(1))
+                .unwrap()
+                .0;
+        }
+    }
+    // The only slot's call is waiting on /hold: a runnable call still runs now.
+    let answer = server.post(
+        &format!("/api/{ORG}/actions/test/{quick}"),
+        &root,
+        &json!({"inputs": [{"n": 2}]}),
+    );
+    answer.expect_status(200);
+    assert!(
+        !gate.0.lock().unwrap().0,
+        "the quick run finished while the other waited"
+    );
+    {
+        let (lock, signal) = &*gate;
+        lock.lock().unwrap().0 = true;
+        signal.notify_all();
+    }
+    // The waiting run resumes once its answer is in (its request's connection stays open, so
+    // it is not joined).
+    drop(waiting);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let runs = loop {
+        let runs = server.runs(ORG, &waiter);
+        if runs["total"] == 1 || std::time::Instant::now() > deadline {
+            break runs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(runs["runs"][0]["outcome"], "ok", "{runs}");
 }

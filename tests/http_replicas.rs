@@ -132,8 +132,8 @@ impl ReplicaDirs {
     }
 }
 
-/// Starts a replica on `dirs` sharing `state`, with fast heartbeats and scheduling, and
-/// `extra` configuration lines.
+/// Starts a replica on `dirs` sharing `state` (and the secrets key every replica of one
+/// database needs), with fast heartbeats and scheduling, and `extra` configuration lines.
 fn replica(state: &SharedState, dirs: &ReplicaDirs, extra: &str) -> Server {
     let config = format!(
         "heartbeat_interval = \"300ms\"\nreplica_timeout = \"2s\"\nscheduler_interval = \"200ms\"\n{extra}\n"
@@ -144,6 +144,7 @@ fn replica(state: &SharedState, dirs: &ReplicaDirs, extra: &str) -> Server {
             .config(&config)
             .env("VIVARIUM_DATABASE_URL", &state.database_url)
             .env("VIVARIUM_BLOB_STORE", &state.blob_store)
+            .env("VIVARIUM_SECRETS_KEY", &common::server::base64(&[7; 32]))
             .env(
                 "VIVARIUM_CACHE_DIR",
                 &dirs.cache.path().display().to_string(),

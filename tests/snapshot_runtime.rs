@@ -159,6 +159,7 @@ fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
                 shape: vivarium_sandbox::ResultShape::Records,
                 dependency_layer: None,
                 egress: None,
+                cpu_slot: None,
             })
             .expect("the call");
         assert_eq!(

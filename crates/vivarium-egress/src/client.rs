@@ -376,3 +376,63 @@ fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allowlist::{Allowlist, Author};
+    use crate::policy::{ActionEgress, OperatorEgress};
+
+    struct Answer(Vec<IpAddr>);
+
+    impl Lookup for Answer {
+        fn lookup(
+            &self,
+            _host: &str,
+        ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
+            Box::pin(std::future::ready(Ok(self.0.clone())))
+        }
+    }
+
+    fn permit(internal: bool) -> Permit {
+        let internal_hosts: &[&str] = if internal { &["https://api.test"] } else { &[] };
+        let internal_hosts: Vec<String> = internal_hosts.iter().map(ToString::to_string).collect();
+        let operator = OperatorEgress::new(&internal_hosts, crate::EgressLimits::DEFAULT).unwrap();
+        let allowlist = Allowlist::parse(&["https://api.test"], Author::Action).unwrap();
+        let policy = ActionEgress::new(allowlist, None, Arc::new(operator)).unwrap();
+        policy.decide("GET", "https://api.test/x").unwrap()
+    }
+
+    async fn addresses(answer: &[&str], internal: bool) -> Result<Vec<SocketAddr>, Failure> {
+        let lookup = Answer(answer.iter().map(|a| a.parse().unwrap()).collect());
+        let client = EgressClient::new(None, Arc::new(lookup)).unwrap();
+        client
+            .addresses(&permit(internal), Duration::from_secs(1))
+            .await
+    }
+
+    #[tokio::test]
+    async fn only_the_permitted_addresses_of_a_mixed_answer_are_kept() {
+        let kept = addresses(
+            &["10.0.0.1", "93.184.216.34", "::1", "2606:4700::1111"],
+            false,
+        )
+        .await
+        .unwrap();
+        let kept: Vec<String> = kept.iter().map(ToString::to_string).collect();
+        assert_eq!(kept, ["93.184.216.34:443", "[2606:4700::1111]:443"]);
+        let internal = addresses(&["10.0.0.1", "169.254.169.254"], true)
+            .await
+            .unwrap();
+        assert_eq!(internal, [SocketAddr::from(([10, 0, 0, 1], 443))]);
+        let refused = addresses(&["127.0.0.1", "fd00::1"], false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::DestinationIpProhibited);
+        assert!(
+            refused
+                .message
+                .contains("resolves only to forbidden addresses")
+        );
+    }
+}

@@ -51,6 +51,7 @@ fn main() -> BenchResult<()> {
         shape: ResultShape::Records,
         dependency_layer: None,
         egress: None,
+        cpu_slot: None,
     };
     let mut fuel = (0, 0);
     let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
@@ -154,6 +155,7 @@ fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
         shape: ResultShape::Records,
         dependency_layer: None,
         egress: None,
+        cpu_slot: None,
     };
     run_ok(sandbox, &call)?;
     std::thread::sleep(Duration::from_millis(500));

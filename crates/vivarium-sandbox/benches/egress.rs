@@ -121,6 +121,7 @@ fn bench_call<'a>(
         shape: ResultShape::Any,
         dependency_layer: Some(layer),
         egress,
+        cpu_slot: None,
     }
 }
 

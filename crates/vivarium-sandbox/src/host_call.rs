@@ -13,6 +13,7 @@
 //! The snapshot is taken with stubs of both that trap ([`add_trapping_stubs`]): nothing of
 //! any call's host-call state exists when the image is made.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use vivarium_egress::{AuditRecord, CallEgress, ErrorCode, Failure};
@@ -47,11 +48,21 @@ enum CallStatus {
     NothingToTake = -3,
 }
 
-/// What one call's host calls keep: the call's egress, the answer not taken yet, the audit
-/// records, and the stderr stream the audit lines are placed in.
+/// A call's share of the CPU, which it gives back while it waits on the network so that a
+/// runnable call can use it (the service bounds running calls with it).
+pub trait CpuSlot: Send + Sync + std::fmt::Debug {
+    /// The call starts waiting: its slot may go to another call.
+    fn release(&self);
+    /// The call's answer is in: it waits for a slot again before the guest resumes.
+    fn reacquire(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// What one call's host calls keep: the call's egress, its CPU slot, the answer not taken
+/// yet, the audit records, and the stderr stream the audit lines are placed in.
 #[derive(Default)]
 pub(crate) struct HostCalls {
     egress: Option<CallEgress>,
+    cpu: Option<Arc<dyn CpuSlot>>,
     answer: Option<Vec<u8>>,
     audit: Vec<PlacedAudit>,
     stderr: Option<CappedOutput>,
@@ -70,9 +81,14 @@ pub(crate) struct PlacedAudit {
 impl HostCalls {
     /// The host calls of a call with `egress` (none: no network at all) whose guest writes
     /// its logs to `stderr`.
-    pub(crate) fn new(egress: Option<CallEgress>, stderr: CappedOutput) -> Self {
+    pub(crate) fn new(
+        egress: Option<CallEgress>,
+        cpu: Option<Arc<dyn CpuSlot>>,
+        stderr: CappedOutput,
+    ) -> Self {
         Self {
             egress,
+            cpu,
             answer: None,
             audit: Vec::new(),
             stderr: Some(stderr),
@@ -218,7 +234,14 @@ async fn http_send(
     };
     let fuel = caller.get_fuel()?;
     caller.set_fuel(fuel.saturating_sub(egress.fuel_per_request()))?;
+    let cpu = caller.data().host.cpu.clone();
+    if let Some(cpu) = &cpu {
+        cpu.release();
+    }
     let (reply, record) = egress.exchange(&request).await;
+    if let Some(cpu) = &cpu {
+        cpu.reacquire().await;
+    }
     caller.data_mut().host.egress = Some(egress);
     place_audit(caller, record);
     Ok(encode_exchange_reply(&reply))

@@ -19,7 +19,7 @@ use vivarium_egress::Egress;
 use crate::bytecode::{BytecodeCache, COMPILE_LIMITS};
 use crate::env::ActionEnv;
 use crate::error::SandboxError;
-use crate::host_call::{self, HostCalls};
+use crate::host_call::{self, CpuSlot, HostCalls};
 use crate::limits::{Limits, human_bytes};
 use crate::marshal::{MARSHAL_TAG, decode_result};
 use crate::outcome::{Ending, Evidence, Outcome, Reply, ResultShape, classify};
@@ -130,6 +130,9 @@ pub struct Call<'a> {
     pub dependency_layer: Option<&'a Path>,
     /// Where the action may send requests; `None` means no network at all.
     pub egress: Option<&'a Egress>,
+    /// The CPU slot the call holds, given back while it waits on the network; `None` when
+    /// the caller does not bound running calls.
+    pub cpu_slot: Option<Arc<dyn CpuSlot>>,
 }
 
 /// The interpreter, linked and ready to be instantiated afresh for each call.
@@ -343,7 +346,7 @@ impl Sandbox {
         let deadline = Instant::now() + call.limits.timeout;
         let store = prepared.store();
         let egress = call.egress.map(|egress| egress.for_call(deadline));
-        store.data_mut().host = HostCalls::new(egress, stderr.clone());
+        store.data_mut().host = HostCalls::new(egress, call.cpu_slot.clone(), stderr.clone());
         let memory_refused = store.data().memory.refused.clone();
         store
             .set_fuel(call.limits.fuel)

@@ -141,6 +141,7 @@ fn bare_sandbox(
         shape: ResultShape::Records,
         dependency_layer: None,
         egress: None,
+        cpu_slot: None,
     };
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {

@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub warm_pool_size: usize,
     /// Sandbox calls running at once. Default: the number of CPU cores.
     pub max_concurrent_runs: usize,
+    /// Runs that may wait on an outbound request at once besides the running ones, having
+    /// given their slot back (so a slow peer does not hold up runnable calls). Default: four
+    /// times `max_concurrent_runs`.
+    pub max_runs_waiting_on_network: Option<usize>,
     /// Runs allowed to wait for a slot; beyond it the service answers 429. Default 64.
     pub run_queue_capacity: usize,
     /// Runs one organization may have running or waiting at once. Default 32.
@@ -85,10 +89,50 @@ pub struct ServerConfig {
     /// `request_timeout`, `request_body_bytes`, `response_body_bytes`, `header_bytes`,
     /// `requests_per_call`, `bytes_per_call`, `fuel_per_request`). Default: see the README.
     pub egress: EgressLimits,
+    /// The URL of the cluster actions belong to (OpenObserve's `ORIGIN_CLUSTER_URL`): given
+    /// to every run in that variable, and reachable by it. An organization's own
+    /// `origin_cluster_url` (`PUT /api/organizations/{org}`) wins. Default: none.
+    pub origin_cluster_url: Option<String>,
+    /// The key secrets are sealed with: the standard base64 of 32 random bytes. Never shown
+    /// (`Debug` prints `***`). Default: `secrets_key_file`.
+    pub secrets_key: Option<KeyText>,
+    /// A file holding the key as base64, instead of `secrets_key`. Default, with an embedded
+    /// database: `{data_dir}/secrets.key`, generated (mode 0600) on first start. Replicas of
+    /// a shared database must all be given the same key, so one of the two must be set then.
+    pub secrets_key_file: Option<PathBuf>,
+    /// Keys that sealed secrets before a rotation (base64 each): they still open them, and
+    /// every secret one of them sealed is sealed again with the current key at start, after
+    /// which they can be removed. Default: none.
+    pub secrets_previous_keys: Vec<KeyText>,
     /// Email of the root user created on first start.
     pub root_user_email: Option<String>,
     /// Password of the root user created on first start (generated and printed once if unset).
     pub root_user_password: Option<String>,
+}
+
+/// A key as the configuration gives it (base64 text). It reads and writes as a plain string,
+/// but `Debug` shows `***`, so that printing the configuration never shows a key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyText(String);
+
+impl KeyText {
+    /// The key text, for reading the key.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for KeyText {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 const MIB: usize = 1024 * 1024;
@@ -104,6 +148,7 @@ const KEYS: &[&str] = &[
     "runtime",
     "warm_pool_size",
     "max_concurrent_runs",
+    "max_runs_waiting_on_network",
     "run_queue_capacity",
     "per_org_max_runs",
     "max_body_bytes",
@@ -122,6 +167,10 @@ const KEYS: &[&str] = &[
     "egress_internal_hosts",
     "egress_ca_file",
     "egress",
+    "origin_cluster_url",
+    "secrets_key",
+    "secrets_key_file",
+    "secrets_previous_keys",
     "root_user_email",
     "root_user_password",
 ];
@@ -137,6 +186,7 @@ impl Default for ServerConfig {
             runtime: RuntimeChoice::default().name().to_string(),
             warm_pool_size: 8,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+            max_runs_waiting_on_network: None,
             run_queue_capacity: 64,
             per_org_max_runs: 32,
             max_body_bytes: 64 * MIB,
@@ -155,6 +205,10 @@ impl Default for ServerConfig {
             egress_internal_hosts: Vec::new(),
             egress_ca_file: None,
             egress: EgressLimits::DEFAULT,
+            origin_cluster_url: None,
+            secrets_key: None,
+            secrets_key_file: None,
+            secrets_previous_keys: Vec::new(),
             root_user_email: None,
             root_user_password: None,
         }
@@ -227,6 +281,12 @@ impl ServerConfig {
             python: vivarium_deps::TargetPython::new(major, minor, patch),
             ..vivarium_deps::DepsConfig::default()
         }
+    }
+
+    /// Runs that may wait on the network besides the running ones.
+    pub fn runs_waiting_on_network(&self) -> usize {
+        self.max_runs_waiting_on_network
+            .unwrap_or(4 * self.max_concurrent_runs)
     }
 
     /// The operator's egress settings, checked.
@@ -371,6 +431,42 @@ mod tests {
             wrong.to_string().contains("ftp:// is not supported"),
             "{wrong}"
         );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn secrets_keys_are_read_from_the_environment_and_never_printed() {
+        figment::Jail::expect_with(|jail| {
+            let (key, old) = (
+                "q3Jm0mYl4iR1Qx5Yk6oW0b2Vf8n9sT1uC4eD7gH2jK0=",
+                "Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE=",
+            );
+            jail.set_env("VIVARIUM_SECRETS_KEY", key);
+            jail.set_env("VIVARIUM_SECRETS_PREVIOUS_KEYS", format!("[\"{old}\"]"));
+            jail.set_env("VIVARIUM_ORIGIN_CLUSTER_URL", "https://o2.example.com");
+            let config =
+                ServerConfig::load(None, serde_json::json!({})).map_err(|e| e.to_string())?;
+            assert_eq!(config.secrets_key.as_ref().map(KeyText::expose), Some(key));
+            assert_eq!(
+                config
+                    .secrets_previous_keys
+                    .iter()
+                    .map(KeyText::expose)
+                    .collect::<Vec<_>>(),
+                [old]
+            );
+            assert_eq!(
+                config.origin_cluster_url.as_deref(),
+                Some("https://o2.example.com")
+            );
+            let printed = format!("{config:?} {config:#?}");
+            assert!(
+                !printed.contains(key) && !printed.contains(old),
+                "{printed}"
+            );
+            assert!(printed.contains("secrets_key: Some(***)"), "{printed}");
+            Ok(())
+        });
     }
 
     #[test]

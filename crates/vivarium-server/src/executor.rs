@@ -12,8 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-use vivarium_auth::{ResourceKind, Verb};
+use vivarium_auth::{Keyring, ResourceKind, Verb};
 use vivarium_deps::{DepsConfig, Lock};
 use vivarium_egress::{Allowlist, Author, Egress, EgressClient, OperatorEgress};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
@@ -26,8 +25,11 @@ use vivarium_store::{
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::principal_may;
+use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
+use crate::secrets::{self, RunSecrets};
 use crate::shared_wheels;
+use crate::slots::Slots;
 
 /// The outcome recorded when the service account may not run the action.
 pub const PERMISSION_DENIED: &str = "permission_denied";
@@ -59,8 +61,11 @@ pub struct RunReport {
 /// Sizing of the executor.
 #[derive(Debug, Clone, Copy)]
 pub struct Capacity {
-    /// Sandbox calls at once.
+    /// Sandbox calls running guest code at once.
     pub concurrent: usize,
+    /// Calls that may wait on the network at once besides them, having given their slot
+    /// back.
+    pub waiting_on_network: usize,
     /// Runs that may wait for a slot.
     pub queue: usize,
     /// Runs one organization may have admitted at once.
@@ -83,6 +88,10 @@ pub struct RunSettings {
     pub egress: Arc<OperatorEgress>,
     /// The client that sends actions' requests.
     pub egress_client: EgressClient,
+    /// Opens the secrets runs are given.
+    pub keyring: Arc<Keyring>,
+    /// The service's origin cluster URL, for organizations without their own.
+    pub origin_cluster_url: Option<String>,
 }
 
 /// Runs actions for every trigger.
@@ -92,7 +101,7 @@ pub struct Executor {
     blobs: Arc<dyn BlobStore>,
     settings: RunSettings,
     capacity: Capacity,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     admitted: AtomicUsize,
     per_org: Mutex<HashMap<String, usize>>,
     metrics: Arc<Metrics>,
@@ -114,7 +123,7 @@ impl Executor {
             blobs,
             settings,
             capacity,
-            slots: Arc::new(Semaphore::new(capacity.concurrent.max(1))),
+            slots: Slots::new(capacity.concurrent, capacity.waiting_on_network),
             admitted: AtomicUsize::new(0),
             per_org: Mutex::default(),
             metrics,
@@ -172,7 +181,10 @@ impl Executor {
             Err(error) => Err(error),
         };
         match outcome {
-            Ok(outcome) => self.record_outcome(&request, started_at, outcome).await,
+            Ok((outcome, mask)) => {
+                self.record_outcome(&request, started_at, outcome, &mask)
+                    .await
+            }
             Err(error) => {
                 let reset = self
                     .meta
@@ -295,20 +307,34 @@ impl Executor {
             .map_err(ApiError::internal)
     }
 
-    async fn execute(&self, request: &RunRequest, folder: PathBuf) -> ApiResult<Outcome> {
-        let env = ActionEnv::new(request.action.environment_variables.clone())
-            .map_err(ApiError::internal)?;
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
+    /// What a run of `action` is given besides its own environment variables: its
+    /// organization's and its own secrets, opened, and the origin cluster URL in force (the
+    /// organization's, else the service's).
+    pub async fn run_secrets(&self, action: &Action) -> ApiResult<RunSecrets> {
+        let sealed = self.meta.secrets_for_run(&action.org, &action.id).await?;
+        let origin = self
+            .meta
+            .origin_cluster_url(&action.org)
+            .await?
+            .or_else(|| self.settings.origin_cluster_url.clone());
+        secrets::for_run(&self.settings.keyring, &sealed, origin)
+    }
+
+    /// Runs the action in the sandbox; answers the outcome with the mask that hides the
+    /// run's secrets in it.
+    async fn execute(
+        &self,
+        request: &RunRequest,
+        folder: PathBuf,
+    ) -> ApiResult<(Outcome, SecretMask)> {
+        let run_secrets = self.run_secrets(&request.action).await?;
+        let env = run_env(&request.action, &run_secrets)?;
+        let layer = self.dependency_layer(&request.action).await?;
+        let egress = self.egress_of(&request.action, run_secrets.origin_cluster_url.as_deref())?;
+        let slot = self.slots.take().await.map_err(ApiError::internal)?;
         self.metrics.running.inc();
         let sandbox = self.sandbox.clone();
         let (input, shape, limits) = (request.input.clone(), request.shape, self.settings.limits);
-        let layer = self.dependency_layer(&request.action).await?;
-        let egress = self.egress_of(&request.action, None)?;
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -319,9 +345,10 @@ impl Executor {
                 shape,
                 dependency_layer: layer.as_deref(),
                 egress: Some(&egress),
+                cpu_slot: Some(slot.cpu.clone()),
             };
             let outcome = sandbox.run(&call);
-            drop(permit);
+            drop(slot);
             outcome
         })
         .await;
@@ -330,7 +357,7 @@ impl Executor {
             .run_duration
             .observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok(outcome)) => Ok((outcome, run_secrets.mask)),
             Ok(Err(error @ SandboxError::InputTooLarge { .. })) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 error.to_string(),
@@ -363,6 +390,7 @@ impl Executor {
         request: &RunRequest,
         started_at: i64,
         outcome: Outcome,
+        mask: &SecretMask,
     ) -> ApiResult<RunReport> {
         let mut run = base_run(request, started_at);
         run.duration_ms = outcome.duration.as_secs_f64() * 1000.0;
@@ -385,6 +413,7 @@ impl Executor {
             run.error_message = Some(error.message.clone());
             run.traceback = error.traceback.clone();
         }
+        mask.mask_run(&mut run);
         let status = match (outcome.kind, request.action.execution) {
             (OutcomeKind::Ok, ExecutionKind::Once) => ActionStatus::Completed,
             (OutcomeKind::Ok, _) => ActionStatus::Ready,
@@ -430,6 +459,17 @@ impl Drop for Admission<'_> {
             }
         }
     }
+}
+
+/// The environment the guest sees: the action's variables, overridden by the run's secrets
+/// and origin cluster URL.
+fn run_env(action: &Action, run_secrets: &RunSecrets) -> ApiResult<ActionEnv> {
+    let vars = action
+        .environment_variables
+        .iter()
+        .chain(&run_secrets.env)
+        .map(|(key, value)| (key.clone(), value.clone()));
+    ActionEnv::new(vars).map_err(ApiError::internal)
 }
 
 fn base_run(request: &RunRequest, started_at: i64) -> Run {

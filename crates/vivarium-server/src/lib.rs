@@ -10,17 +10,21 @@ mod error;
 pub mod executor;
 mod extract;
 mod identity;
+pub mod mask;
 mod metrics;
 mod openapi;
 mod replicas;
 mod routes;
 pub mod scheduler;
+pub mod secrets;
 mod shared_wheels;
+mod slots;
 mod startup;
 mod validate;
 
 use std::sync::Arc;
 
+use vivarium_auth::Keyring;
 use vivarium_store::{BlobStore, MetadataStore};
 
 pub use config::ServerConfig;
@@ -37,6 +41,8 @@ pub struct AppState {
     pub executor: Arc<executor::Executor>,
     /// Checks credentials.
     pub authenticator: identity::Authenticator,
+    /// Seals the secrets the routes store (runs open them through the executor's).
+    pub keyring: Arc<Keyring>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// The configuration in force.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
-use crate::routes::{actions, iam, ops, triggers};
+use crate::routes::{actions, iam, ops, secrets, triggers};
 
 /// The name of the HTTP Basic security scheme in the document.
 pub const BASIC_AUTH: &str = "basic";
@@ -50,8 +50,15 @@ since the Unix epoch.";
         triggers::transform,
         triggers::list_runs,
         triggers::get_run,
+        secrets::list_org,
+        secrets::put_org,
+        secrets::delete_org,
+        secrets::list_action,
+        secrets::put_action,
+        secrets::delete_action,
         iam::list_orgs,
         iam::create_org,
+        iam::update_org,
         iam::list_users,
         iam::create_user,
         iam::delete_user,
@@ -77,6 +84,7 @@ since the Unix epoch.";
         (name = "actions", description = "Upload, read, change, download, pause and delete actions."),
         (name = "triggers", description = "Run an action: by hand, for the alert engine, or as a Logs-page transform."),
         (name = "runs", description = "The run history of an action: outcomes, resource use, logs and tracebacks."),
+        (name = "secrets", description = "Secrets of an organization and of one action, given to runs as environment variables: stored sealed, never shown again, masked in run logs."),
         (name = "iam", description = "Organizations, users, service accounts (tokens shown once), roles and their grants."),
         (name = "operations", description = "Health, readiness, Prometheus metrics and this document; no credentials needed."),
     ),
@@ -626,6 +634,31 @@ pub struct Org {
     name: String,
     /// When it was created (µs since the epoch).
     created_at: i64,
+    /// The URL given to its actions' runs as `ORIGIN_CLUSTER_URL`; null when they get the
+    /// service's.
+    #[schema(required = true)]
+    origin_cluster_url: Option<String>,
+}
+
+/// A secret as listed: never its value (mirrors `vivarium_store::SecretInfo`).
+#[derive(ToSchema)]
+#[schema(example = json!({"name": "ORIGIN_CLUSTER_TOKEN", "created_at": 1_751_000_000_000_000_i64, "updated_at": 1_751_000_000_000_000_i64}))]
+#[allow(dead_code)]
+pub struct SecretInfo {
+    /// Its name, the environment variable runs see it as.
+    name: String,
+    /// When it was first stored (µs since the epoch).
+    created_at: i64,
+    /// When its value last changed (µs since the epoch).
+    updated_at: i64,
+}
+
+/// Secrets, by name.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SecretList {
+    /// The secrets.
+    data: Vec<SecretInfo>,
 }
 
 /// A user's standing in an organization (mirrors `vivarium_store::OrgRole`).
@@ -782,6 +815,7 @@ mod tests {
         ("get", "/api/openapi.json"),
         ("get", "/api/organizations"),
         ("post", "/api/organizations"),
+        ("put", "/api/organizations/{org}"),
         ("get", "/api/{org}/actions"),
         ("post", "/api/{org}/actions/upload"),
         ("delete", "/api/{org}/actions/bulk"),
@@ -796,6 +830,12 @@ mod tests {
         ("post", "/api/{org}/actions/{id}/transform"),
         ("get", "/api/{org}/actions/{id}/runs"),
         ("get", "/api/{org}/actions/{id}/runs/{run_id}"),
+        ("get", "/api/{org}/actions/{id}/secrets"),
+        ("put", "/api/{org}/actions/{id}/secrets/{name}"),
+        ("delete", "/api/{org}/actions/{id}/secrets/{name}"),
+        ("get", "/api/{org}/secrets"),
+        ("put", "/api/{org}/secrets/{name}"),
+        ("delete", "/api/{org}/secrets/{name}"),
         ("get", "/api/{org}/service_accounts"),
         ("post", "/api/{org}/service_accounts"),
         ("get", "/api/{org}/service_accounts/{email}"),
@@ -897,7 +937,14 @@ mod tests {
             .collect();
         assert_eq!(
             tags,
-            BTreeSet::from(["actions", "triggers", "runs", "iam", "operations"])
+            BTreeSet::from([
+                "actions",
+                "triggers",
+                "runs",
+                "secrets",
+                "iam",
+                "operations"
+            ])
         );
         let mut ids = BTreeSet::new();
         for (method, path, operation) in operations(&doc) {
@@ -1175,7 +1222,7 @@ mod tests {
         };
         use vivarium_store::{
             Membership as RealMembership, Org as RealOrg, OrgRole as RealOrgRole, Role as RealRole,
-            RoleChange as RealRoleChange,
+            RoleChange as RealRoleChange, SecretInfo as RealSecretInfo,
         };
 
         let doc = document();
@@ -1204,10 +1251,20 @@ mod tests {
         let org = RealOrg {
             name: "default".into(),
             created_at: 1,
+            origin_cluster_url: None,
         };
         assert_eq!(
             keys(&serde_json::to_value(&org).expect("org")),
             properties(&doc, "Org")
+        );
+        let secret = RealSecretInfo {
+            name: "TOKEN".into(),
+            created_at: 1,
+            updated_at: 2,
+        };
+        assert_eq!(
+            keys(&serde_json::to_value(&secret).expect("secret")),
+            properties(&doc, "SecretInfo")
         );
         let membership = RealMembership {
             email: "a@example.com".into(),

@@ -19,7 +19,7 @@ use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, RunSettings, now_micros};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
-use crate::{AppState, replicas, routes, scheduler};
+use crate::{AppState, replicas, routes, scheduler, secrets};
 
 /// The organization every fresh installation starts with.
 pub const DEFAULT_ORG: &str = "default";
@@ -74,6 +74,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         )
     })?;
     check_replica_timing(&config)?;
+    let origin_cluster_url = secrets::configured_origin(&config)?;
+    let keyring = Arc::new(secrets::keyring(&config)?);
     let meta: Arc<dyn MetadataStore> = Arc::new(SqlStore::connect(&config.database_url()).await?);
     let blob_location = config.blob_location()?;
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::open(&blob_location).await?);
@@ -85,6 +87,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .unwrap_or_else(replicas::generated_id);
     replicas::beat(meta.as_ref(), &replica, config.replica_timeout).await?;
     let generated_root = ensure_root_user(meta.as_ref(), &config).await?;
+    secrets::reseal_all(meta.as_ref(), &keyring).await?;
 
     let cache_dir = config.cache_dir();
     let sandbox = {
@@ -96,7 +99,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
                 ..FetchOptions::default()
             },
             pool_size: config.warm_pool_size,
-            max_concurrent_calls: config.max_concurrent_runs,
+            max_concurrent_calls: config.max_concurrent_runs + config.runs_waiting_on_network(),
         };
         tokio::task::spawn_blocking(move || vivarium_sandbox::prepare(&cache_dir, &options))
             .await??
@@ -105,6 +108,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let metrics = Arc::new(Metrics::default());
     let capacity = Capacity {
         concurrent: config.max_concurrent_runs,
+        waiting_on_network: config.runs_waiting_on_network(),
         queue: config.run_queue_capacity,
         per_org: config.per_org_max_runs,
     };
@@ -119,6 +123,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             replica: replica.clone(),
             egress: Arc::new(egress),
             egress_client,
+            keyring: keyring.clone(),
+            origin_cluster_url,
         },
         capacity,
         metrics.clone(),
@@ -144,6 +150,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         blobs,
         executor: executor.clone(),
         authenticator: Authenticator::default(),
+        keyring,
         metrics,
         config,
     });

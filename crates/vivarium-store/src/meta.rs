@@ -1,12 +1,12 @@
 //! The metadata store: every read and write of the service's records goes through this trait.
 
 use async_trait::async_trait;
-use vivarium_auth::Grant;
+use vivarium_auth::{Grant, Sealed};
 
 use crate::error::StoreError;
 use crate::model::{
-    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, ServiceAccount,
-    User,
+    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
+    SecretRecord, ServiceAccount, User,
 };
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
@@ -23,6 +23,11 @@ pub trait MetadataStore: Send + Sync {
     async fn org_exists(&self, org: &str) -> Result<bool, StoreError>;
     /// Every organization, by name.
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the organization's own origin cluster URL; `NotFound`
+    /// when the organization does not exist.
+    async fn set_origin_cluster_url(&self, org: &str, url: Option<&str>) -> Result<(), StoreError>;
+    /// The organization's own origin cluster URL; `None` when it has none (or does not exist).
+    async fn origin_cluster_url(&self, org: &str) -> Result<Option<String>, StoreError>;
 
     /// Stores a new user; `Conflict` when the email is taken.
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
@@ -119,7 +124,7 @@ pub trait MetadataStore: Send + Sync {
         cutoff: i64,
         status: ActionStatus,
     ) -> Result<u64, StoreError>;
-    /// Deletes an action and its runs; `NotFound` when absent.
+    /// Deletes an action with its runs and its secrets, all at once; `NotFound` when absent.
     async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError>;
     /// How many actions of `org` use the ZIP with `digest` (to know when its blob can go).
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
@@ -144,6 +149,38 @@ pub trait MetadataStore: Send + Sync {
         action_id: &str,
         run_id: &str,
     ) -> Result<Option<Run>, StoreError>;
+
+    /// Stores a secret (`action_id` empty: the organization's), or replaces the value of the one
+    /// at its place, keeping its `created_at`. `NotFound` when the organization, or the
+    /// action it names, does not exist.
+    async fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError>;
+    /// Deletes a secret; whether it existed.
+    async fn delete_secret(
+        &self,
+        org: &str,
+        action_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+    /// The names and times (never the values) of the organization's secrets (`action_id`
+    /// empty) or of one action's, by name.
+    async fn list_secrets(&self, org: &str, action_id: &str)
+    -> Result<Vec<SecretInfo>, StoreError>;
+    /// The sealed secrets a run of the action sees: the organization's, then the action's,
+    /// each group by name.
+    async fn secrets_for_run(
+        &self,
+        org: &str,
+        action_id: &str,
+    ) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Every sealed secret of every organization (to seal them again after a key rotation).
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Replaces the sealed value at `secret`'s place with `secret.sealed`, only if it still is
+    /// `previous`; whether it was replaced (not when the value changed or went meanwhile).
+    async fn reseal_secret(
+        &self,
+        secret: &SecretRecord,
+        previous: &Sealed,
+    ) -> Result<bool, StoreError>;
 
     /// Scheduled actions (`once`, `repeat`) not paused whose `next_run_at` is at or before
     /// `now`, across every organization, soonest first.

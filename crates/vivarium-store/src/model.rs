@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vivarium_auth::Grant;
+use vivarium_auth::{Grant, Sealed};
 
 /// An organization: the unit of tenancy. Nothing crosses from one to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +13,9 @@ pub struct Org {
     pub name: String,
     /// When it was created.
     pub created_at: i64,
+    /// The URL of the cluster its actions belong to, given to their runs as
+    /// `ORIGIN_CLUSTER_URL` instead of the service's; `None` to use the service's.
+    pub origin_cluster_url: Option<String>,
 }
 
 /// A person who logs in with an email and a password.
@@ -305,4 +308,33 @@ pub struct Page {
     pub offset: u32,
     /// Items to return at most.
     pub limit: u32,
+}
+
+/// A secret as stored: where it lives and its value sealed there (the plaintext is never
+/// stored). A run of an action sees its organization's secrets and its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The organization.
+    pub org: String,
+    /// The action it belongs to, or empty for the whole organization.
+    pub action_id: String,
+    /// Its name, the environment variable it becomes.
+    pub name: String,
+    /// The value, sealed for this place.
+    pub sealed: Sealed,
+    /// When it was first stored.
+    pub created_at: i64,
+    /// When its value last changed.
+    pub updated_at: i64,
+}
+
+/// What a listing shows of a secret: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Its name.
+    pub name: String,
+    /// When it was first stored.
+    pub created_at: i64,
+    /// When its value last changed.
+    pub updated_at: i64,
 }

@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
 use crate::identity::{Caller, require_admin};
+use crate::secrets::check_origin_cluster_url;
 use crate::validate;
 
 /// A new organization.
@@ -77,6 +78,66 @@ pub async fn create_org(
     }
     let org = state.meta.ensure_org(&body.name).await?;
     Ok(Json(json!(org)))
+}
+
+/// The settings of an organization that the root user may change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    /// The URL of the cluster the organization's actions belong to, given to their runs as
+    /// `ORIGIN_CLUSTER_URL` instead of the service's `origin_cluster_url`; null (or absent) to
+    /// use the service's.
+    #[serde(default)]
+    #[schema(example = "https://o2.example.com")]
+    origin_cluster_url: Option<String>,
+}
+
+/// `PUT /api/organizations/{org}` (root only): replaces an organization's settings.
+#[utoipa::path(
+    put,
+    path = "/api/organizations/{org}",
+    tag = "iam",
+    operation_id = "update_organization",
+    summary = "Change an organization's settings (root only)",
+    params(
+        ("org" = String, Path, description = "The organization"),
+    ),
+    request_body = OrgSettings,
+    responses(
+        (status = 200, description = "The organization as it now is", body = crate::openapi::Org),
+        (status = 400, description = "origin_cluster_url is not an http or https URL with a host, or holds credentials", body = crate::openapi::ErrorBody),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub async fn update_org(
+    State(state): State<Shared>,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<OrgSettings>,
+) -> ApiResult<Json<Value>> {
+    let url = body
+        .origin_cluster_url
+        .as_deref()
+        .map(check_origin_cluster_url)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    state
+        .meta
+        .set_origin_cluster_url(&org, url.as_deref())
+        .await?;
+    let updated = state
+        .meta
+        .list_orgs()
+        .await?
+        .into_iter()
+        .find(|found| found.name == org)
+        .ok_or_else(|| ApiError::not_found(format!("organization {org}")))?;
+    tracing::info!(%org, origin_cluster_url = ?updated.origin_cluster_url, "organization settings changed");
+    Ok(Json(json!(updated)))
 }
 
 /// A new user of an organization.

@@ -3,6 +3,7 @@
 pub(crate) mod actions;
 pub(crate) mod iam;
 pub(crate) mod ops;
+pub(crate) mod secrets;
 pub(crate) mod triggers;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +49,16 @@ pub fn router(state: Shared) -> Router {
         .route("/actions/{id}/transform", post(triggers::transform))
         .route("/actions/{id}/runs", get(triggers::list_runs))
         .route("/actions/{id}/runs/{run_id}", get(triggers::get_run))
+        .route("/actions/{id}/secrets", get(secrets::list_action))
+        .route(
+            "/actions/{id}/secrets/{name}",
+            put(secrets::put_action).delete(secrets::delete_action),
+        )
+        .route("/secrets", get(secrets::list_org))
+        .route(
+            "/secrets/{name}",
+            put(secrets::put_org).delete(secrets::delete_org),
+        )
         .route(
             "/service_accounts",
             get(iam::list_service_accounts).post(iam::create_service_account),
@@ -76,6 +87,7 @@ pub fn router(state: Shared) -> Router {
             "/api/organizations",
             get(iam::list_orgs).post(iam::create_org),
         )
+        .route("/api/organizations/{org}", put(iam::update_org))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             authenticate_root,

@@ -179,16 +179,19 @@ pub(super) async fn reset_running(db: &SqlStore, status: ActionStatus) -> Result
     Ok(done.rows_affected())
 }
 
-/// Deletes an action; its runs go with it (the foreign key cascades). `NotFound` when absent
-/// from `org`.
+/// Deletes an action and its secrets in one transaction; its runs go with it (the foreign key
+/// cascades). `NotFound` when absent from `org`, and then nothing changes.
 pub(super) async fn delete(db: &SqlStore, org: &str, id: &str) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM actions WHERE org = $1 AND id = $2")
         .bind(org)
         .bind(id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(backend("deleting an action"))?;
-    require_one(done.rows_affected(), || not_found(org, id))
+    require_one(done.rows_affected(), || not_found(org, id))?;
+    super::secrets::delete_for_action(&mut tx, org, id).await?;
+    tx.commit().await.map_err(backend("deleting an action"))
 }
 
 /// How many actions of `org` use the ZIP with `digest`.

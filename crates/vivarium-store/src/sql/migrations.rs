@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0002_dependency_lock", DEPENDENCY_LOCK),
     ("0003_replicas", REPLICAS),
     ("0004_allowed_hosts", ALLOWED_HOSTS),
+    ("0005_secrets", SECRETS),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -234,3 +235,21 @@ const REPLICAS: &[&str] = &[
 /// list, the default for existing actions, means no network).
 const ALLOWED_HOSTS: &[&str] =
     &["ALTER TABLE actions ADD COLUMN allowed_hosts TEXT NOT NULL DEFAULT '[]'"];
+
+/// Secrets of organizations (`action_id` empty) and of actions, sealed (`key_id` names the
+/// key, `nonce` and `ciphertext` are base64), and an organization's own origin cluster URL
+/// (NULL: the service's).
+const SECRETS: &[&str] = &[
+    "CREATE TABLE secrets (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        action_id TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        ciphertext TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (org, action_id, name)
+    )",
+    "ALTER TABLE orgs ADD COLUMN origin_cluster_url TEXT",
+];

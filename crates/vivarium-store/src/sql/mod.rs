@@ -15,6 +15,7 @@ mod redact;
 mod replicas;
 mod roles;
 mod runs;
+mod secrets;
 mod store;
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ pub(super) async fn ensure_org(db: &SqlStore, org: &str) -> Result<Org, StoreErr
     .execute(db.pool())
     .await
     .map_err(backend("creating an organization"))?;
-    let row = sqlx::query("SELECT name, created_at FROM orgs WHERE name = $1")
+    let row = sqlx::query("SELECT name, created_at, origin_cluster_url FROM orgs WHERE name = $1")
         .bind(org)
         .fetch_one(db.pool())
         .await
@@ -38,7 +38,7 @@ pub(super) async fn org_exists(db: &SqlStore, org: &str) -> Result<bool, StoreEr
 
 /// Every organization, sorted by name (in Rust, so both databases sort alike).
 pub(super) async fn list_orgs(db: &SqlStore) -> Result<Vec<Org>, StoreError> {
-    let rows = sqlx::query("SELECT name, created_at FROM orgs")
+    let rows = sqlx::query("SELECT name, created_at, origin_cluster_url FROM orgs")
         .fetch_all(db.pool())
         .await
         .map_err(backend("listing organizations"))?;
@@ -55,7 +55,40 @@ fn org_from_row(row: &AnyRow) -> Result<Org, StoreError> {
     Ok(Org {
         name: column(row, "name")?,
         created_at: column(row, "created_at")?,
+        origin_cluster_url: column(row, "origin_cluster_url")?,
     })
+}
+
+/// Sets (`Some`) or clears (`None`) the organization's own origin cluster URL; `NotFound`
+/// when the organization does not exist.
+pub(super) async fn set_origin_cluster_url(
+    db: &SqlStore,
+    org: &str,
+    url: Option<&str>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE orgs SET origin_cluster_url = $2 WHERE name = $1")
+        .bind(org)
+        .bind(url)
+        .execute(db.pool())
+        .await
+        .map_err(backend("setting an origin cluster URL"))?;
+    require_one(done.rows_affected(), || format!("organization {org:?}"))
+}
+
+/// The organization's own origin cluster URL (`None` when it has none, or does not exist).
+pub(super) async fn origin_cluster_url(
+    db: &SqlStore,
+    org: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT origin_cluster_url FROM orgs WHERE name = $1")
+        .bind(org)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(backend("reading an origin cluster URL"))?;
+    match row {
+        Some(row) => column(&row, "origin_cluster_url"),
+        None => Ok(None),
+    }
 }
 
 /// Stores a new user; `Conflict` when the email is taken.

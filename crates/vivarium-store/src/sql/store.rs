@@ -1,14 +1,14 @@
 //! [`MetadataStore`] for [`SqlStore`]: each method hands over to the module for its records.
 
 use async_trait::async_trait;
-use vivarium_auth::Grant;
+use vivarium_auth::{Grant, Sealed};
 
-use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs};
+use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets};
 use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
-    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, ServiceAccount,
-    User,
+    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
+    SecretRecord, ServiceAccount, User,
 };
 
 #[async_trait]
@@ -23,6 +23,14 @@ impl MetadataStore for SqlStore {
 
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
         orgs::list_orgs(self).await
+    }
+
+    async fn set_origin_cluster_url(&self, org: &str, url: Option<&str>) -> Result<(), StoreError> {
+        orgs::set_origin_cluster_url(self, org, url).await
+    }
+
+    async fn origin_cluster_url(&self, org: &str) -> Result<Option<String>, StoreError> {
+        orgs::origin_cluster_url(self, org).await
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -198,6 +206,47 @@ impl MetadataStore for SqlStore {
         run_id: &str,
     ) -> Result<Option<Run>, StoreError> {
         runs::get(self, org, action_id, run_id).await
+    }
+
+    async fn put_secret(&self, secret: &SecretRecord) -> Result<(), StoreError> {
+        secrets::put(self, secret).await
+    }
+
+    async fn delete_secret(
+        &self,
+        org: &str,
+        action_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        secrets::delete(self, org, action_id, name).await
+    }
+
+    async fn list_secrets(
+        &self,
+        org: &str,
+        action_id: &str,
+    ) -> Result<Vec<SecretInfo>, StoreError> {
+        secrets::list(self, org, action_id).await
+    }
+
+    async fn secrets_for_run(
+        &self,
+        org: &str,
+        action_id: &str,
+    ) -> Result<Vec<SecretRecord>, StoreError> {
+        secrets::for_run(self, org, action_id).await
+    }
+
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>, StoreError> {
+        secrets::all(self).await
+    }
+
+    async fn reseal_secret(
+        &self,
+        secret: &SecretRecord,
+        previous: &Sealed,
+    ) -> Result<bool, StoreError> {
+        secrets::reseal(self, secret, previous).await
     }
 
     async fn due_actions(&self, now: i64) -> Result<Vec<Action>, StoreError> {

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use vivarium_auth::{Grant, ObjectScope, ResourceKind, Verb};
+use vivarium_auth::{Grant, ObjectScope, ResourceKind, Sealed, Verb};
 
 use crate::{
-    Action, ActionStatus, ExecutionKind, MetadataStore, Run, ServiceAccount, Trigger, User,
+    Action, ActionStatus, ExecutionKind, MetadataStore, Run, SecretRecord, ServiceAccount, Trigger,
+    User,
 };
 
 /// The first test organization.
@@ -147,5 +148,27 @@ pub(crate) fn failed_run(org: &str, action_id: &str, id: &str, started_at: i64) 
         logs_truncated: true,
         output_count: None,
         ..run(org, action_id, id, started_at)
+    }
+}
+
+/// A sealed value told apart by `tag` (the store never opens it, so any text does).
+pub(crate) fn sealed(tag: &str) -> Sealed {
+    Sealed {
+        key_id: "0123456789abcdef".to_string(),
+        nonce: format!("nonce-{tag}"),
+        ciphertext: format!("ciphertext-{tag}"),
+    }
+}
+
+/// A secret of `org` (of the action `action_id`, or of the organization when empty) stored at
+/// `at`, its value told apart by `tag`.
+pub(crate) fn secret(org: &str, action_id: &str, name: &str, tag: &str, at: i64) -> SecretRecord {
+    SecretRecord {
+        org: org.to_string(),
+        action_id: action_id.to_string(),
+        name: name.to_string(),
+        sealed: sealed(tag),
+        created_at: at,
+        updated_at: at,
     }
 }

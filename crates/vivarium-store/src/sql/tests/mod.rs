@@ -48,6 +48,12 @@ on_every_backend! {
         a_replica_that_never_beat_counts_as_silent,
         a_recorded_run_clears_the_running_replica,
         heartbeats_move_forward_and_marking_needs_the_action,
+        secrets_are_put_replaced_listed_and_deleted,
+        secrets_need_their_org_and_action,
+        a_run_sees_its_orgs_secrets_and_its_own,
+        deleting_an_action_deletes_its_secrets,
+        resealing_is_compare_and_set,
+        origin_cluster_urls_are_set_cleared_and_listed,
     ],
     db: [
         reopening_keeps_data_and_applies_no_migration_twice,

@@ -9,6 +9,7 @@ mod replicas;
 mod roles;
 mod runs;
 mod schedule;
+mod secrets;
 
 pub(crate) use actions::*;
 pub(crate) use database::*;
@@ -17,3 +18,4 @@ pub(crate) use replicas::*;
 pub(crate) use roles::*;
 pub(crate) use runs::*;
 pub(crate) use schedule::*;
+pub(crate) use secrets::*;
