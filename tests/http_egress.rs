@@ -328,3 +328,72 @@ fn a_run_waiting_on_the_network_gives_its_slot_to_a_runnable_one() {
     };
     assert_eq!(runs["runs"][0]["outcome"], "ok", "{runs}");
 }
+
+/// OpenObserve's log pusher through the service: `origin_cluster_url` from the operator, the
+/// token from the organization's `ORIGIN_CLUSTER_TOKEN` secret, no allowed host needed; the
+/// fake cluster checks the Basic auth and the token never shows in the run.
+#[test]
+fn the_log_pusher_reaches_the_configured_cluster_with_the_secret_token() {
+    let ingested = Arc::new(Mutex::new(Vec::new()));
+    let seen = ingested.clone();
+    let app = Router::new().route(
+        "/api/{org}/{stream}/_json",
+        post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                seen.lock().unwrap().push((
+                    auth,
+                    serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+                ));
+                axum::Json(json!({"code": 200}))
+            }
+        }),
+    );
+    let port = serve_on_loopback(app);
+    let data = data_dir();
+    let server = Server::start_with(
+        data.path(),
+        Options::default().config(&format!(
+            "origin_cluster_url = \"http://127.0.0.1:{port}\"\n"
+        )),
+    );
+    let root = Creds::root();
+    server.create_service_account(ORG, &root, RUNNER);
+    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    let token = common::server::base64(b"bot@example.com:pa55-w0rd");
+    server
+        .put(
+            &format!("/api/{ORG}/secrets/ORIGIN_CLUSTER_TOKEN"),
+            &root,
+            &json!({"value": token}),
+        )
+        .expect_status(200);
+    let pusher = "import base64, json, os, urllib.request\n\ndef main(data, logger):\n    url = os.environ['ORIGIN_CLUSTER_URL']\n    user, password = base64.b64decode(os.environ['ORIGIN_CLUSTER_TOKEN']).decode().split(':', 1)\n    auth = base64.b64encode(f'{user}:{password}'.encode()).decode()\n    logger.info('pushing with %s', os.environ['ORIGIN_CLUSTER_TOKEN'])\n    request = urllib.request.Request(url + '/api/default/pushed/_json', data=json.dumps(data).encode(), method='POST', headers={'Authorization': 'Basic ' + auth})\n    urllib.request.urlopen(request, timeout=5).read()\n    return data\n";
+    let id = server.create_action(
+        ORG,
+        &root,
+        &service_action("pusher", &zip_main(pusher), RUNNER),
+    );
+    let answer = server.test_run(ORG, &root, &id, &json!([{"level": "info"}]));
+    answer.expect_status(200);
+    let seen = ingested.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, format!("Basic {token}"));
+    assert_eq!(seen[0].1, json!([{"level": "info"}]));
+    let run_id = server.runs(ORG, &id)["runs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = server
+        .get(&format!("/api/{ORG}/actions/{id}/runs/{run_id}"), &root)
+        .ok_json();
+    let logs = run["logs"].to_string();
+    assert!(logs.contains("allowed by origin_cluster_url"), "{logs}");
+    assert!(logs.contains("pushing with ***"), "{logs}");
+    assert!(!logs.contains(&token), "{logs}");
+}
