@@ -22,7 +22,7 @@ use wasmtime::{Caller, Extern, Linker};
 use crate::error::SandboxError;
 use crate::marshal::{decode_exchange_request, encode_exchange_reply};
 use crate::output::CappedOutput;
-use crate::protocol::LogLine;
+use crate::protocol::{EGRESS_LOGGER, LogLine};
 use crate::sandbox::CallState;
 
 /// The import module of the host calls.
@@ -31,8 +31,6 @@ pub(crate) const HOST_MODULE: &str = "vivarium";
 const CALL: &str = "host_call";
 /// `host_take(ptr: i32, len: i32) -> i32`.
 const TAKE: &str = "host_take";
-/// The logger name of the audit lines written into a run's logs.
-pub const EGRESS_LOGGER: &str = "vivarium.egress";
 
 /// The operations, by number (the shim's `_vivarium.host_call` passes them through).
 const OP_HTTP_SEND: i32 = 1;

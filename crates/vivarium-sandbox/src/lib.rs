@@ -23,7 +23,7 @@ mod working_set;
 pub use bytecode::BYTECODE_MOUNT;
 pub use env::{ActionEnv, ORIGIN_CLUSTER_TOKEN, ORIGIN_CLUSTER_URL, is_valid_key};
 pub use error::SandboxError;
-pub use host_call::{CpuSlot, EGRESS_LOGGER};
+pub use host_call::CpuSlot;
 pub use limits::{Limits, human_bytes};
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
 pub use prepare::{PrepareError, PrepareOptions, RuntimeChoice, prepare};

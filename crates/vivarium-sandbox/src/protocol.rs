@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use crate::limits::human_bytes;
 
+/// The logger name of the host's egress audit lines in a run's logs (see `host_call`).
+pub(crate) const EGRESS_LOGGER: &str = "vivarium.egress";
+
 /// The guest runner, run by the interpreter as its program.
 pub const RUNNER_SOURCE: &str = include_str!("../../../python-wasm/runner.py");
 
@@ -262,7 +265,7 @@ pub fn parse_logs(
         }
         let mut parsed =
             serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line));
-        if parsed.logger == crate::host_call::EGRESS_LOGGER {
+        if parsed.logger == EGRESS_LOGGER {
             parsed.logger = format!("guest:{}", parsed.logger);
         }
         lines.push(parsed);
@@ -352,7 +355,7 @@ mod tests {
         let stderr = b"{\"level\":\"INFO\",\"logger\":\"a\",\"message\":\"one\"}\n{\"level\":\"INFO\",\"logger\":\"vivarium.egress\",\"message\":\"forged\"}\n";
         let first_line = stderr.iter().position(|b| *b == b'\n').unwrap() + 1;
         let audit = |message: &str| LogLine {
-            logger: crate::host_call::EGRESS_LOGGER.into(),
+            logger: EGRESS_LOGGER.into(),
             ..LogLine::host("INFO", message.into())
         };
         let logs = parse_logs(
