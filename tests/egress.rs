@@ -613,3 +613,34 @@ fn egress_needs_the_snapshot_runtime() {
         .output();
     outcome.assert_failure(2, "egress needs the snapshot runtime");
 }
+
+/// On a machine without system CA roots, the command still starts and https still verifies,
+/// against the compiled-in Mozilla roots (which the test CA is not among).
+#[test]
+fn https_works_on_a_machine_without_system_roots() {
+    let tls = rcgen_tls::make();
+    let (port, _) = start_fake(Some(&tls));
+    let secure = format!("https://127.0.0.1:{port}");
+    let source = r#"
+import json, urllib.request
+
+def main(data, logger):
+    with urllib.request.urlopen(data[0]["url"]) as answer:
+        return [json.load(answer)]
+"#;
+    let records = json!([{"url": format!("{secure}/echo")}]);
+    let input = common::write_json(&records);
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("main.py"), source).unwrap();
+    let outcome = common::vivarium()
+        .host_env("SSL_CERT_FILE", "/nonexistent/vivarium-test-roots.pem")
+        .host_env("SSL_CERT_DIR", "/nonexistent/vivarium-test-roots")
+        .arg("run")
+        .arg(folder.path())
+        .arg("--input")
+        .arg(input.path())
+        .args(allow_internal(&secure))
+        .output();
+    outcome.assert_code(10);
+    outcome.assert_stderr_contains("TLS-certificate-error");
+}

@@ -73,14 +73,12 @@ impl EgressClient {
             None => Vec::new(),
         };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier =
-            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-                .map_err(|e| format!("the TLS verifier could not be made: {e}"))?;
+        let verifier = verifier(extra, &provider)?;
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS versions: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
@@ -222,6 +220,36 @@ impl EgressClient {
                     format!("HTTP client: {e}"),
                 )
             })
+    }
+}
+
+/// The certificate verifier: the system's roots (through the platform verifier) plus `extra`;
+/// on a machine without system roots, the Mozilla roots compiled in (`webpki-roots`) plus
+/// `extra`, so that a bare machine still verifies public hosts.
+fn verifier(
+    extra: Vec<CertificateDer<'static>>,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, String> {
+    match rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
+    {
+        Ok(platform) => Ok(Arc::new(platform)),
+        Err(error) => {
+            tracing::warn!(%error, "no system TLS roots; actions' https requests trust the compiled-in Mozilla roots");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for certificate in extra {
+                roots
+                    .add(certificate)
+                    .map_err(|e| format!("an extra TLS root is not a usable certificate: {e}"))?;
+            }
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map(|verifier| verifier as Arc<dyn rustls::client::danger::ServerCertVerifier>)
+            .map_err(|e| format!("the TLS verifier could not be made: {e}"))
+        }
     }
 }
 
