@@ -644,3 +644,27 @@ def main(data, logger):
     outcome.assert_code(10);
     outcome.assert_stderr_contains("TLS-certificate-error");
 }
+
+/// A request larger than the call's limits let through (8 MiB of body by default) is refused
+/// without the host copying it out of the guest's memory.
+#[test]
+fn an_oversized_request_is_refused_unread() {
+    let source = r#"
+import urllib.error, urllib.request
+
+def main(data, logger):
+    try:
+        urllib.request.urlopen("https://hooks.slack.com/x", data=b"x" * 9_000_000)
+    except urllib.error.URLError as error:
+        return [{"code": error.reason.code, "message": str(error.reason)}]
+    return []
+"#;
+    let outcome = run(source, &[]);
+    let result = outcome.success_json();
+    assert_eq!(result[0]["code"], "HTTP-request-body-size", "{result}");
+    assert!(
+        outcome.stderr.contains("? <not read> refused"),
+        "{}",
+        outcome.stderr
+    );
+}

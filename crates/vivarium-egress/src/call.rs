@@ -47,6 +47,9 @@ impl Egress {
     }
 }
 
+/// Characters of a method the audit keeps (a guest may send any text as its method).
+const MOST_METHOD_CHARS: usize = 16;
+
 /// What one call may still do, and what it did.
 #[derive(Debug)]
 pub struct CallEgress {
@@ -132,6 +135,11 @@ impl CallEgress {
         }
     }
 
+    /// The caps this call's requests are held to.
+    pub fn limits(&self) -> crate::EgressLimits {
+        self.policy.operator().limits
+    }
+
     /// Fuel each request costs the call.
     pub fn fuel_per_request(&self) -> u64 {
         self.policy.operator().limits.fuel_per_request
@@ -144,7 +152,7 @@ impl CallEgress {
     ) -> (Result<GuestResponse, Failure>, AuditRecord) {
         let started = Instant::now();
         let mut record = AuditRecord {
-            method: request.method.clone(),
+            method: request.method.chars().take(MOST_METHOD_CHARS).collect(),
             origin: origin_of(&request.url),
             status: None,
             traffic: Traffic::default(),

@@ -96,7 +96,10 @@ impl ActionEgress {
             Failure::new(
                 ErrorCode::HttpRequestUriInvalid,
                 "bad_url",
-                format!("{url:?} is not a URL ({e})"),
+                format!(
+                    "{:?} is not a URL ({e})",
+                    url.chars().take(80).collect::<String>()
+                ),
             )
         })?;
         let scheme = url.scheme().to_string();

@@ -93,6 +93,17 @@ impl HostCalls {
         }
     }
 
+    /// The largest request the host copies out of the guest's memory: what the call's limits
+    /// let through, plus room for the method, URL and framing (a request with no network is
+    /// refused whatever its body, so it needs only that room).
+    fn most_request_bytes(&self) -> usize {
+        const FRAMING: usize = 64 * 1024;
+        self.egress.as_ref().map_or(FRAMING, |egress| {
+            let limits = egress.limits();
+            limits.request_body_bytes + limits.header_bytes + FRAMING
+        })
+    }
+
     /// The audit records of the call, in order.
     pub(crate) fn take_audit(&mut self) -> Vec<PlacedAudit> {
         std::mem::take(&mut self.audit)
@@ -156,11 +167,17 @@ async fn host_call(
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<i64> {
-    let Some(request) = read_guest(caller, ptr, len) else {
-        return Ok(CallStatus::OutOfBounds as i64);
-    };
+    let most = caller.data().host.most_request_bytes();
     let answer = match op {
-        OP_HTTP_SEND => http_send(caller, &request).await?,
+        OP_HTTP_SEND if usize::try_from(len).is_ok_and(|len| len > most) => {
+            refuse_unread(caller, len, most)
+        }
+        OP_HTTP_SEND => {
+            let Some(request) = read_guest(caller, ptr, len) else {
+                return Ok(CallStatus::OutOfBounds as i64);
+            };
+            http_send(caller, &request).await?
+        }
         _ => return Ok(CallStatus::UnknownOperation as i64),
     };
     let length = i64::try_from(answer.len()).unwrap_or(i64::MAX);
@@ -193,6 +210,28 @@ fn read_guest(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> Option<
     let start = usize::try_from(ptr).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     memory.data(&*caller).get(start..end).map(<[u8]>::to_vec)
+}
+
+/// The answer to a request too large to copy out of the guest: refused unread, audited.
+fn refuse_unread(caller: &mut Caller<'_, CallState>, len: i32, most: usize) -> Vec<u8> {
+    let failure = Failure::new(
+        ErrorCode::HttpRequestBodySize,
+        "request_too_large",
+        format!(
+            "the request is {len} bytes, over the {most} this call's limits let through (egress request_body_bytes and header_bytes)"
+        ),
+    );
+    let record = AuditRecord {
+        method: "?".into(),
+        origin: "<not read>".into(),
+        status: None,
+        traffic: Default::default(),
+        elapsed: std::time::Duration::ZERO,
+        rule: None,
+        failure: Some(failure.clone()),
+    };
+    place_audit(caller, record);
+    encode_exchange_reply(&Err(failure))
 }
 
 /// One HTTP exchange: charged in fuel, decided by the call's policy, audited.
