@@ -57,30 +57,18 @@ class ConnectionFailed(EgressError, ConnectionError):
     """The connection was refused, reset, or its TLS handshake failed."""
 
 
-_REFUSALS = {
-    "HTTP-request-denied",
-    "destination-IP-prohibited",
-    "connection-limit-reached",
-    "HTTP-request-body-size",
-    "HTTP-request-header-size",
-    "HTTP-request-URI-invalid",
-    "HTTP-request-method-invalid",
+# The host classifies each error code (vivarium_egress::FailureClass); each class is raised
+# as the exception a library raises for that kind of failed connection.
+_CLASSES = {
+    "refused": RequestRefused,
+    "name_not_resolved": NameNotResolved,
+    "timed_out": RequestTimedOut,
+    "connection_failed": ConnectionFailed,
 }
-_TIMEOUTS = {"DNS-timeout", "connection-timeout", "HTTP-response-timeout"}
 
 
-def _error(code, message):
-    if code in _REFUSALS:
-        kind = RequestRefused
-    elif code == "DNS-error":
-        kind = NameNotResolved
-    elif code in _TIMEOUTS:
-        kind = RequestTimedOut
-    elif code.startswith("connection-") or code.startswith("TLS-"):
-        kind = ConnectionFailed
-    else:
-        kind = EgressError
-    error = kind("[vivarium egress] %s: %s" % (code, message))
+def _error(code, message, kind):
+    error = _CLASSES.get(kind, EgressError)("[vivarium egress] %s: %s" % (code, message))
     error.code = code
     return error
 
@@ -100,7 +88,7 @@ def send(method, url, headers=(), body=b"", timeout=None):
     answer = marshal.loads(_vivarium.host_call(_OP_HTTP_SEND, request))
     if answer[0] == "ok":
         return answer[1:]
-    raise _error(answer[1], answer[2])
+    raise _error(answer[1], answer[2], answer[3])
 
 
 def _as_bytes(value):

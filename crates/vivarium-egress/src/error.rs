@@ -72,18 +72,63 @@ impl ErrorCode {
         }
     }
 
+    /// What kind of failure the code is, which decides the exception the guest raises.
+    pub fn class(self) -> FailureClass {
+        match self {
+            Self::HttpRequestDenied
+            | Self::DestinationIpProhibited
+            | Self::ConnectionLimitReached
+            | Self::HttpRequestBodySize
+            | Self::HttpRequestHeaderSize
+            | Self::HttpRequestUriInvalid
+            | Self::HttpRequestMethodInvalid => FailureClass::Refused,
+            Self::DnsError => FailureClass::NameNotResolved,
+            Self::DnsTimeout | Self::ConnectionTimeout | Self::HttpResponseTimeout => {
+                FailureClass::TimedOut
+            }
+            Self::ConnectionRefused
+            | Self::ConnectionTerminated
+            | Self::TlsProtocolError
+            | Self::TlsCertificateError => FailureClass::ConnectionFailed,
+            Self::HttpResponseHeaderSize
+            | Self::HttpResponseBodySize
+            | Self::HttpProtocolError
+            | Self::InternalError => FailureClass::Other,
+        }
+    }
+
     /// Whether the policy (rather than the network or the peer) refused the request.
     pub fn is_refusal(self) -> bool {
-        matches!(
-            self,
-            Self::HttpRequestDenied
-                | Self::DestinationIpProhibited
-                | Self::ConnectionLimitReached
-                | Self::HttpRequestBodySize
-                | Self::HttpRequestHeaderSize
-                | Self::HttpRequestUriInvalid
-                | Self::HttpRequestMethodInvalid
-        )
+        self.class() == FailureClass::Refused
+    }
+}
+
+/// The kinds of failure a guest library tells apart: each becomes its own exception
+/// (`ConnectionRefusedError`, `socket.gaierror`, `TimeoutError`, `ConnectionError`, `OSError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The egress policy refused the request.
+    Refused,
+    /// The name could not be resolved.
+    NameNotResolved,
+    /// No connection or no complete response in time.
+    TimedOut,
+    /// The connection was refused, cut or its TLS failed.
+    ConnectionFailed,
+    /// Anything else.
+    Other,
+}
+
+impl FailureClass {
+    /// The name the guest's `vivarium.http` maps to an exception class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::NameNotResolved => "name_not_resolved",
+            Self::TimedOut => "timed_out",
+            Self::ConnectionFailed => "connection_failed",
+            Self::Other => "other",
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pub mod policy;
 pub use allowlist::{Allowlist, Author, HostRule, RuleError};
 pub use call::{AuditRecord, CallEgress, Egress, origin_of};
 pub use client::{EgressClient, Lookup, SystemLookup, Traffic};
-pub use error::{ErrorCode, Failure};
+pub use error::{ErrorCode, Failure, FailureClass};
 pub use exchange::{GuestRequest, GuestResponse};
 pub use limits::EgressLimits;
 pub use policy::{ActionEgress, ORIGIN_RULE, OperatorEgress, Permit};

@@ -154,6 +154,17 @@ fn egress_with(
     Egress::for_action(allowed, Author::Action, None, Arc::new(operator), client).unwrap()
 }
 
+/// An action allowing `origin`, an internal host whose name `o2.test` resolves to loopback.
+fn loopback_internal(origin: &str, limits: EgressLimits) -> Egress {
+    let origin = [origin.to_string()];
+    egress_with(
+        &origin,
+        &origin,
+        client(dns(&[("o2.test", &["127.0.0.1"])])),
+        limits,
+    )
+}
+
 fn call(egress: &Egress) -> CallEgress {
     egress.for_call(Instant::now() + Duration::from_secs(10))
 }
@@ -176,11 +187,7 @@ fn client(lookup: Arc<FakeDns>) -> EgressClient {
 async fn an_internal_host_is_reached_with_host_from_the_url_and_hop_headers_dropped() {
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
-    let egress = egress(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-    );
+    let egress = loopback_internal(&origin, EgressLimits::DEFAULT);
     let request = GuestRequest {
         method: "POST".into(),
         url: format!("{origin}/echo"),
@@ -284,11 +291,7 @@ async fn a_name_resolving_to_nothing_is_a_dns_error() {
 async fn redirects_are_handed_back_not_followed() {
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
-    let egress = egress(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-    );
+    let egress = loopback_internal(&origin, EgressLimits::DEFAULT);
     let (reply, _) = call(&egress)
         .exchange(&get_request(&format!("{origin}/redirect")))
         .await;
@@ -311,12 +314,7 @@ async fn bodies_are_not_decompressed_and_are_capped() {
         response_body_bytes: 1024,
         ..EgressLimits::DEFAULT
     };
-    let egress = egress_with(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-        limits,
-    );
+    let egress = loopback_internal(&origin, limits);
     let (reply, _) = call(&egress)
         .exchange(&get_request(&format!("{origin}/gzip")))
         .await;
@@ -338,11 +336,7 @@ async fn bodies_are_not_decompressed_and_are_capped() {
 async fn a_slow_response_times_out_at_the_request_timeout() {
     let server = http_server().await;
     let origin = format!("http://o2.test:{}", server.port);
-    let egress = egress(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-    );
+    let egress = loopback_internal(&origin, EgressLimits::DEFAULT);
     let mut request = get_request(&format!("{origin}/slow"));
     request.timeout = Some(Duration::from_millis(200));
     let started = Instant::now();
@@ -365,11 +359,7 @@ async fn a_closed_port_is_connection_refused() {
         .unwrap()
         .port();
     let origin = format!("http://o2.test:{port}");
-    let egress = egress(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-    );
+    let egress = loopback_internal(&origin, EgressLimits::DEFAULT);
     let (reply, _) = call(&egress)
         .exchange(&get_request(&format!("{origin}/")))
         .await;
@@ -417,12 +407,7 @@ async fn the_call_budget_caps_requests_and_bytes() {
         bytes_per_call: 5000,
         ..EgressLimits::DEFAULT
     };
-    let egress = egress_with(
-        std::slice::from_ref(&origin),
-        std::slice::from_ref(&origin),
-        client(dns(&[("o2.test", &["127.0.0.1"])])),
-        limits,
-    );
+    let egress = loopback_internal(&origin, limits);
     let mut call = call(&egress);
     let (first, _) = call.exchange(&get_request(&format!("{origin}/big"))).await;
     assert_eq!(first.unwrap().body.len(), 4096);

@@ -2,7 +2,8 @@
 //! `marshal.dumps((method, url, [(name, value), ...], body, timeout))` with the method, URL
 //! and header names as `str`, header values and the body as `bytes`, the timeout a `float`
 //! or `None`; and the host's answer, `("ok", status, reason, [(name, value), ...], body)` or
-//! `("error", code, message)`, which the guest reads with `marshal.loads`.
+//! `("error", code, message, class)` (the class names the exception to raise, see
+//! [`vivarium_egress::FailureClass`]), which the guest reads with `marshal.loads`.
 
 use std::time::Duration;
 
@@ -78,10 +79,11 @@ pub(crate) fn encode_exchange_reply(reply: &Result<GuestResponse, Failure>) -> V
             write_bytes(&mut out, &response.body);
         }
         Err(failure) => {
-            out.extend([SMALL_TUPLE, 3]);
+            out.extend([SMALL_TUPLE, 4]);
             write_text(&mut out, "error");
             write_text(&mut out, failure.code.as_str());
             write_text(&mut out, &failure.message);
+            write_text(&mut out, failure.code.class().as_str());
         }
     }
     out
@@ -389,7 +391,8 @@ mod tests {
         assert_eq!(ok, expected);
         let error =
             encode_exchange_reply(&Err(Failure::new(ErrorCode::DnsError, "dns_error", "no")));
-        assert_eq!(&error[..2], &[SMALL_TUPLE, 3]);
+        assert_eq!(&error[..2], &[SMALL_TUPLE, 4]);
         assert!(error.windows(9).any(|w| w == b"DNS-error"));
+        assert!(error.ends_with(b"name_not_resolved"));
     }
 }
