@@ -199,13 +199,21 @@ fn allowed_hosts_are_validated_stored_shown_and_enforced() {
         )
         .expect_status(200);
     assert_eq!(server.action(ORG, &id)["allowed_hosts"], json!([]));
-    server
+    let failed = server
         .post(
             &format!("/api/{ORG}/actions/{id}/alert"),
             &root,
             &json!({"inputs": {"alert_name": "cpu"}}),
         )
-        .expect_status(200);
+        .expect_status(422)
+        .json();
+    assert_eq!(failed["outcome"], json!("script_error"), "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HTTP-request-denied")),
+        "{failed}"
+    );
     assert_eq!(
         posted.lock().unwrap().len(),
         1,

@@ -364,6 +364,27 @@ fn main_py_in_one_of_two_top_level_folders_is_not_found() {
 }
 
 #[test]
+fn a_compiled_extension_is_refused() {
+    let bytes = zip_with_main(
+        &[
+            ("dependencies/numpy/__init__.py", b""),
+            (
+                "dependencies/numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+                b"\x7fELF",
+            ),
+        ],
+        CompressionMethod::Deflated,
+    );
+    let outcome = run_zip(&bytes);
+    assert_refused(
+        &outcome,
+        "the archive holds compiled extension modules, which cannot load in the sandbox",
+    );
+    outcome.assert_stderr_contains("(packages: numpy)");
+    assert_not_in_cache("_multiarray_umath.cpython-311-x86_64-linux-gnu.so");
+}
+
+#[test]
 fn a_clean_archive_built_the_same_way_is_accepted() {
     // The control for every refusal above: the same helpers with nothing hostile work.
     let bytes = zip_with_main(&[("util.py", b"A = 1\n")], CompressionMethod::Stored);

@@ -2,9 +2,12 @@
 //! or for one; a principal may do what any of its roles' grants allow.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What is done to a resource. `List` makes sense only on all objects of a kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verb {
     /// Read one object (for action scripts: fetch and run it).
@@ -20,7 +23,9 @@ pub enum Verb {
 }
 
 /// Kinds of resources that grants name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     /// Action scripts (the uploaded ZIPs and their settings).
@@ -29,15 +34,8 @@ pub enum ResourceKind {
     Streams,
 }
 
-impl ResourceKind {
-    /// The wire name, such as `action_scripts`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ActionScripts => "action_scripts",
-            Self::Streams => "streams",
-        }
-    }
-}
+serde_plain::derive_display_from_serialize!(ResourceKind);
+serde_plain::derive_display_from_serialize!(Verb);
 
 /// Which objects of a kind a grant covers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,12 +70,14 @@ impl<'de> Deserialize<'de> for ObjectScope {
 }
 
 /// One permission: `verb` on `resource`, for the objects in `object`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ToSchema)]
+#[schema(example = json!({"resource": "action_scripts", "object": "_all", "verb": "GET"}))]
 pub struct Grant {
     /// The kind of resource.
     pub resource: ResourceKind,
-    /// `_all` or one object's id.
+    /// `_all` (the default) or one object's id (1 to 128 characters).
     #[serde(default = "all_objects")]
+    #[schema(value_type = String, default = "_all")]
     pub object: ObjectScope,
     /// What may be done.
     pub verb: Verb,

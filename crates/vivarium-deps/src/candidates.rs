@@ -12,15 +12,20 @@ use pubgrub::Ranges;
 use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::index::DistFile;
-use crate::tags::DistKind;
+use crate::tags::{DistKind, WheelName};
+
+/// How many file names a reason lists before summing up the rest.
+const MAX_LISTED_FILES: usize = 5;
 
 /// Why a published version cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Unusable {
-    /// Only wheels for specific platforms (compiled extensions).
-    PlatformOnly,
-    /// Only source distributions.
-    SdistOnly,
+    /// Only wheels for specific platforms (compiled extensions): their file names.
+    PlatformOnly(Vec<String>),
+    /// Pure-Python wheels, but only for other Pythons (`py2`, a later `py3X`): their file names.
+    OtherPython(Vec<String>),
+    /// Only source distributions: their file names.
+    SdistOnly(Vec<String>),
     /// Pure wheels exist, but their `requires-python` excludes the target Python.
     PythonExcluded(String),
 }
@@ -97,10 +102,10 @@ impl Candidates {
                 Entry::Usable(_) => None,
             })
         };
-        if reasons().any(|r| *r == Unusable::PlatformOnly) {
+        if reasons().any(|r| matches!(r, Unusable::PlatformOnly(_) | Unusable::OtherPython(_))) {
             return DepsError::NoPureWheel { package };
         }
-        if reasons().any(|r| *r == Unusable::SdistOnly) {
+        if reasons().any(|r| matches!(r, Unusable::SdistOnly(_))) {
             return DepsError::SdistOnly { package };
         }
         let specifier = reasons()
@@ -121,6 +126,59 @@ impl Candidates {
         match self.versions.get(version) {
             Some(Entry::Usable(file)) => Some(file),
             _ => None,
+        }
+    }
+
+    /// The newest release: the newest final version published (yanked files are never listed),
+    /// or the newest pre-release when there is no final one; `None` if nothing is published.
+    pub fn newest_release(&self) -> Option<&Version> {
+        self.newest_where(|_| true)
+    }
+
+    /// The newest release in `range`, by the same rule as [`Candidates::newest_release`].
+    pub fn newest_in(&self, range: &Ranges<Version>) -> Option<&Version> {
+        self.newest_where(|version| range.contains(version))
+    }
+
+    fn newest_where(&self, keep: impl Fn(&Version) -> bool) -> Option<&Version> {
+        let kept = || self.versions.keys().rev().filter(|version| keep(version));
+        kept()
+            .find(|version| !version.any_prerelease())
+            .or_else(|| kept().next())
+    }
+
+    /// The wheels of `version` if it publishes some but no pure-Python one: the mark of a
+    /// project with compiled extensions. (A release with source distributions only says
+    /// nothing about that.)
+    pub fn only_compiled_wheels(&self, version: &Version) -> Option<&[String]> {
+        match self.versions.get(version)? {
+            Entry::Unusable(Unusable::PlatformOnly(wheels)) => Some(wheels),
+            _ => None,
+        }
+    }
+
+    /// Why `version` cannot be used, as words that follow the version ("has only wheels with
+    /// compiled extensions (…)"); `None` if it can be used or is not published.
+    pub fn unusable_reason(&self, version: &Version) -> Option<String> {
+        match self.versions.get(version)? {
+            Entry::Usable(_) => None,
+            Entry::Unusable(Unusable::PlatformOnly(files)) => Some(format!(
+                "has only wheels with compiled extensions ({})",
+                listed(files)
+            )),
+            Entry::Unusable(Unusable::OtherPython(files)) => Some(format!(
+                "has pure-Python wheels only for Pythons other than CPython {} ({})",
+                self.python,
+                listed(files)
+            )),
+            Entry::Unusable(Unusable::SdistOnly(files)) => Some(format!(
+                "has no wheel, only source distributions ({})",
+                listed(files)
+            )),
+            Entry::Unusable(Unusable::PythonExcluded(spec)) => Some(format!(
+                "requires Python \"{spec}\", which excludes CPython {}",
+                self.python
+            )),
         }
     }
 
@@ -160,15 +218,43 @@ fn entry_for(files: &[&DistFile], python: TargetPython) -> Entry {
         let spec = file.requires_python.clone().unwrap_or_default();
         return Entry::Unusable(Unusable::PythonExcluded(spec));
     }
-    if files.iter().any(|f| matches!(f.kind, DistKind::Wheel(_))) {
-        Entry::Unusable(Unusable::PlatformOnly)
+    let wheels: Vec<&WheelName> = files
+        .iter()
+        .filter_map(|file| match &file.kind {
+            DistKind::Wheel(wheel) => Some(wheel),
+            DistKind::Sdist => None,
+        })
+        .collect();
+    if wheels.is_empty() {
+        let sdists = files.iter().map(|file| file.filename.clone()).collect();
+        Entry::Unusable(Unusable::SdistOnly(sdists))
+    } else if wheels.iter().any(|wheel| wheel.is_pure()) {
+        Entry::Unusable(Unusable::OtherPython(wheel_names(files)))
     } else {
-        Entry::Unusable(Unusable::SdistOnly)
+        Entry::Unusable(Unusable::PlatformOnly(wheel_names(files)))
+    }
+}
+
+/// The file names of the wheels among `files`.
+fn wheel_names(files: &[&DistFile]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|file| matches!(file.kind, DistKind::Wheel(_)))
+        .map(|file| file.filename.clone())
+        .collect()
+}
+
+/// The first [`MAX_LISTED_FILES`] names, comma-separated, then "and N more" for the others.
+pub(crate) fn listed(names: &[String]) -> String {
+    let shown = names.get(..MAX_LISTED_FILES).unwrap_or(names).join(", ");
+    match names.len().saturating_sub(MAX_LISTED_FILES) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::str::FromStr;
 
     use super::*;
@@ -176,7 +262,8 @@ mod tests {
     use crate::simple::MetadataOffer;
     use crate::tags::classify;
 
-    fn file(name: &str, filename: &str, requires_python: Option<&str>) -> DistFile {
+    /// A file of project `name` as an index lists it (shared with the other modules' tests).
+    pub(crate) fn file(name: &str, filename: &str, requires_python: Option<&str>) -> DistFile {
         let project = PackageName::from_str(name).unwrap();
         let (version, kind) = classify(filename, &project).unwrap();
         DistFile {

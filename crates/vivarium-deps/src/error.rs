@@ -81,6 +81,32 @@ pub enum DepsError {
         package: String,
     },
 
+    /// The newest release of a package publishes wheels, compiled ones only, and no
+    /// requirement on the package excludes that release: an older release that happens to have
+    /// a pure-Python wheel (often an ancient placeholder) is not chosen silently in its place.
+    #[error(
+        "{package} (required by {required_by}): its newest release, {newest}, has only wheels \
+         with compiled extensions ({}); only pure-Python packages run in the sandbox, so \
+         {package} is refused rather than held back to {fallback}, its newest release with a \
+         pure-Python wheel; remove {package} (or what requires it) from \
+         [project].dependencies, or, if {package} {fallback} really is what the action needs, \
+         require it with a version constraint that excludes {newest}, e.g. \
+         \"{package}=={fallback}\"",
+        crate::candidates::listed(wheels)
+    )]
+    NewestReleaseCompiled {
+        /// Normalized package name.
+        package: String,
+        /// Who requires it ("the action", "name version"), comma-separated.
+        required_by: String,
+        /// The newest release (pre-releases aside, unless there are only those).
+        newest: String,
+        /// The file names of its wheels (the message names the first few).
+        wheels: Vec<String>,
+        /// The version resolution would otherwise have chosen.
+        fallback: String,
+    },
+
     /// Matching versions publish source distributions only.
     #[error(
         "{package}: only source distributions are published; Vivarium installs wheels only \

@@ -41,6 +41,7 @@ mod index;
 mod installer;
 mod lock;
 mod metadata;
+mod newest;
 mod progress;
 mod pyproject;
 mod record;
@@ -56,7 +57,7 @@ use std::time::Duration;
 
 pub use environment::TargetPython;
 pub use error::DepsError;
-pub use lock::{Lock, LockedPackage};
+pub use lock::{HeldBack, Lock, LockedPackage};
 pub use pyproject::{Requirements, requirements_from_pyproject};
 
 /// The public Python package index's Simple API.
@@ -109,6 +110,12 @@ impl Default for DepsConfig {
 /// [`DepsError::ProjectRequiresPython`]. Empty requirements give an empty lock without
 /// touching the network. Conflicts come back as [`DepsError::Conflict`] with the chain of
 /// requirements that clash; packages that cannot run in the sandbox are refused by name.
+///
+/// A package is not silently held back below its newest release: when that release publishes
+/// compiled wheels only and no requirement on the package excludes it, the package is refused
+/// with [`DepsError::NewestReleaseCompiled`] rather than resolved to an older release that
+/// happens to have one. Every package locked below its newest release, for whatever reason, is
+/// listed in [`Lock::held_back`] with that reason.
 pub fn resolve(requirements: &Requirements, config: &DepsConfig) -> Result<Lock, DepsError> {
     requirements.check_python(config.python)?;
     if requirements.is_empty() {
@@ -207,12 +214,19 @@ pub fn resolve_cached(
     Ok(lock)
 }
 
-/// What a resolution depends on: the requirements, the Python resolved for (its full version:
-/// `python_full_version` markers and `requires-python` can tell patch levels apart) and where
-/// distributions come from.
+/// Names the rules [`resolve`] follows; changed whenever they change what a set of
+/// requirements resolves to, so that locks remembered under older rules are resolved again
+/// (rules 2: a newest release without a pure-Python wheel is refused, held-back packages are
+/// recorded).
+const RESOLUTION_RULES: &str = "vivarium-deps resolution rules 2\n";
+
+/// What a resolution depends on: the rules, the requirements, the Python resolved for (its
+/// full version: `python_full_version` markers and `requires-python` can tell patch levels
+/// apart) and where distributions come from.
 fn resolution_key(requirements: &Requirements, config: &DepsConfig) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    hasher.update(RESOLUTION_RULES.as_bytes());
     hasher.update(requirements.digest().as_bytes());
     hasher.update(b"\n");
     hasher.update(format!("cpython-{}-wasi", config.python).as_bytes());

@@ -1,6 +1,6 @@
-//! The lock: the exact wheels (name, version, file name, sha256) a resolution chose, and the
-//! Python it chose them for. Its digest names the installed layer, so equal locks share one
-//! layer.
+//! The lock: the exact wheels (name, version, file name, sha256) a resolution chose, the
+//! Python it chose them for, and which of them are held back below their project's newest
+//! release, and why. Its digest names the installed layer, so equal locks share one layer.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ fn unrecorded_python() -> TargetPython {
 }
 
 /// One installed distribution of a lock.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LockedPackage {
     /// Normalized (PEP 503) distribution name.
     pub name: String,
@@ -40,6 +40,23 @@ pub struct LockedPackage {
     pub wheel: String,
     /// sha256 of the wheel, lowercase hex; checked on every download.
     pub sha256: String,
+}
+
+/// A locked package that is not its project's newest release, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HeldBack {
+    /// Normalized (PEP 503) distribution name.
+    pub name: String,
+    /// The version locked.
+    pub chosen: String,
+    /// The project's newest release (pre-releases aside, unless it has only those).
+    pub newest: String,
+    /// Why a newer release was not chosen, in parts separated by "; ": the requirements whose
+    /// version constraints exclude the newest release ("the action requires lib<2",
+    /// "a 1.0 requires lib<2"), why the newest release could not have been used anyway if that
+    /// is so, and why the newest release the requirements allow was not chosen if it was not
+    /// (compiled wheels only, Python excluded, conflicting requirements).
+    pub reason: String,
 }
 
 /// The result of resolving an action's requirements: what to install, exactly, and for which
@@ -56,6 +73,11 @@ pub struct Lock {
     pub python: TargetPython,
     /// The packages, sorted by name.
     pub packages: Vec<LockedPackage>,
+    /// The packages locked below their project's newest release, sorted by name, with the
+    /// reason. Not part of the digest: it changes nothing that is installed. A lock stored
+    /// before this field existed has none and reads as holding nothing back.
+    #[serde(default)]
+    pub held_back: Vec<HeldBack>,
 }
 
 impl Lock {
@@ -68,7 +90,19 @@ impl Lock {
     /// A lock of `packages`, sorted by name, resolved for `python`.
     pub fn for_python(python: TargetPython, mut packages: Vec<LockedPackage>) -> Self {
         packages.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.version.cmp(&b.version)));
-        Self { python, packages }
+        Self {
+            python,
+            packages,
+            held_back: Vec::new(),
+        }
+    }
+
+    /// This lock, recording `held_back` (sorted by name) as the packages held back below
+    /// their newest release.
+    pub fn with_held_back(mut self, mut held_back: Vec<HeldBack>) -> Self {
+        held_back.sort_by(|a, b| a.name.cmp(&b.name));
+        self.held_back = held_back;
+        self
     }
 
     /// Whether the lock installs nothing.
@@ -115,6 +149,7 @@ mod tests {
         let b = Lock {
             python: TargetPython::default(),
             packages: vec![package("b"), package("a")],
+            held_back: Vec::new(),
         };
         assert_eq!(a.packages[0].name, "a");
         assert_eq!(a.digest(), b.digest());
@@ -162,6 +197,28 @@ mod tests {
     }
 
     #[test]
+    fn held_back_packages_round_trip_and_leave_the_digest_alone() {
+        let plain = Lock::new(vec![package("lib")]);
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(json.contains("\"held_back\":[]"), "{json}");
+        let held = plain.clone().with_held_back(vec![HeldBack {
+            name: "lib".into(),
+            chosen: "1.0".into(),
+            newest: "2.0".into(),
+            reason: "the action requires lib<2".into(),
+        }]);
+        assert_eq!(held.digest(), plain.digest());
+        let json = serde_json::to_string(&held).unwrap();
+        assert!(
+            json.contains(
+                r#""held_back":[{"name":"lib","chosen":"1.0","newest":"2.0","reason":"the action requires lib<2"}]"#
+            ),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Lock>(&json).unwrap(), held);
+    }
+
+    #[test]
     fn a_lock_stored_without_a_target_reads_as_3_12() {
         let json = format!(
             r#"{{"packages":[{{"name":"six","version":"1.0","wheel":"six-1.0-py3-none-any.whl","sha256":"{}"}}]}}"#,
@@ -169,6 +226,7 @@ mod tests {
         );
         let lock: Lock = serde_json::from_str(&json).unwrap();
         assert_eq!(lock.python, TargetPython::CPYTHON_3_12);
+        assert!(lock.held_back.is_empty());
         assert_eq!(
             lock,
             Lock::for_python(TargetPython::CPYTHON_3_12, vec![package("six")])

@@ -2,7 +2,8 @@
 //! chosen wheel's `Requires-Dist` (markers evaluated for the sandbox's target Python) the
 //! dependencies of that
 //! version, and extras are virtual packages `name[extra]` pinned to their base package's
-//! version. Failures come back as a readable chain (see [`crate::report`]).
+//! version. Failures come back as a readable chain (see [`crate::report`]). A solution is then
+//! checked against each project's newest release (see [`crate::newest`]).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -26,6 +27,7 @@ use crate::error::DepsError;
 use crate::index::IndexClient;
 use crate::lock::{Lock, LockedPackage};
 use crate::metadata;
+use crate::newest::{self, Demand};
 use crate::progress::Progress;
 use crate::pyproject::Requirements;
 use crate::report;
@@ -202,14 +204,62 @@ impl<'a> Provider<'a> {
     }
 
     fn note_requirer(&self, parent: &Pkg, version: &Version, name: &PackageName) {
-        let who = match parent {
-            Pkg::Root => parent.to_string(),
-            _ => format!("{parent} {version}"),
-        };
         self.required_by
             .borrow_mut()
             .entry(name.clone())
-            .or_insert(who);
+            .or_insert_with(|| requirer(parent, version));
+    }
+
+    /// The constraints `package` `version` puts on other packages, or why that version
+    /// cannot be used.
+    fn dependencies_of(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<Result<DependencyConstraints<Pkg, Vs>, String>, DepsError> {
+        let (requirements, extra) = match package {
+            Pkg::Root => (Rc::new(Ok(self.root.items().to_vec())), None),
+            Pkg::Base(name) => (self.requirements_of(name, version)?, None),
+            Pkg::Extra(name, extra) => (self.requirements_of(name, version)?, Some(extra)),
+        };
+        Ok(match requirements.as_ref() {
+            Ok(requirements) => self.constraints(package, version, requirements, extra),
+            Err(reason) => Err(reason.clone()),
+        })
+    }
+
+    /// Who requires each distribution of `solution`, with the versions each allows (an extra's
+    /// pin to its own base package left out: it is not a requirement anyone declared).
+    fn demands(
+        &self,
+        solution: &[(Pkg, Version)],
+    ) -> Result<HashMap<PackageName, Vec<Demand>>, DepsError> {
+        let mut demands: HashMap<PackageName, Vec<Demand>> = HashMap::new();
+        for (parent, version) in solution {
+            let Ok(constraints) = self.dependencies_of(parent, version)? else {
+                continue;
+            };
+            for (target, range) in constraints {
+                let Pkg::Base(name) = target else { continue };
+                if parent.name() == Some(&name) {
+                    continue;
+                }
+                demands.entry(name).or_default().push(Demand {
+                    requirer: requirer(parent, version),
+                    range,
+                });
+            }
+        }
+        Ok(demands)
+    }
+
+    /// Why `name` `version` was ruled out by its metadata during resolution, if it was.
+    fn unavailable(&self, name: &PackageName, version: &Version) -> Option<String> {
+        let key = (name.clone(), version.clone());
+        match self.version_deps.borrow().get(&key)?.as_ref() {
+            Err(reason) => Some(reason.clone()),
+            Ok(_) => None,
+        }
     }
 
     fn discovery_index(&self, package: &Pkg) -> usize {
@@ -312,16 +362,7 @@ impl DependencyProvider for Provider<'_> {
         package: &Pkg,
         version: &Version,
     ) -> Result<Dependencies<Pkg, Vs, String>, DepsError> {
-        let (requirements, extra) = match package {
-            Pkg::Root => (Rc::new(Ok(self.root.items().to_vec())), None),
-            Pkg::Base(name) => (self.requirements_of(name, version)?, None),
-            Pkg::Extra(name, extra) => (self.requirements_of(name, version)?, Some(extra)),
-        };
-        let constraints = match requirements.as_ref() {
-            Ok(requirements) => self.constraints(package, version, requirements, extra),
-            Err(reason) => Err(reason.clone()),
-        };
-        Ok(match constraints {
+        Ok(match self.dependencies_of(package, version)? {
             Ok(constraints) => Dependencies::Available(constraints),
             Err(reason) => Dependencies::Unavailable(reason),
         })
@@ -336,6 +377,14 @@ fn unpicked(name: &PackageName, version: &Version) -> DepsError {
 
 fn root_version() -> Version {
     Version::new([0])
+}
+
+/// How a requirer is named in messages: "the action", or "name version".
+fn requirer(parent: &Pkg, version: &Version) -> String {
+    match parent {
+        Pkg::Root => parent.to_string(),
+        _ => format!("{parent} {version}"),
+    }
 }
 
 /// Resolves `requirements` into a lock for `python`, or explains why that is impossible.
@@ -356,13 +405,26 @@ pub(crate) fn resolve(
         | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
         | Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(source),
     };
+    let mut chosen: Vec<(Pkg, Version)> = solution.into_iter().collect();
+    chosen.sort_by(|a, b| a.0.name().cmp(&b.0.name()));
+    let demands = provider.demands(&chosen)?;
     let mut packages = Vec::new();
-    for (package, version) in solution.iter() {
-        if let Pkg::Base(name) = package {
-            packages.push(provider.locked(name, version)?);
-        }
+    let mut held_back = Vec::new();
+    for (package, version) in &chosen {
+        let Pkg::Base(name) = package else { continue };
+        let candidates = provider.candidates(name)?;
+        let demands = demands.get(name).map_or(&[][..], Vec::as_slice);
+        let unavailable = |v: &Version| provider.unavailable(name, v);
+        held_back.extend(newest::judge(
+            name,
+            version,
+            &candidates,
+            demands,
+            &unavailable,
+        )?);
+        packages.push(provider.locked(name, version)?);
     }
-    let lock = Lock::for_python(python, packages);
+    let lock = Lock::for_python(python, packages).with_held_back(held_back);
     if lock.packages.len() > max_packages {
         return Err(DepsError::TooManyPackages {
             count: lock.packages.len(),

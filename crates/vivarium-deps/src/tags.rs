@@ -56,13 +56,19 @@ impl WheelName {
     /// How well the wheel suits the sandbox running `python`: `None` if it cannot load there,
     /// else a rank where more specific tags (`cp313`, `py313`) beat generic ones (`py3`).
     pub fn sandbox_rank(&self, python: TargetPython) -> Option<u32> {
-        if !self.abi.iter().any(|a| a == "none") || !self.platform.iter().any(|p| p == "any") {
+        if !self.is_pure() {
             return None;
         }
         self.python
             .iter()
             .filter_map(|tag| python_tag_rank(tag, python))
             .max()
+    }
+
+    /// Whether the wheel holds no compiled code (ABI `none`, platform `any`), whichever Python
+    /// it is tagged for.
+    pub fn is_pure(&self) -> bool {
+        self.abi.iter().any(|a| a == "none") && self.platform.iter().any(|p| p == "any")
     }
 
     /// Whether the wheel is pure Python and loads in the sandbox running `python`.

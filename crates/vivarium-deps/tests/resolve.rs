@@ -5,7 +5,7 @@ mod common;
 
 use common::{Cache, Index, Served, closed_port_url, wheel};
 use vivarium_deps::{
-    DepsConfig, DepsError, Lock, Requirements, TargetPython, lock_for_action,
+    DepsConfig, DepsError, HeldBack, Lock, Requirements, TargetPython, lock_for_action,
     requirements_from_pyproject, resolve, resolve_cached,
 };
 
@@ -197,6 +197,163 @@ fn refuses_a_transitive_platform_only_package_by_name() {
             .to_string()
             .starts_with("compiled: no pure-Python wheel"),
         "{error}"
+    );
+}
+
+/// An index where `pydantic-core` 0.0.1 is a pure-Python placeholder and the newest release,
+/// 2.33.2, has compiled wheels only (seven of them) and an sdist.
+fn index_with_a_compiled_newest_release() -> Index {
+    let index = Index::start();
+    index.add(&wheel("pydantic-core", "0.0.1"));
+    for platform in [
+        "manylinux_2_17_x86_64",
+        "manylinux_2_17_aarch64",
+        "musllinux_1_1_x86_64",
+        "macosx_10_12_x86_64",
+        "macosx_11_0_arm64",
+        "win_amd64",
+        "win32",
+    ] {
+        let filename = format!("pydantic_core-2.33.2-cp311-cp311-{platform}.whl");
+        index.add_file("pydantic-core", Served::raw(&filename, b"compiled"));
+    }
+    index.add_file(
+        "pydantic-core",
+        Served::raw("pydantic_core-2.33.2.tar.gz", b"sdist"),
+    );
+    index
+}
+
+#[test]
+fn refuses_a_package_whose_newest_release_is_compiled_only() {
+    let index = index_with_a_compiled_newest_release();
+    let error = resolve(&reqs(&["pydantic-core"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            DepsError::NewestReleaseCompiled { package, newest, wheels, fallback, .. }
+                if package == "pydantic-core" && newest == "2.33.2" && wheels.len() == 7
+                    && fallback == "0.0.1"
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "pydantic-core (required by the action): its newest release, 2.33.2, has only \
+             wheels with compiled extensions (pydantic_core-2.33.2-cp311-cp311-manylinux_2_17_x86_64.whl, \
+             pydantic_core-2.33.2-cp311-cp311-manylinux_2_17_aarch64.whl, "
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "pydantic_core-2.33.2-cp311-cp311-macosx_11_0_arm64.whl and 2 more); only \
+             pure-Python packages run in the sandbox, so pydantic-core is refused rather than \
+             held back to 0.0.1"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("\"pydantic-core==0.0.1\""), "{message}");
+    assert!(!message.contains("win32"), "the list is capped: {message}");
+}
+
+#[test]
+fn refuses_a_transitive_package_whose_newest_release_is_compiled_only() {
+    let index = index_with_a_compiled_newest_release();
+    index.add(&wheel("pydantic", "1.0").requires("pydantic-core>=0.0.1"));
+    let error = resolve(&reqs(&["pydantic"]), &index.config()).unwrap_err();
+    assert!(
+        matches!(error, DepsError::NewestReleaseCompiled { .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("pydantic-core (required by pydantic 1.0): its newest release, 2.33.2,"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_constraint_excluding_the_compiled_newest_release_holds_the_package_back() {
+    let index = index_with_a_compiled_newest_release();
+    let lock = resolve(&reqs(&["pydantic-core<0.0.2"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["pydantic-core==0.0.1"]);
+    assert_eq!(
+        lock.held_back,
+        [HeldBack {
+            name: "pydantic-core".into(),
+            chosen: "0.0.1".into(),
+            newest: "2.33.2".into(),
+            reason: "the action requires pydantic-core<0.0.2; 2.33.2, the newest release, has \
+                     only wheels with compiled extensions \
+                     (pydantic_core-2.33.2-cp311-cp311-manylinux_2_17_x86_64.whl, \
+                     pydantic_core-2.33.2-cp311-cp311-manylinux_2_17_aarch64.whl, \
+                     pydantic_core-2.33.2-cp311-cp311-musllinux_1_1_x86_64.whl, \
+                     pydantic_core-2.33.2-cp311-cp311-macosx_10_12_x86_64.whl, \
+                     pydantic_core-2.33.2-cp311-cp311-macosx_11_0_arm64.whl and 2 more)"
+                .into(),
+        }]
+    );
+    let json = serde_json::to_value(&lock).unwrap();
+    assert_eq!(json["held_back"][0]["newest"], "2.33.2", "{json}");
+}
+
+#[test]
+fn a_dependents_constraint_excluding_the_compiled_newest_release_is_enough() {
+    let index = index_with_a_compiled_newest_release();
+    index.add(&wheel("pinned-app", "1.0").requires("pydantic-core<1"));
+    let lock = resolve(&reqs(&["pinned-app", "pydantic-core"]), &index.config()).unwrap();
+    assert_eq!(pinned(&lock), ["pinned-app==1.0", "pydantic-core==0.0.1"]);
+    assert_eq!(lock.held_back.len(), 1, "{:?}", lock.held_back);
+    assert!(
+        lock.held_back[0]
+            .reason
+            .starts_with("pinned-app 1.0 requires pydantic-core<1; 2.33.2, the newest release,"),
+        "{:?}",
+        lock.held_back
+    );
+}
+
+#[test]
+fn only_packages_below_their_newest_release_are_listed_as_held_back() {
+    let index = Index::start();
+    index.add(&wheel("app-lib", "1.0").requires("middle>=1"));
+    index.add(&wheel("middle", "1.2"));
+    for version in ["1.0", "1.5", "2.0", "3.0b1"] {
+        index.add(&wheel("lib", version));
+    }
+    let newest = resolve(&reqs(&["app-lib", "lib"]), &index.config()).unwrap();
+    assert_eq!(pinned(&newest), ["app-lib==1.0", "lib==2.0", "middle==1.2"]);
+    assert!(newest.held_back.is_empty(), "{:?}", newest.held_back);
+    let pre = resolve(&reqs(&["lib>=3.0b1"]), &index.config()).unwrap();
+    assert!(
+        pre.held_back.is_empty(),
+        "a pre-release above the newest release"
+    );
+    let bounded = resolve(&reqs(&["app-lib", "lib<2"]), &index.config()).unwrap();
+    assert_eq!(
+        bounded.held_back,
+        [HeldBack {
+            name: "lib".into(),
+            chosen: "1.5".into(),
+            newest: "2.0".into(),
+            reason: "the action requires lib<2".into(),
+        }]
+    );
+}
+
+#[test]
+fn a_newest_release_for_another_python_holds_back_without_refusing() {
+    let index = Index::start();
+    index.add(&wheel("lib", "2.0").requires_python(">=3.13"));
+    index.add(&wheel("lib", "1.0"));
+    let lock = resolve(&reqs(&["lib"]), &index.config_for(PY312)).unwrap();
+    assert_eq!(pinned(&lock), ["lib==1.0"]);
+    assert_eq!(
+        lock.held_back[0].reason,
+        "2.0, the newest release, requires Python \">=3.13\", which excludes CPython 3.12.0"
     );
 }
 

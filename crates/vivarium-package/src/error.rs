@@ -249,6 +249,26 @@ pub enum PackageError {
     )]
     MissingMain,
 
+    /// Files of native code (`.so`, `.pyd`, `.dylib`, or versioned like `libx.so.1`): CPython on
+    /// WASI cannot load compiled extension modules.
+    #[error(
+        "the archive holds compiled extension modules, which cannot load in the sandbox (only \
+         pure-Python packages run there): {} (packages: {}); remove them, and list the packages \
+         in pyproject.toml under [project].dependencies instead of shipping them, so that \
+         Vivarium installs pure-Python wheels of them or says why there are none \
+         (pyproject.toml dependencies are installed only when the archive has no dependencies/ \
+         folder)",
+        listed(files),
+        listed(packages)
+    )]
+    CompiledExtensions {
+        /// Every compiled file, as named in the archive, in archive order.
+        files: Vec<String>,
+        /// The packages they belong to (their folder under `dependencies/`, else their
+        /// top-level folder or module name), sorted, without duplicates.
+        packages: Vec<String>,
+    },
+
     /// A path given as an action folder is not a folder.
     #[error("{} is not a folder; pass a folder holding main.py", path.display())]
     NotAFolder {
@@ -297,6 +317,18 @@ pub enum PackageError {
         /// The underlying error (shown in the message, so not also reported as a source).
         error: io::Error,
     },
+}
+
+/// How many names a message lists before summing up the rest.
+const MAX_LISTED: usize = 10;
+
+/// The first [`MAX_LISTED`] names, comma-separated, then "and N more" for the others.
+fn listed(names: &[String]) -> String {
+    let shown = names.get(..MAX_LISTED).unwrap_or(names).join(", ");
+    match names.len().saturating_sub(MAX_LISTED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 impl PackageError {

@@ -4,9 +4,10 @@
 //! top-level folder). Before anything reaches the sandbox, the archive is checked against hostile
 //! content: path tricks (absolute paths, `..`, backslashes, drive letters, control characters,
 //! empty components), symbolic links, duplicate or case-colliding names, encryption, exotic
-//! compression, and resource exhaustion (archive size, entry count, per-entry and total
+//! compression, resource exhaustion (archive size, entry count, per-entry and total
 //! uncompressed size, compression ratio — on the bytes actually decompressed, never trusting
-//! declared sizes). Accepted archives are extracted once into a read-only, content-addressed
+//! declared sizes), and compiled extension modules (`.so`, `.pyd`, `.dylib`), which the
+//! sandbox cannot load. Accepted archives are extracted once into a read-only, content-addressed
 //! folder `<cache_root>/actions/<sha256>/` that is mounted at `/action`.
 //!
 //! Entry points: [`inspect_zip`] (validation only), [`extract_zip`], [`open_folder`] (a plain
@@ -16,6 +17,7 @@
 
 mod content;
 mod error;
+mod extensions;
 mod extract;
 mod folder;
 mod names;
@@ -114,7 +116,8 @@ pub struct ActionDir {
 /// [`PackageError::NotZip`], [`PackageError::Malformed`], archive-wide refusals (entry count,
 /// duplicates, overlapping data), per-entry refusals in archive order (path rules, symlink,
 /// encryption, compression method, declared size and ratio), name collisions,
-/// [`PackageError::MissingMain`], the declared total, then while decompressing
+/// [`PackageError::MissingMain`], the declared total, [`PackageError::CompiledExtensions`],
+/// then while decompressing
 /// [`PackageError::CorruptEntry`] and the size limits on the real bytes.
 pub fn inspect_zip(bytes: &[u8], limits: &PackageLimits) -> Result<Manifest, PackageError> {
     let mut archive = scan::open(bytes, limits, "the upload")?;

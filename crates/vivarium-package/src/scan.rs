@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use zip::read::ZipFileEntry;
 use zip::{CompressionMethod, ZipArchive};
 
+use crate::extensions;
 use crate::names::{self, EntryPath, Named};
 use crate::{
     DEPENDENCIES_DIR, MAIN_FILE, PYPROJECT_FILE, PackageError, PackageLimits, RATIO_CHECK_MIN_BYTES,
@@ -129,6 +130,7 @@ pub(crate) fn plan(
     let prefix = find_prefix(&candidates)?;
     let entries = strip_prefix(candidates, &prefix);
     check_declared_total(&entries, limits)?;
+    extensions::check(&entries)?;
     Ok(Plan {
         digest: sha256_hex(bytes),
         prefix,

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 use vivarium_egress::AuditRecord;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
@@ -13,8 +14,9 @@ use crate::protocol::{
     GuestDocument, GuestError, LogLine, MAX_NESTING, ProtocolError, parse_document,
 };
 
-/// The class of a call's ending. Each is reported under its own name and CLI exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// The class of a call's ending. Each is reported under its own name (its serde wire name,
+/// also its `Display`) and CLI exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// `main` returned a valid result.
@@ -50,32 +52,13 @@ impl OutcomeKind {
         Self::Timeout,
         Self::RuntimeFault,
     ];
-
-    /// The kind's wire name, such as `out_of_fuel`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::ScriptError => "script_error",
-            Self::BadAction => "bad_action",
-            Self::BadResult => "bad_result",
-            Self::ResultTooLarge => "result_too_large",
-            Self::OutOfFuel => "out_of_fuel",
-            Self::OutOfMemory => "out_of_memory",
-            Self::Timeout => "timeout",
-            Self::RuntimeFault => "runtime_fault",
-        }
-    }
 }
 
-impl std::fmt::Display for OutcomeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+serde_plain::derive_display_from_serialize!(OutcomeKind);
 
 /// What a failed call reports: the Python exception type (or a Vivarium name for limits),
 /// a message a user understands, and the user's frames.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ActionError {
     /// `KeyError`, `ContractError`, `OutOfFuel`, ...
     #[serde(rename = "type")]

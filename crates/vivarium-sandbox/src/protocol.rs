@@ -195,7 +195,7 @@ pub fn parse_document(stdout: &[u8]) -> Result<GuestDocument, ProtocolError> {
 }
 
 /// One log record of a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, or `RAW` for bytes that were not a record.
     pub level: String,

@@ -1,9 +1,27 @@
 //! API errors: every failure answers `{"code": <status>, "message": "..."}` as OpenObserve
-//! clients expect, with a message that says what was wrong and what to do.
+//! clients expect, with a message that says what was wrong and what to do. The core's typed
+//! errors become statuses here, in one place.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 use vivarium_store::StoreError;
+
+use crate::catalog::CatalogError;
+use crate::executor::RunError;
+use crate::validate::Invalid;
+
+/// Every failure's body: the HTTP status again, and what went wrong and what to do.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": 404, "message": "action 0197c0de-0000-7000-8000-000000000000 not found"}))]
+pub struct ErrorBody {
+    /// The HTTP status of the answer.
+    pub code: u16,
+    /// What went wrong, for the user.
+    pub message: String,
+}
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,10 +97,48 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<Invalid> for ApiError {
+    fn from(error: Invalid) -> Self {
+        Self::bad_request(error.0)
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Busy {
+                message,
+                retry_after_secs,
+            } => Self::too_many_runs(message, retry_after_secs),
+            RunError::InputTooLarge(message) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, message),
+            RunError::Unrunnable(message) => Self::bad_request(message),
+            RunError::Secret(error) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+            RunError::Preparation(error) => Self::internal(format!("{error:#}")),
+            RunError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::Invalid(error) => error.into(),
+            CatalogError::NotFound(what) => Self::not_found(what),
+            CatalogError::Store(error) => error.into(),
+            CatalogError::Internal(error) => Self::internal(format!("{error:#}")),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": self.status.as_u16(), "message": self.message });
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let body = ErrorBody {
+            code: self.status.as_u16(),
+            message: self.message,
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vivarium_auth::{Keyring, ResourceKind, Verb};
@@ -20,19 +19,46 @@ use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
 };
 use vivarium_store::{
-    Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, Run, Trigger,
+    Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, Refusal, Run,
+    RunOutcome, StoreError, Trigger,
 };
 
-use crate::error::{ApiError, ApiResult};
 use crate::identity::principal_may;
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
-use crate::secrets::{self, RunSecrets};
+use crate::secrets::{self, RunSecrets, SecretUnreadable};
 use crate::shared_wheels;
 use crate::slots::Slots;
 
-/// The outcome recorded when the service account may not run the action.
-pub const PERMISSION_DENIED: &str = "permission_denied";
+/// Why a run was not performed (a run that was performed, whatever its outcome, is a
+/// [`RunReport`]). The HTTP edge maps each to its status; the scheduler logs it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Too many runs are running or waiting, for the service or for the organization.
+    #[error("{message}")]
+    Busy {
+        /// What is full.
+        message: String,
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// The input is larger than a run accepts.
+    #[error("{0}")]
+    InputTooLarge(String),
+    /// The action's stored settings no longer pass the rules in force (its owner must fix
+    /// them), or the sandbox refused the call's set-up.
+    #[error("{0}")]
+    Unrunnable(String),
+    /// A stored secret of the run does not open with the configured keys.
+    #[error(transparent)]
+    Secret(#[from] SecretUnreadable),
+    /// The action's package or dependency layer could not be prepared on this replica.
+    #[error("preparing the action failed: {0:#}")]
+    Preparation(anyhow::Error),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// One run to perform.
 #[derive(Debug, Clone)]
@@ -154,11 +180,11 @@ impl Executor {
     }
 
     /// Performs one run end to end and records it. A permission refusal is a recorded run
-    /// with outcome [`PERMISSION_DENIED`], not an error.
-    pub async fn run(&self, request: RunRequest) -> ApiResult<RunReport> {
+    /// with outcome `permission_denied`, not an error.
+    pub async fn run(&self, request: RunRequest) -> Result<RunReport, RunError> {
         let _admission = self.admit(&request.action.org)?;
         vivarium_sandbox::check_input_size(&request.input, &self.settings.limits)
-            .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?;
+            .map_err(|e| RunError::InputTooLarge(e.to_string()))?;
         let action = &request.action;
         let started_at = now_micros();
         let allowed = principal_may(
@@ -176,8 +202,8 @@ impl Executor {
         self.meta
             .mark_running(&action.org, &action.id, &self.settings.replica)
             .await?;
-        let outcome = match self.materialize(action).await {
-            Ok(folder) => self.execute(&request, folder).await,
+        let outcome = match self.prepare(action).await {
+            Ok(prepared) => self.execute(&request, prepared).await,
             Err(error) => Err(error),
         };
         match outcome {
@@ -198,15 +224,15 @@ impl Executor {
         }
     }
 
-    fn admit(&self, org: &str) -> ApiResult<Admission<'_>> {
+    fn admit(&self, org: &str) -> Result<Admission<'_>, RunError> {
         let total = self.capacity.concurrent + self.capacity.queue;
         if self.admitted.fetch_add(1, Ordering::SeqCst) >= total {
             self.admitted.fetch_sub(1, Ordering::SeqCst);
             self.metrics.rejected.inc();
-            return Err(ApiError::too_many_runs(
-                format!("{total} runs are already running or waiting; retry shortly"),
-                1,
-            ));
+            return Err(RunError::Busy {
+                message: format!("{total} runs are already running or waiting; retry shortly"),
+                retry_after_secs: 1,
+            });
         }
         let mut per_org = self.per_org.lock().unwrap_or_else(|p| p.into_inner());
         let count = per_org.entry(org.to_string()).or_default();
@@ -214,13 +240,13 @@ impl Executor {
             drop(per_org);
             self.admitted.fetch_sub(1, Ordering::SeqCst);
             self.metrics.rejected.inc();
-            return Err(ApiError::too_many_runs(
-                format!(
+            return Err(RunError::Busy {
+                message: format!(
                     "organization {org} already has {} runs running or waiting; retry shortly",
                     self.capacity.per_org
                 ),
-                1,
-            ));
+                retry_after_secs: 1,
+            });
         }
         *count += 1;
         Ok(Admission {
@@ -229,15 +255,22 @@ impl Executor {
         })
     }
 
-    async fn record_refusal(&self, request: &RunRequest, started_at: i64) -> ApiResult<RunReport> {
+    async fn record_refusal(
+        &self,
+        request: &RunRequest,
+        started_at: i64,
+    ) -> Result<RunReport, RunError> {
         let action = &request.action;
         let message = format!(
             "service account {} has no GET permission on action script {}; grant it through a role",
             action.service_account, action.id
         );
         tracing::warn!(org = %action.org, action = %action.id, "run refused: {message}");
-        let mut run = base_run(request, started_at);
-        run.outcome = PERMISSION_DENIED.into();
+        let mut run = base_run(
+            request,
+            started_at,
+            RunOutcome::Refused(Refusal::PermissionDenied),
+        );
         run.error_type = Some("PermissionDenied".into());
         run.error_message = Some(message);
         self.meta.record_run(&run, ActionStatus::Errored).await?;
@@ -245,9 +278,33 @@ impl Executor {
         Ok(RunReport { run, result: None })
     }
 
+    /// Everything a run of `action` needs before it takes a sandbox slot: its folder, its
+    /// dependency layer (a cold install must not hold a slot), its environment with the
+    /// secrets opened, and where it may send requests.
+    async fn prepare(&self, action: &Action) -> Result<Prepared, RunError> {
+        let folder = self
+            .materialize(action)
+            .await
+            .map_err(RunError::Preparation)?;
+        let layer = self
+            .dependency_layer(action)
+            .await
+            .map_err(RunError::Preparation)?;
+        let run_secrets = self.run_secrets(action).await?;
+        let env = run_env(action, &run_secrets)?;
+        let egress = self.egress_of(action, run_secrets.origin_cluster_url.as_deref())?;
+        Ok(Prepared {
+            folder,
+            layer,
+            env,
+            egress,
+            mask: run_secrets.mask,
+        })
+    }
+
     /// The action's extracted folder: from the local cache, else fetched from the blob store,
     /// checked against its digest and extracted.
-    async fn materialize(&self, action: &Action) -> ApiResult<PathBuf> {
+    async fn materialize(&self, action: &Action) -> anyhow::Result<PathBuf> {
         let folder = self
             .settings
             .cache_dir
@@ -261,29 +318,27 @@ impl Executor {
             .get(&BlobKey::action_zip(&action.org, &action.zip_digest))
             .await?;
         let digest = hex::encode(Sha256::digest(&bytes));
-        if digest != action.zip_digest {
-            return Err(ApiError::internal(format!(
-                "stored ZIP of action {} is corrupt: digest {digest}, expected {}",
-                action.id, action.zip_digest
-            )));
-        }
+        anyhow::ensure!(
+            digest == action.zip_digest,
+            "stored ZIP of action {} is corrupt: digest {digest}, expected {}",
+            action.id,
+            action.zip_digest
+        );
         let cache = self.settings.cache_dir.clone();
-        tokio::task::spawn_blocking(move || {
+        let folder = tokio::task::spawn_blocking(move || {
             vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
         })
-        .await
-        .map_err(ApiError::internal)?
-        .map(|dir| dir.root)
-        .map_err(ApiError::internal)
+        .await??;
+        Ok(folder.root)
     }
 
     /// The action's dependency layer, installed from its recorded lock when this replica's
     /// cache does not have it yet, with the wheels the shared blob store keeps for it.
-    async fn dependency_layer(&self, action: &Action) -> ApiResult<Option<PathBuf>> {
+    async fn dependency_layer(&self, action: &Action) -> anyhow::Result<Option<PathBuf>> {
         let Some(lock) = action.dependency_lock.as_deref() else {
             return Ok(None);
         };
-        let lock: Lock = serde_json::from_str(lock).map_err(ApiError::internal)?;
+        let lock: Lock = serde_json::from_str(lock)?;
         if lock.python != self.settings.deps.python {
             tracing::warn!(
                 org = %action.org,
@@ -300,41 +355,47 @@ impl Executor {
         shared_wheels::fetch_missing(&self.blobs, &action.org, &lock, &self.settings.cache_dir)
             .await?;
         let (cache, deps) = (self.settings.cache_dir.clone(), self.settings.deps.clone());
-        tokio::task::spawn_blocking(move || vivarium_deps::install(&lock, &cache, &deps))
-            .await
-            .map_err(ApiError::internal)?
-            .map(Some)
-            .map_err(ApiError::internal)
+        let layer =
+            tokio::task::spawn_blocking(move || vivarium_deps::install(&lock, &cache, &deps))
+                .await??;
+        Ok(Some(layer))
     }
 
     /// What a run of `action` is given besides its own environment variables: its
     /// organization's and its own secrets, opened, and the origin cluster URL in force (the
     /// organization's, else the service's).
-    pub async fn run_secrets(&self, action: &Action) -> ApiResult<RunSecrets> {
+    pub async fn run_secrets(&self, action: &Action) -> Result<RunSecrets, RunError> {
         let sealed = self.meta.secrets_for_run(&action.org, &action.id).await?;
         let origin = self
             .meta
             .origin_cluster_url(&action.org)
             .await?
             .or_else(|| self.settings.origin_cluster_url.clone());
-        secrets::for_run(&self.settings.keyring, &sealed, origin)
+        Ok(secrets::for_run(&self.settings.keyring, &sealed, origin)?)
     }
 
-    /// Runs the action in the sandbox; answers the outcome with the mask that hides the
-    /// run's secrets in it.
+    /// Runs the prepared action in the sandbox once a slot is free; answers the outcome with
+    /// the mask that hides the run's secrets in it.
     async fn execute(
         &self,
         request: &RunRequest,
-        folder: PathBuf,
-    ) -> ApiResult<(Outcome, SecretMask)> {
-        let run_secrets = self.run_secrets(&request.action).await?;
-        let env = run_env(&request.action, &run_secrets)?;
-        let layer = self.dependency_layer(&request.action).await?;
-        let egress = self.egress_of(&request.action, run_secrets.origin_cluster_url.as_deref())?;
-        let slot = self.slots.take().await.map_err(ApiError::internal)?;
+        prepared: Prepared,
+    ) -> Result<(Outcome, SecretMask), RunError> {
+        let slot = self
+            .slots
+            .take()
+            .await
+            .map_err(|e| RunError::Preparation(e.into()))?;
         self.metrics.running.inc();
         let sandbox = self.sandbox.clone();
         let (input, shape, limits) = (request.input.clone(), request.shape, self.settings.limits);
+        let Prepared {
+            folder,
+            layer,
+            env,
+            egress,
+            mask,
+        } = prepared;
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -357,19 +418,22 @@ impl Executor {
             .run_duration
             .observe(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(Ok(outcome)) => Ok((outcome, run_secrets.mask)),
-            Ok(Err(error @ SandboxError::InputTooLarge { .. })) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                error.to_string(),
-            )),
-            Ok(Err(error)) => Err(ApiError::bad_request(error.to_string())),
-            Err(join) => Err(ApiError::internal(join)),
+            Ok(Ok(outcome)) => Ok((outcome, mask)),
+            Ok(Err(error @ SandboxError::InputTooLarge { .. })) => {
+                Err(RunError::InputTooLarge(error.to_string()))
+            }
+            Ok(Err(error)) => Err(RunError::Unrunnable(error.to_string())),
+            Err(join) => Err(RunError::Preparation(join.into())),
         }
     }
 
     /// Where the action's runs may send requests: its allowed hosts and its cluster's origin
     /// (`origin_cluster_url`), under the operator's settings.
-    fn egress_of(&self, action: &Action, origin_cluster_url: Option<&str>) -> ApiResult<Egress> {
+    fn egress_of(
+        &self,
+        action: &Action,
+        origin_cluster_url: Option<&str>,
+    ) -> Result<Egress, RunError> {
         Egress::for_action(
             &action.allowed_hosts,
             Author::Action,
@@ -378,7 +442,7 @@ impl Executor {
             self.settings.egress_client.clone(),
         )
         .map_err(|e| {
-            ApiError::bad_request(format!(
+            RunError::Unrunnable(format!(
                 "the action's allowed hosts are no longer valid ({e}); correct them with PUT /api/{}/actions/{}",
                 action.org, action.id
             ))
@@ -391,17 +455,12 @@ impl Executor {
         started_at: i64,
         outcome: Outcome,
         mask: &SecretMask,
-    ) -> ApiResult<RunReport> {
-        let mut run = base_run(request, started_at);
+    ) -> Result<RunReport, RunError> {
+        let mut run = base_run(request, started_at, outcome.kind.into());
         run.duration_ms = outcome.duration.as_secs_f64() * 1000.0;
         run.fuel_used = i64::try_from(outcome.fuel_used).unwrap_or(i64::MAX);
         run.peak_memory_bytes = i64::try_from(outcome.peak_memory_bytes).unwrap_or(i64::MAX);
-        run.outcome = outcome.kind.as_str().into();
-        run.logs = outcome
-            .logs
-            .iter()
-            .filter_map(|line| serde_json::to_value(line).ok())
-            .collect();
+        run.logs = outcome.logs.clone();
         run.logs_truncated = outcome.logs_truncated;
         run.output_count = outcome
             .result
@@ -431,11 +490,20 @@ impl Executor {
 
     fn count(&self, run: &Run) {
         let labels = RunLabels {
-            outcome: run.outcome.clone(),
-            trigger: run.trigger.as_str().into(),
+            outcome: run.outcome.to_string(),
+            trigger: run.trigger.to_string(),
         };
         self.metrics.runs.get_or_create(&labels).inc();
     }
+}
+
+/// What [`Executor::prepare`] readies for a run.
+struct Prepared {
+    folder: PathBuf,
+    layer: Option<PathBuf>,
+    env: ActionEnv,
+    egress: Egress,
+    mask: SecretMask,
 }
 
 /// A run's place in the queue and in its organization's share, given back on drop.
@@ -463,16 +531,16 @@ impl Drop for Admission<'_> {
 
 /// The environment the guest sees: the action's variables, overridden by the run's secrets
 /// and origin cluster URL.
-fn run_env(action: &Action, run_secrets: &RunSecrets) -> ApiResult<ActionEnv> {
+fn run_env(action: &Action, run_secrets: &RunSecrets) -> Result<ActionEnv, RunError> {
     let vars = action
         .environment_variables
         .iter()
         .chain(&run_secrets.env)
         .map(|(key, value)| (key.clone(), value.clone()));
-    ActionEnv::new(vars).map_err(ApiError::internal)
+    ActionEnv::new(vars).map_err(|e| RunError::Unrunnable(e.to_string()))
 }
 
-fn base_run(request: &RunRequest, started_at: i64) -> Run {
+fn base_run(request: &RunRequest, started_at: i64, outcome: RunOutcome) -> Run {
     let input_count = match &request.input {
         Input::Data(Value::Array(items)) => items.len() as i64,
         Input::Data(_) => 1,
@@ -488,7 +556,7 @@ fn base_run(request: &RunRequest, started_at: i64) -> Run {
         duration_ms: 0.0,
         fuel_used: 0,
         peak_memory_bytes: 0,
-        outcome: String::new(),
+        outcome,
         error_type: None,
         error_message: None,
         traceback: Vec::new(),

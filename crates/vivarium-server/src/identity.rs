@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use vivarium_auth::{
     Credentials, ResourceKind, TokenHash, Verb, parse_basic_auth, verify_password, verify_token,
 };
-use vivarium_store::{MetadataStore, OrgRole};
+use vivarium_store::{MetadataStore, OrgRole, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -198,7 +198,7 @@ pub async fn principal_may(
     verb: Verb,
     resource: ResourceKind,
     object: Option<&str>,
-) -> ApiResult<bool> {
+) -> Result<bool, StoreError> {
     let grants = store.grants_of(org, email).await?;
     Ok(vivarium_auth::allows(&grants, verb, resource, object))
 }

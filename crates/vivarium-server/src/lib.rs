@@ -2,9 +2,12 @@
 //! identities and roles, triggers, the scheduler, run history, metrics and health.
 //!
 //! Data flows one way: a trigger arrives at a route, the caller is authenticated and
-//! authorized, the [`executor::Executor`] checks the action's service account, materializes
-//! the package, runs the sandbox and records the outcome.
+//! authorized, the [`executor::Executor`] checks the action's service account, prepares the
+//! package and its dependencies, runs the sandbox and records the outcome. Uploads go through
+//! the [`catalog::Catalog`]. Both know nothing of HTTP: the routes parse, call them, and map
+//! their typed errors to statuses in one place (`error`).
 
+pub mod catalog;
 pub mod config;
 mod error;
 pub mod executor;
@@ -37,6 +40,8 @@ pub struct AppState {
     pub meta: Arc<dyn MetadataStore>,
     /// Action ZIPs.
     pub blobs: Arc<dyn BlobStore>,
+    /// Creates, changes and deletes actions.
+    pub catalog: catalog::Catalog,
     /// Runs actions.
     pub executor: Arc<executor::Executor>,
     /// Checks credentials.

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use serde_json::Value;
+use vivarium_sandbox::LogLine;
 use vivarium_store::Run;
 
 /// What a masked value is replaced with.
@@ -71,13 +71,13 @@ impl SecretMask {
         masked
     }
 
-    /// Masks every string inside a JSON value (a log record's fields), in place.
-    pub fn mask_json(&self, value: &mut Value) {
-        match value {
-            Value::String(text) => *text = self.mask(text),
-            Value::Array(items) => items.iter_mut().for_each(|item| self.mask_json(item)),
-            Value::Object(fields) => fields.values_mut().for_each(|field| self.mask_json(field)),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    /// Masks every text of a log record that the action wrote, in place.
+    pub fn mask_line(&self, line: &mut LogLine) {
+        for text in [&mut line.logger, &mut line.message] {
+            *text = self.mask(text);
+        }
+        if let Some(exc) = &mut line.exc {
+            *exc = self.mask(exc);
         }
     }
 
@@ -86,7 +86,7 @@ impl SecretMask {
         if self.is_empty() {
             return;
         }
-        run.logs.iter_mut().for_each(|line| self.mask_json(line));
+        run.logs.iter_mut().for_each(|line| self.mask_line(line));
         for text in [&mut run.error_type, &mut run.error_message]
             .into_iter()
             .flatten()
@@ -171,7 +171,7 @@ mod tests {
             "error_message": "bad token hunter2-value",
             "traceback": ["File \"main.py\", line 2: raise ValueError('hunter2-value')"],
             "logs": [{"level": "INFO", "logger": "print", "message": "token=hunter2-value",
-                      "exc": "Traceback: hunter2-value", "extra": ["hunter2-value", 3]}],
+                      "exc": "Traceback: hunter2-value"}],
             "logs_truncated": false, "input_count": 0, "output_count": null,
         }))
         .unwrap();
@@ -179,8 +179,8 @@ mod tests {
         let shown = serde_json::to_string(&run).unwrap();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(run.error_message.as_deref(), Some("bad token ***"));
-        assert_eq!(run.logs[0]["message"], json!("token=***"));
-        assert_eq!(run.logs[0]["extra"], json!(["***", 3]));
+        assert_eq!(run.logs[0].message, "token=***");
+        assert_eq!(run.logs[0].exc.as_deref(), Some("Traceback: ***"));
         assert!(run.traceback[0].ends_with("ValueError('***')"));
     }
 

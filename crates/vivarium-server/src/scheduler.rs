@@ -46,6 +46,7 @@ impl Schedule {
 pub fn next_run(execution: ExecutionKind, cron_expr: Option<&str>, now: i64) -> Option<i64> {
     match execution {
         ExecutionKind::Service => None,
+        ExecutionKind::Once if cron_expr.is_none() => Some(now),
         ExecutionKind::Once | ExecutionKind::Repeat => {
             Schedule::parse(cron_expr?).ok()?.next_after(now)
         }
@@ -107,7 +108,7 @@ async fn fire(meta: Arc<dyn MetadataStore>, executor: Arc<Executor>, action: Act
                 tracing::info!(%org, action = %id, outcome = %report.run.outcome, "scheduled run finished")
             }
             Err(error) => {
-                tracing::warn!(%org, action = %id, message = %error.message, "scheduled run not performed")
+                tracing::warn!(%org, action = %id, %error, "scheduled run not performed")
             }
         }
     });

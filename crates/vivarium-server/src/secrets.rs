@@ -8,15 +8,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use axum::http::StatusCode;
 use vivarium_auth::{Keyring, SecretKey, SecretPlace};
 use vivarium_sandbox::ORIGIN_CLUSTER_URL;
 use vivarium_store::{MetadataStore, SecretRecord, StoreError};
 use zeroize::Zeroizing;
 
 use crate::config::ServerConfig;
-use crate::error::{ApiError, ApiResult};
 use crate::mask::SecretMask;
+use crate::validate::{Checked, Invalid};
 
 /// The key file made in the data folder when no key is configured.
 pub const DEFAULT_KEY_FILE: &str = "secrets.key";
@@ -59,11 +58,11 @@ pub fn for_run(
     keyring: &Keyring,
     sealed: &[SecretRecord],
     origin_cluster_url: Option<String>,
-) -> ApiResult<RunSecrets> {
+) -> Result<RunSecrets, SecretUnreadable> {
     let opened = sealed
         .iter()
         .map(|secret| Ok((secret.name.clone(), open(keyring, secret)?)))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, SecretUnreadable>>()?;
     let mask = SecretMask::new(opened.iter().map(|(_, value)| value.as_str()));
     let mut env = BTreeMap::new();
     for (name, value) in opened {
@@ -79,9 +78,14 @@ pub fn for_run(
     })
 }
 
-/// A stored secret's value; a 500 naming the secret and the settings to check when no held
-/// key opens it.
-fn open(keyring: &Keyring, secret: &SecretRecord) -> ApiResult<String> {
+/// A stored secret no held key opens: the operator's keys are wrong, not the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretUnreadable(String);
+
+/// A stored secret's value, or the error naming the secret and the settings to check when no
+/// held key opens it.
+fn open(keyring: &Keyring, secret: &SecretRecord) -> Result<String, SecretUnreadable> {
     keyring
         .open(place(secret), &secret.sealed)
         .map_err(|error| {
@@ -90,7 +94,7 @@ fn open(keyring: &Keyring, secret: &SecretRecord) -> ApiResult<String> {
                 place(secret)
             );
             tracing::error!("{message}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+            SecretUnreadable(message)
         })
 }
 
@@ -220,37 +224,37 @@ pub async fn reseal_all(meta: &dyn MetadataStore, keyring: &Keyring) -> Result<u
 
 /// A secret's name follows the environment-variable rule, `^[A-Z][A-Z0-9_]*$`: it becomes
 /// one. `ORIGIN_CLUSTER_URL` is no secret: it comes from the `origin_cluster_url` settings.
-pub fn check_name(name: &str) -> ApiResult<()> {
+pub fn check_name(name: &str) -> Checked<()> {
     if name == ORIGIN_CLUSTER_URL {
-        return Err(ApiError::bad_request(
+        return Err(Invalid::new(
             "ORIGIN_CLUSTER_URL is not a secret: the root user sets it for the organization with PUT /api/organizations/{org}, the operator for the service with origin_cluster_url",
         ));
     }
     if vivarium_sandbox::is_valid_key(name) {
         return Ok(());
     }
-    Err(ApiError::bad_request(format!(
+    Err(Invalid::new(format!(
         "secret name {name:?} is not valid: it becomes an environment variable, so use an \
          uppercase letter followed by uppercase letters, digits or '_' (such as API_TOKEN)"
     )))
 }
 
 /// A secret's value is a non-empty string of at most 64 KiB without NUL characters.
-pub fn check_value(value: &str) -> ApiResult<()> {
+pub fn check_value(value: &str) -> Checked<()> {
     if value.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(Invalid::new(
             "the secret's value is empty: give the secret as a non-empty string in \"value\"",
         ));
     }
     if value.len() > MAX_VALUE_BYTES {
-        return Err(ApiError::bad_request(format!(
+        return Err(Invalid::new(format!(
             "the secret's value is {} bytes; at most {} are accepted: keep a token or a key here, not a file",
             value.len(),
             vivarium_sandbox::human_bytes(MAX_VALUE_BYTES as u64)
         )));
     }
     if value.contains('\0') {
-        return Err(ApiError::bad_request(
+        return Err(Invalid::new(
             "the secret's value contains a NUL character, which an environment variable cannot hold; remove it",
         ));
     }
@@ -359,15 +363,14 @@ mod tests {
         )];
         let other = Keyring::new(SecretKey::generate(), Vec::new());
         let error = for_run(&other, &sealed, None).unwrap_err();
-        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             error
-                .message
+                .0
                 .starts_with("secret API_TOKEN of action a1 in organization acme cannot be opened: it was sealed with key "),
             "{}",
-            error.message
+            error.0
         );
-        assert!(error.message.contains(KEY_SETTINGS), "{}", error.message);
+        assert!(error.0.contains(KEY_SETTINGS), "{}", error.0);
     }
 
     #[test]
@@ -444,24 +447,24 @@ mod tests {
         check_name("ORIGIN_CLUSTER_TOKEN").unwrap();
         let error = check_name("ORIGIN_CLUSTER_URL").unwrap_err();
         assert!(
-            error.message.contains("PUT /api/organizations/{org}"),
+            error.0.contains("PUT /api/organizations/{org}"),
             "{}",
-            error.message
+            error.0
         );
         for bad in ["", "api_token", "1TOKEN", "API-TOKEN"] {
             let error = check_name(bad).unwrap_err();
-            assert!(error.message.contains("uppercase letter"), "{bad}");
+            assert!(error.0.contains("uppercase letter"), "{bad}");
         }
         check_value("x").unwrap();
         check_value(&"x".repeat(MAX_VALUE_BYTES)).unwrap();
-        assert!(check_value("").unwrap_err().message.contains("empty"));
+        assert!(check_value("").unwrap_err().0.contains("empty"));
         assert!(
             check_value(&"x".repeat(MAX_VALUE_BYTES + 1))
                 .unwrap_err()
-                .message
+                .0
                 .contains("at most 64 KiB")
         );
-        assert!(check_value("a\0b").unwrap_err().message.contains("NUL"));
+        assert!(check_value("a\0b").unwrap_err().0.contains("NUL"));
 
         assert_eq!(
             check_origin_cluster_url(" https://o2.example.com:5080 ").unwrap(),

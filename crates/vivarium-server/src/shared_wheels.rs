@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
 use vivarium_deps::{Lock, LockedPackage};
 use vivarium_store::{BlobKey, BlobStore, StoreError};
-
-use crate::error::{ApiError, ApiResult};
 
 /// Whether `digest` is a lowercase hex SHA-256, the only thing a blob key may be built from.
 fn is_sha256(digest: &str) -> bool {
@@ -20,12 +19,13 @@ fn is_sha256(digest: &str) -> bool {
 }
 
 /// The blob key of a locked package's wheel in `org`, refusing a lock with a malformed hash.
-fn wheel_key(org: &str, package: &LockedPackage) -> ApiResult<BlobKey> {
+fn wheel_key(org: &str, package: &LockedPackage) -> anyhow::Result<BlobKey> {
     if !is_sha256(&package.sha256) {
-        return Err(ApiError::internal(format!(
+        anyhow::bail!(
             "the lock of {} carries a malformed sha256 {:?}",
-            package.name, package.sha256
-        )));
+            package.name,
+            package.sha256
+        );
     }
     Ok(BlobKey::wheel(org, &package.sha256))
 }
@@ -37,13 +37,13 @@ pub async fn publish(
     org: &str,
     lock: &Lock,
     cache_dir: &std::path::Path,
-) -> ApiResult<()> {
+) -> anyhow::Result<()> {
     for package in &lock.packages {
         let key = wheel_key(org, package)?;
         let path = vivarium_deps::cached_wheel(cache_dir, package);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
-            ApiError::internal(format!("reading installed wheel {}: {e}", path.display()))
-        })?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("reading installed wheel {}", path.display()))?;
         blobs.put(&key, Bytes::from(bytes)).await?;
     }
     Ok(())
@@ -58,7 +58,7 @@ pub async fn fetch_missing(
     org: &str,
     lock: &Lock,
     cache_dir: &std::path::Path,
-) -> ApiResult<()> {
+) -> anyhow::Result<()> {
     for package in &lock.packages {
         if vivarium_deps::cached_wheel(cache_dir, package).is_file() {
             continue;
@@ -70,11 +70,8 @@ pub async fn fetch_missing(
         };
         let (cache, package) = (cache_dir.to_path_buf(), package.clone());
         tokio::task::spawn_blocking(move || vivarium_deps::adopt_wheel(&cache, &package, &bytes))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(|e| {
-                ApiError::internal(format!("the shared copy of a wheel is corrupt: {e}"))
-            })?;
+            .await?
+            .context("the shared copy of a wheel is corrupt")?;
     }
     Ok(())
 }
@@ -82,7 +79,6 @@ pub async fn fetch_missing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::StatusCode;
     use vivarium_store::ObjectBlobStore;
 
     fn sha256_hex(bytes: &[u8]) -> String {
@@ -137,10 +133,8 @@ mod tests {
 
         let refused = fetch_missing(&blobs, "acme", &lock, cache.path()).await;
 
-        assert_eq!(
-            refused.unwrap_err().status,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        let error = format!("{:#}", refused.unwrap_err());
+        assert!(error.contains("corrupt"), "{error}");
         assert!(!vivarium_deps::cached_wheel(cache.path(), &lock.packages[0]).exists());
     }
 
@@ -168,9 +162,7 @@ mod tests {
             cache.path(),
         )
         .await;
-        assert_eq!(
-            refused.unwrap_err().status,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        let error = refused.unwrap_err().to_string();
+        assert!(error.contains("malformed sha256"), "{error}");
     }
 }

@@ -15,6 +15,7 @@ use vivarium_store::{
     ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError, User,
 };
 
+use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, RunSettings, now_micros};
 use crate::identity::Authenticator;
@@ -145,9 +146,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let catalog = Catalog::new(
+        meta.clone(),
+        blobs.clone(),
+        config.cache_dir(),
+        config.deps_config(),
+        executor.internal_hosts().clone(),
+    );
     let state = Arc::new(AppState {
         meta,
         blobs,
+        catalog,
         executor: executor.clone(),
         authenticator: Authenticator::default(),
         keyring,

@@ -4,7 +4,21 @@ use std::collections::BTreeMap;
 
 use vivarium_egress::Allowlist;
 
-use crate::error::{ApiError, ApiResult};
+/// A rule the input breaks, with a message that says which one and what to do. The core
+/// returns it; the HTTP edge answers it as 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl Invalid {
+    /// A broken rule described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// What a rule check answers.
+pub type Checked<T> = Result<T, Invalid>;
 
 /// Longest action name.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -12,12 +26,12 @@ pub const MAX_NAME_CHARS: usize = 32;
 const FORBIDDEN_NAME_CHARS: &[char] = &[':', '#', '?', '&', '%', '\'', '"', '/'];
 
 /// An action name: non-empty, at most 32 characters, none of `: # ? & % ' " /` or white space.
-pub fn action_name(name: &str) -> ApiResult<()> {
+pub fn action_name(name: &str) -> Checked<()> {
     if name.trim().is_empty() {
-        return Err(ApiError::bad_request("Name field is missing or empty"));
+        return Err(Invalid::new("Name field is missing or empty"));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Invalid::new(format!(
             "Name must be at most {MAX_NAME_CHARS} characters long"
         )));
     }
@@ -25,7 +39,7 @@ pub fn action_name(name: &str) -> ApiResult<()> {
         .chars()
         .any(|c| c.is_whitespace() || FORBIDDEN_NAME_CHARS.contains(&c))
     {
-        return Err(ApiError::bad_request(
+        return Err(Invalid::new(
             "Name cannot contain spaces or any of these characters: : # ? & % ' \" /",
         ));
     }
@@ -33,24 +47,24 @@ pub fn action_name(name: &str) -> ApiResult<()> {
 }
 
 /// Environment variables given as a JSON object encoded in a string (the upload form's field).
-pub fn environment_json(text: &str) -> ApiResult<BTreeMap<String, String>> {
+pub fn environment_json(text: &str) -> Checked<BTreeMap<String, String>> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
     let vars: BTreeMap<String, String> = serde_json::from_str(text)
-        .map_err(|_| ApiError::bad_request("Invalid JSON in environment variables"))?;
+        .map_err(|_| Invalid::new("Invalid JSON in environment variables"))?;
     environment(&vars)?;
     Ok(vars)
 }
 
 /// Allowed hosts given as a JSON list of strings encoded in a string (the upload form's
 /// field), not yet checked against the grammar ([`allowed_hosts`]); blank means none.
-pub fn allowed_hosts_json(text: &str) -> ApiResult<Vec<String>> {
+pub fn allowed_hosts_json(text: &str) -> Checked<Vec<String>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
     let entries: Vec<String> = serde_json::from_str(text).map_err(|_| {
-        ApiError::bad_request(
+        Invalid::new(
             r#"Invalid JSON in allowed_hosts: give a list of strings such as ["https://hooks.slack.com", "POST https://api.example.com:8443"]"#,
         )
     })?;
@@ -60,41 +74,41 @@ pub fn allowed_hosts_json(text: &str) -> ApiResult<Vec<String>> {
 /// Allowed hosts follow the allowlist grammar (`[METHODS ]scheme://host[:port]`, `*.suffix`
 /// wildcards, no IP literals or localhost names but the operator's `internal` hosts);
 /// returns them trimmed, as stored.
-pub fn allowed_hosts(entries: &[String], internal: &Allowlist) -> ApiResult<Vec<String>> {
+pub fn allowed_hosts(entries: &[String], internal: &Allowlist) -> Checked<Vec<String>> {
     let list = Allowlist::parse_action(entries, internal)
-        .map_err(|e| ApiError::bad_request(format!("Invalid allowed_hosts: {e}")))?;
+        .map_err(|e| Invalid::new(format!("Invalid allowed_hosts: {e}")))?;
     Ok(list.entries())
 }
 
 /// Environment variable keys match `^[A-Z][A-Z0-9_]*$`.
-pub fn environment(vars: &BTreeMap<String, String>) -> ApiResult<()> {
+pub fn environment(vars: &BTreeMap<String, String>) -> Checked<()> {
     if vars.keys().all(|key| vivarium_sandbox::is_valid_key(key))
         && vars.values().all(|v| !v.contains('\0'))
     {
         return Ok(());
     }
-    Err(ApiError::bad_request(
+    Err(Invalid::new(
         "Environment variable keys must be uppercase and alphanumeric",
     ))
 }
 
 /// An email: one `@` with text on both sides, no white space, at most 254 characters.
 /// Returns it lower-cased: logins are matched without regard to case.
-pub fn email(email: &str) -> ApiResult<String> {
+pub fn email(email: &str) -> Checked<String> {
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if valid {
         Ok(email.to_lowercase())
     } else {
-        Err(ApiError::bad_request(format!(
+        Err(Invalid::new(format!(
             "{email:?} is not a valid email address"
         )))
     }
 }
 
 /// A role or organization name: 1 to 64 letters, digits, `_` or `-`.
-pub fn identifier(kind: &str, name: &str) -> ApiResult<()> {
+pub fn identifier(kind: &str, name: &str) -> Checked<()> {
     let valid = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -102,7 +116,7 @@ pub fn identifier(kind: &str, name: &str) -> ApiResult<()> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!(
+        Err(Invalid::new(format!(
             "{kind} name {name:?} is not valid: use 1 to 64 letters, digits, '_' or '-'"
         )))
     }
@@ -117,15 +131,10 @@ mod tests {
         action_name("uppercase_distinct").unwrap();
         action_name(&"a".repeat(32)).unwrap();
         assert_eq!(
-            action_name("").unwrap_err().message,
+            action_name("").unwrap_err().0,
             "Name field is missing or empty"
         );
-        assert!(
-            action_name(&"a".repeat(33))
-                .unwrap_err()
-                .message
-                .contains("32")
-        );
+        assert!(action_name(&"a".repeat(33)).unwrap_err().0.contains("32"));
         for bad in [
             "a b", "a:b", "a#b", "a?b", "a&b", "a%b", "a'b", "a\"b", "a/b", "a\tb",
         ] {
@@ -138,15 +147,15 @@ mod tests {
         assert_eq!(environment_json(r#"{"API_KEY": "x"}"#).unwrap().len(), 1);
         assert_eq!(environment_json("").unwrap().len(), 0);
         assert_eq!(
-            environment_json("{nope").unwrap_err().message,
+            environment_json("{nope").unwrap_err().0,
             "Invalid JSON in environment variables"
         );
         assert_eq!(
-            environment_json(r#"{"lower": "x"}"#).unwrap_err().message,
+            environment_json(r#"{"lower": "x"}"#).unwrap_err().0,
             "Environment variable keys must be uppercase and alphanumeric"
         );
         assert_eq!(
-            environment_json(r#"{"KEY": 1}"#).unwrap_err().message,
+            environment_json(r#"{"KEY": 1}"#).unwrap_err().0,
             "Invalid JSON in environment variables"
         );
     }

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vivarium_auth::{Grant, Sealed};
+use vivarium_sandbox::{LogLine, OutcomeKind};
 
 /// An organization: the unit of tenancy. Nothing crosses from one to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Org {
     /// Its identifier, used in every route as `/api/{org}`.
     pub name: String,
@@ -32,7 +34,7 @@ pub struct User {
 }
 
 /// What a user may do in an organization before roles are considered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrgRole {
     /// May do everything in the organization, including managing identities and roles.
@@ -42,7 +44,7 @@ pub enum OrgRole {
 }
 
 /// A user's membership of one organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Membership {
     /// The member's email.
     pub email: String,
@@ -68,7 +70,7 @@ pub struct ServiceAccount {
 }
 
 /// A named set of grants, assigned to users and service accounts of one organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Role {
     /// Name, unique within the organization.
     pub name: String,
@@ -81,7 +83,7 @@ pub struct Role {
 }
 
 /// One atomic change to a role.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoleChange {
     /// Grants to add (already present ones are kept once).
     #[serde(default)]
@@ -98,7 +100,7 @@ pub struct RoleChange {
 }
 
 /// When an action runs: on demand (the UI's "Real Time"), once at a time, or on a schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionKind {
     /// Real time: run by triggers (manual, alerts, Logs page).
@@ -109,29 +111,11 @@ pub enum ExecutionKind {
     Repeat,
 }
 
-impl ExecutionKind {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Service => "service",
-            Self::Once => "once",
-            Self::Repeat => "repeat",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "service" => Some(Self::Service),
-            "once" => Some(Self::Once),
-            "repeat" => Some(Self::Repeat),
-            _ => None,
-        }
-    }
-}
+serde_plain::derive_display_from_serialize!(ExecutionKind);
+serde_plain::derive_fromstr_from_deserialize!(ExecutionKind);
 
 /// Where an action stands, following its runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionStatus {
     /// Stored and runnable; the last run (if any) succeeded.
@@ -144,28 +128,8 @@ pub enum ActionStatus {
     Completed,
 }
 
-impl ActionStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "ready",
-            Self::Running => "running",
-            Self::Errored => "errored",
-            Self::Completed => "completed",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "ready" => Some(Self::Ready),
-            "running" => Some(Self::Running),
-            "errored" => Some(Self::Errored),
-            "completed" => Some(Self::Completed),
-            _ => None,
-        }
-    }
-}
+serde_plain::derive_display_from_serialize!(ActionStatus);
+serde_plain::derive_fromstr_from_deserialize!(ActionStatus);
 
 /// A stored action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +183,7 @@ pub struct Action {
 }
 
 /// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// `POST /actions/test/{id}`.
@@ -230,30 +194,13 @@ pub enum Trigger {
     Logs,
     /// The scheduler.
     Schedule,
+    /// A webhook destination (`POST /api/{org}/actions/{id}/webhook`) sending the rendered
+    /// alert template itself.
+    Webhook,
 }
 
-impl Trigger {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Manual => "manual",
-            Self::Alert => "alert",
-            Self::Logs => "logs",
-            Self::Schedule => "schedule",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "manual" => Some(Self::Manual),
-            "alert" => Some(Self::Alert),
-            "logs" => Some(Self::Logs),
-            "schedule" => Some(Self::Schedule),
-            _ => None,
-        }
-    }
-}
+serde_plain::derive_display_from_serialize!(Trigger);
+serde_plain::derive_fromstr_from_deserialize!(Trigger);
 
 /// One run of an action, kept for its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,16 +223,16 @@ pub struct Run {
     pub fuel_used: i64,
     /// Largest linear memory reached, in bytes.
     pub peak_memory_bytes: i64,
-    /// How it ended: a sandbox outcome kind (`ok`, `script_error`, ...) or `permission_denied`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: RunOutcome,
     /// The error's type, when it failed.
     pub error_type: Option<String>,
     /// The error's message, when it failed.
     pub error_message: Option<String>,
     /// The user's frames, when the action raised.
     pub traceback: Vec<String>,
-    /// Log records as JSON objects (`level`, `logger`, `message`, `time`, `exc`).
-    pub logs: Vec<serde_json::Value>,
+    /// Its log records, in order.
+    pub logs: Vec<LogLine>,
     /// Whether logs were cut at the limit.
     pub logs_truncated: bool,
     /// Records passed in.
@@ -297,9 +244,48 @@ pub struct Run {
 impl Run {
     /// Whether the run succeeded.
     pub fn succeeded(&self) -> bool {
-        self.outcome == "ok"
+        self.outcome == RunOutcome::Ran(OutcomeKind::Ok)
     }
 }
+
+/// How a run ended: the sandbox's outcome kind when the action ran, or the host's refusal
+/// to start it. On the wire and in the database, the kind's own name (`ok`, `out_of_fuel`,
+/// ...) or `permission_denied`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RunOutcome {
+    /// The sandbox ran the action and classified its ending.
+    Ran(OutcomeKind),
+    /// The host refused to start the action.
+    Refused(Refusal),
+}
+
+/// Why the host refused to start a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The action's service account lacks GET on the action; no interpreter was started.
+    PermissionDenied,
+}
+
+impl RunOutcome {
+    /// Every outcome a run can have, in a stable order (for metrics and documentation).
+    pub fn all() -> impl Iterator<Item = RunOutcome> {
+        OutcomeKind::ALL
+            .into_iter()
+            .map(Self::Ran)
+            .chain([Self::Refused(Refusal::PermissionDenied)])
+    }
+}
+
+impl From<OutcomeKind> for RunOutcome {
+    fn from(kind: OutcomeKind) -> Self {
+        Self::Ran(kind)
+    }
+}
+
+serde_plain::derive_display_from_serialize!(RunOutcome);
+serde_plain::derive_fromstr_from_deserialize!(RunOutcome);
 
 /// A page of a listing: `offset` items skipped, at most `limit` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,7 +315,7 @@ pub struct SecretRecord {
 }
 
 /// What a listing shows of a secret: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SecretInfo {
     /// Its name.
     pub name: String,

@@ -3,13 +3,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vivarium_auth::{generate_token, hash_password, hash_token};
-use vivarium_store::{OrgRole, RoleChange, ServiceAccount, User};
+use vivarium_store::{Membership, Org, OrgRole, Role, RoleChange, ServiceAccount, User};
 
 use super::Shared;
-use crate::error::{ApiError, ApiResult};
+use super::answers::{DataList, StatusMessage};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
 use crate::identity::{Caller, require_admin};
@@ -17,7 +18,7 @@ use crate::secrets::check_origin_cluster_url;
 use crate::validate;
 
 /// A new organization.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
     name: String,
@@ -31,14 +32,12 @@ pub struct NewOrg {
     operation_id = "list_organizations",
     summary = "List organizations (root only)",
     responses(
-        (status = 200, description = "Every organization, by name", body = Vec<crate::openapi::Org>),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Every organization, by name", body = Vec<Org>),
+        (status = 403, description = "The caller is not the root user", body = ErrorBody),
     ),
 )]
-pub async fn list_orgs(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let orgs = state.meta.list_orgs().await?;
-    Ok(Json(json!(orgs)))
+pub async fn list_orgs(State(state): State<Shared>) -> ApiResult<Json<Vec<Org>>> {
+    Ok(Json(state.meta.list_orgs().await?))
 }
 
 /// `POST /api/organizations` (root only): creates an organization.
@@ -50,20 +49,17 @@ pub async fn list_orgs(State(state): State<Shared>) -> ApiResult<Json<Value>> {
     summary = "Create an organization (root only)",
     request_body = NewOrg,
     responses(
-        (status = 200, description = "The new organization", body = crate::openapi::Org),
-        (status = 400, description = "Malformed JSON, or an invalid or reserved name", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The organization exists", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The new organization", body = Org),
+        (status = 400, description = "Malformed JSON, or an invalid or reserved name", body = ErrorBody),
+        (status = 403, description = "The caller is not the root user", body = ErrorBody),
+        (status = 409, description = "The organization exists", body = ErrorBody),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = ErrorBody),
     ),
 )]
 pub async fn create_org(
     State(state): State<Shared>,
     ApiJson(body): ApiJson<NewOrg>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Org>> {
     validate::identifier("organization", &body.name)?;
     if body.name == "organizations" {
         return Err(ApiError::bad_request(
@@ -77,11 +73,11 @@ pub async fn create_org(
         )));
     }
     let org = state.meta.ensure_org(&body.name).await?;
-    Ok(Json(json!(org)))
+    Ok(Json(org))
 }
 
 /// The settings of an organization that the root user may change.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgSettings {
     /// The URL of the cluster the organization's actions belong to, given to their runs as
@@ -104,21 +100,18 @@ pub struct OrgSettings {
     ),
     request_body = OrgSettings,
     responses(
-        (status = 200, description = "The organization as it now is", body = crate::openapi::Org),
-        (status = 400, description = "origin_cluster_url is not an http or https URL with a host, or holds credentials", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller is not the root user", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The organization as it now is", body = Org),
+        (status = 400, description = "origin_cluster_url is not an http or https URL with a host, or holds credentials", body = ErrorBody),
+        (status = 403, description = "The caller is not the root user", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = ErrorBody),
     ),
 )]
 pub async fn update_org(
     State(state): State<Shared>,
     Path(org): Path<String>,
     ApiJson(body): ApiJson<OrgSettings>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Org>> {
     let url = body
         .origin_cluster_url
         .as_deref()
@@ -137,17 +130,17 @@ pub async fn update_org(
         .find(|found| found.name == org)
         .ok_or_else(|| ApiError::not_found(format!("organization {org}")))?;
     tracing::info!(%org, origin_cluster_url = ?updated.origin_cluster_url, "organization settings changed");
-    Ok(Json(json!(updated)))
+    Ok(Json(updated))
 }
 
 /// A new user of an organization.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     email: String,
     password: String,
     #[serde(default = "member")]
-    #[schema(value_type = crate::openapi::OrgRole, default = "member")]
+    #[schema(value_type = OrgRole, default = "member")]
     role: OrgRole,
 }
 
@@ -170,14 +163,11 @@ const MIN_PASSWORD_CHARS: usize = 12;
     ),
     request_body = NewUser,
     responses(
-        (status = 200, description = "The member and their standing", body = crate::openapi::Membership),
-        (status = 400, description = "Malformed JSON, an invalid email, or a password under 12 characters for a new user", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The member and their standing", body = Membership),
+        (status = 400, description = "Malformed JSON, an invalid email, or a password under 12 characters for a new user", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = ErrorBody),
     ),
 )]
 pub async fn create_user(
@@ -185,7 +175,7 @@ pub async fn create_user(
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Membership>> {
     require_admin(&caller)?;
     let email = validate::email(&body.email)?;
     if state.meta.find_user(&email).await?.is_none() {
@@ -208,7 +198,10 @@ pub async fn create_user(
         state.meta.create_user(&user).await?;
     }
     state.meta.set_membership(&org, &email, body.role).await?;
-    Ok(Json(json!({ "email": email, "role": body.role })))
+    Ok(Json(Membership {
+        email,
+        role: body.role,
+    }))
 }
 
 /// `GET /api/{org}/users` (administrators).
@@ -222,19 +215,18 @@ pub async fn create_user(
         ("org" = String, Path, description = "The organization"),
     ),
     responses(
-        (status = 200, description = "The members and their standing", body = Vec<crate::openapi::Membership>),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The members and their standing", body = Vec<Membership>),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
     ),
 )]
 pub async fn list_users(
     State(state): State<Shared>,
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Membership>>> {
     require_admin(&caller)?;
-    Ok(Json(json!(state.meta.list_members(&org).await?)))
+    Ok(Json(state.meta.list_members(&org).await?))
 }
 
 /// `DELETE /api/{org}/users/{email}` (administrators): ends the membership.
@@ -249,26 +241,25 @@ pub async fn list_users(
         ("email" = String, Path, description = "The email of the member"),
     ),
     responses(
-        (status = 200, description = "The membership and the user's role assignments in the organization ended", body = crate::openapi::StatusMessage),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or member", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The membership and the user's role assignments in the organization ended", body = StatusMessage),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or member", body = ErrorBody),
     ),
 )]
 pub async fn delete_user(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
     state.meta.remove_member(&org, &email).await?;
-    Ok(Json(
-        json!({ "code": 200, "message": "User removed from the organization" }),
-    ))
+    Ok(Json(StatusMessage::done(
+        "User removed from the organization",
+    )))
 }
 
 /// A new service account.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServiceAccount {
     email: String,
@@ -290,15 +281,12 @@ pub struct NewServiceAccount {
     ),
     request_body = NewServiceAccount,
     responses(
-        (status = 200, description = "The service account with its token, shown this once", body = crate::openapi::ServiceAccountWithToken),
-        (status = 400, description = "Malformed JSON, or an invalid email", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
-        (status = 409, description = "A service account with this email exists in the organization", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The service account with its token, shown this once", body = NewServiceAccountAnswer),
+        (status = 400, description = "Malformed JSON, or an invalid email", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 409, description = "A service account with this email exists in the organization", body = ErrorBody),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = ErrorBody),
     ),
 )]
 pub async fn create_service_account(
@@ -306,7 +294,7 @@ pub async fn create_service_account(
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewServiceAccount>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<NewServiceAccountAnswer>> {
     require_admin(&caller)?;
     let email = validate::email(&body.email)?;
     let token = generate_token();
@@ -320,9 +308,10 @@ pub async fn create_service_account(
     };
     state.meta.create_service_account(&account).await?;
     tracing::info!(%org, email = %account.email, "service account created");
-    let mut answer = account_json(&account);
-    answer["token"] = json!(token);
-    Ok(Json(answer))
+    Ok(Json(NewServiceAccountAnswer {
+        account: ServiceAccountInfo::of(&account),
+        token,
+    }))
 }
 
 /// `GET /api/{org}/service_accounts` (administrators). Tokens are never shown again.
@@ -336,22 +325,21 @@ pub async fn create_service_account(
         ("org" = String, Path, description = "The organization"),
     ),
     responses(
-        (status = 200, description = "The organization's service accounts (tokens are never shown again)", body = Vec<crate::openapi::ServiceAccount>),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The organization's service accounts in OpenObserve's `{\"data\": [...]}` envelope (tokens are never shown again)", body = DataList<ServiceAccountInfo>),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
     ),
 )]
 pub async fn list_service_accounts(
     State(state): State<Shared>,
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataList<ServiceAccountInfo>>> {
     require_admin(&caller)?;
     let accounts = state.meta.list_service_accounts(&org).await?;
-    Ok(Json(Value::Array(
-        accounts.iter().map(account_json).collect(),
-    )))
+    Ok(Json(DataList {
+        data: accounts.iter().map(ServiceAccountInfo::of).collect(),
+    }))
 }
 
 /// `GET /api/{org}/service_accounts/{email}` (administrators).
@@ -366,24 +354,23 @@ pub async fn list_service_accounts(
         ("email" = String, Path, description = "The email of the service account"),
     ),
     responses(
-        (status = 200, description = "The service account", body = crate::openapi::ServiceAccount),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The service account", body = ServiceAccountInfo),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or service account", body = ErrorBody),
     ),
 )]
 pub async fn get_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ServiceAccountInfo>> {
     require_admin(&caller)?;
     let account = state
         .meta
         .get_service_account(&org, &email)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("service account {email}")))?;
-    Ok(Json(account_json(&account)))
+    Ok(Json(ServiceAccountInfo::of(&account)))
 }
 
 /// Query of a token rotation.
@@ -408,11 +395,10 @@ pub struct Rotate {
         Rotate,
     ),
     responses(
-        (status = 200, description = "The new token, shown this once; the old one stopped working", body = crate::openapi::TokenRotation),
-        (status = 400, description = "rotateToken=true is missing, or the query is invalid", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The new token, shown this once; the old one stopped working", body = TokenRotation),
+        (status = 400, description = "rotateToken=true is missing, or the query is invalid", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or service account", body = ErrorBody),
     ),
 )]
 pub async fn rotate_service_account(
@@ -420,7 +406,7 @@ pub async fn rotate_service_account(
     Path((org, email)): Path<(String, String)>,
     query: Result<Query<Rotate>, axum::extract::rejection::QueryRejection>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenRotation>> {
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
     require_admin(&caller)?;
@@ -435,7 +421,7 @@ pub async fn rotate_service_account(
         .set_service_account_token(&org, &email, &hash_token(&token).0)
         .await?;
     tracing::info!(%org, %email, "service account token rotated");
-    Ok(Json(json!({ "email": email, "token": token })))
+    Ok(Json(TokenRotation { email, token }))
 }
 
 /// `DELETE /api/{org}/service_accounts/{email}` (administrators).
@@ -450,35 +436,67 @@ pub async fn rotate_service_account(
         ("email" = String, Path, description = "The email of the service account"),
     ),
     responses(
-        (status = 200, description = "The service account is deleted", body = crate::openapi::StatusMessage),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or service account", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The service account is deleted", body = StatusMessage),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or service account", body = ErrorBody),
     ),
 )]
 pub async fn delete_service_account(
     State(state): State<Shared>,
     Path((org, email)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
     state.meta.delete_service_account(&org, &email).await?;
-    Ok(Json(
-        json!({ "code": 200, "message": "Service account deleted" }),
-    ))
+    Ok(Json(StatusMessage::done("Service account deleted")))
 }
 
-fn account_json(account: &ServiceAccount) -> Value {
-    json!({
-        "email": account.email,
-        "first_name": account.first_name,
-        "last_name": account.last_name,
-        "created_at": account.created_at,
-    })
+/// A service account as shown: never its token.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ServiceAccount)]
+pub struct ServiceAccountInfo {
+    /// Its email, unique within the organization.
+    email: String,
+    /// Display name part.
+    first_name: String,
+    /// Display name part.
+    last_name: String,
+    /// When it was created (µs since the epoch).
+    created_at: i64,
+}
+
+impl ServiceAccountInfo {
+    fn of(account: &ServiceAccount) -> Self {
+        Self {
+            email: account.email.clone(),
+            first_name: account.first_name.clone(),
+            last_name: account.last_name.clone(),
+            created_at: account.created_at,
+        }
+    }
+}
+
+/// A new service account with its token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewServiceAccountAnswer {
+    /// The account.
+    #[serde(flatten)]
+    account: ServiceAccountInfo,
+    /// The token (the Basic password of `email:token`); it is never shown again.
+    token: String,
+}
+
+/// A rotated token, shown this once; the old token stopped working.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenRotation {
+    /// The service account.
+    email: String,
+    /// Its new token.
+    token: String,
 }
 
 /// A new role.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
     role: String,
@@ -496,15 +514,12 @@ pub struct NewRole {
     ),
     request_body = NewRole,
     responses(
-        (status = 200, description = "The new role, without grants or principals", body = crate::openapi::Role),
-        (status = 400, description = "Malformed JSON, or an invalid name", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The role exists", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON has unknown fields or wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The new role, without grants or principals", body = Role),
+        (status = 400, description = "Malformed JSON, or an invalid name", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 409, description = "The role exists", body = ErrorBody),
+        (status = 422, description = "The JSON has unknown fields or wrong types", body = ErrorBody),
     ),
 )]
 pub async fn create_role(
@@ -512,14 +527,14 @@ pub async fn create_role(
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewRole>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Role>> {
     require_admin(&caller)?;
     validate::identifier("role", &body.role)?;
     let role = state
         .meta
         .create_role(&org, &body.role, now_micros())
         .await?;
-    Ok(Json(json!(role)))
+    Ok(Json(role))
 }
 
 /// `GET /api/{org}/roles` (administrators).
@@ -533,19 +548,18 @@ pub async fn create_role(
         ("org" = String, Path, description = "The organization"),
     ),
     responses(
-        (status = 200, description = "The organization's roles with their grants and principals", body = Vec<crate::openapi::Role>),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The organization's roles with their grants and principals", body = Vec<Role>),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
     ),
 )]
 pub async fn list_roles(
     State(state): State<Shared>,
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Role>>> {
     require_admin(&caller)?;
-    Ok(Json(json!(state.meta.list_roles(&org).await?)))
+    Ok(Json(state.meta.list_roles(&org).await?))
 }
 
 /// `GET /api/{org}/roles/{role}` (administrators).
@@ -560,24 +574,23 @@ pub async fn list_roles(
         ("role" = String, Path, description = "The role's name"),
     ),
     responses(
-        (status = 200, description = "The role with its grants and principals", body = crate::openapi::Role),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The role with its grants and principals", body = Role),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or role", body = ErrorBody),
     ),
 )]
 pub async fn get_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Role>> {
     require_admin(&caller)?;
     let found = state
         .meta
         .get_role(&org, &role)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("role {role}")))?;
-    Ok(Json(json!(found)))
+    Ok(Json(found))
 }
 
 /// `PUT /api/{org}/roles/{role}` (administrators): grants and revokes permissions, assigns
@@ -592,16 +605,13 @@ pub async fn get_role(
         ("org" = String, Path, description = "The organization"),
         ("role" = String, Path, description = "The role's name"),
     ),
-    request_body = crate::openapi::RoleChange,
+    request_body = RoleChange,
     responses(
-        (status = 200, description = "The role as it now is", body = crate::openapi::Role),
-        (status = 400, description = "Malformed JSON; a meaningless grant (LIST on one object, a bad object id); or an email that is neither a member nor a service account of the organization", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON names an unknown resource or verb, or has wrong types", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The role as it now is", body = Role),
+        (status = 400, description = "Malformed JSON; a meaningless grant (LIST on one object, a bad object id); or an email that is neither a member nor a service account of the organization", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or role", body = ErrorBody),
+        (status = 422, description = "The JSON names an unknown resource or verb, or has wrong types", body = ErrorBody),
     ),
 )]
 pub async fn update_role(
@@ -609,7 +619,7 @@ pub async fn update_role(
     Path((org, role)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
     ApiJson(mut change): ApiJson<RoleChange>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Role>> {
     require_admin(&caller)?;
     for emails in [&mut change.add_users, &mut change.remove_users] {
         emails
@@ -625,7 +635,7 @@ pub async fn update_role(
         ensure_principal(&state, &org, email).await?;
     }
     let updated = state.meta.update_role(&org, &role, &change).await?;
-    Ok(Json(json!(updated)))
+    Ok(Json(updated))
 }
 
 async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<()> {
@@ -651,18 +661,17 @@ async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<(
         ("role" = String, Path, description = "The role's name"),
     ),
     responses(
-        (status = 200, description = "The role is deleted", body = crate::openapi::StatusMessage),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or role", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The role is deleted", body = StatusMessage),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or role", body = ErrorBody),
     ),
 )]
 pub async fn delete_role(
     State(state): State<Shared>,
     Path((org, role)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
     state.meta.delete_role(&org, &role).await?;
-    Ok(Json(json!({ "code": 200, "message": "Role deleted" })))
+    Ok(Json(StatusMessage::done("Role deleted")))
 }

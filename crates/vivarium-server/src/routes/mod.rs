@@ -1,24 +1,25 @@
 //! The HTTP routes. Every organization-scoped route lives under `/api/{org}`.
 
 pub(crate) mod actions;
+pub(crate) mod answers;
 pub(crate) mod iam;
 pub(crate) mod ops;
 pub(crate) mod secrets;
 pub(crate) mod triggers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -28,77 +29,65 @@ use vivarium_auth::{ResourceKind, Verb};
 /// The shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-/// Every route of the service.
+/// Every route of the service, each registered once with its documentation: the router
+/// serves them and the OpenAPI document is derived from the same list.
+pub fn api() -> OpenApiRouter<Shared> {
+    let org_routes = OpenApiRouter::new()
+        .routes(routes!(actions::list))
+        .routes(routes!(actions::upload))
+        .routes(routes!(actions::bulk_delete))
+        .routes(routes!(actions::download))
+        .routes(routes!(triggers::test_run))
+        .routes(routes!(actions::get, actions::update, actions::delete))
+        .routes(routes!(actions::pause))
+        .routes(routes!(actions::resume))
+        .routes(routes!(actions::pause_o2))
+        .routes(routes!(actions::resume_o2))
+        .routes(routes!(triggers::alert))
+        .routes(routes!(triggers::webhook))
+        .routes(routes!(triggers::transform))
+        .routes(routes!(triggers::list_runs))
+        .routes(routes!(triggers::get_run))
+        .routes(routes!(secrets::list_action))
+        .routes(routes!(secrets::put_action, secrets::delete_action))
+        .routes(routes!(secrets::list_org))
+        .routes(routes!(secrets::put_org, secrets::delete_org))
+        .routes(routes!(
+            iam::list_service_accounts,
+            iam::create_service_account
+        ))
+        .routes(routes!(
+            iam::get_service_account,
+            iam::rotate_service_account,
+            iam::delete_service_account
+        ))
+        .routes(routes!(iam::list_roles, iam::create_role))
+        .routes(routes!(iam::get_role, iam::update_role, iam::delete_role))
+        .routes(routes!(iam::list_users, iam::create_user))
+        .routes(routes!(iam::delete_user))
+        .route_layer(middleware::from_fn(authenticate_org_caller));
+    let root_routes = OpenApiRouter::new()
+        .routes(routes!(iam::list_orgs, iam::create_org))
+        .routes(routes!(iam::update_org))
+        .route_layer(middleware::from_fn(authenticate_root));
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::config))
+        .routes(routes!(crate::openapi::document))
+        .merge(root_routes)
+        .merge(org_routes)
+}
+
+/// The service's router over `state`, with the OpenAPI document [`api`] derives served at
+/// `GET /api/openapi.json`.
 pub fn router(state: Shared) -> Router {
     let body_limit = state.config.max_body_bytes;
-    let org_routes = Router::new()
-        .route("/actions", get(actions::list))
-        .route("/actions/upload", post(actions::upload))
-        .route("/actions/bulk", delete(actions::bulk_delete))
-        .route("/actions/download/{id}", get(actions::download))
-        .route("/actions/test/{id}", post(triggers::test_run))
-        .route(
-            "/actions/{id}",
-            get(actions::get)
-                .put(actions::update)
-                .delete(actions::delete),
-        )
-        .route("/actions/{id}/pause", post(actions::pause))
-        .route("/actions/{id}/resume", post(actions::resume))
-        .route("/actions/{id}/alert", post(triggers::alert))
-        .route("/actions/{id}/transform", post(triggers::transform))
-        .route("/actions/{id}/runs", get(triggers::list_runs))
-        .route("/actions/{id}/runs/{run_id}", get(triggers::get_run))
-        .route("/actions/{id}/secrets", get(secrets::list_action))
-        .route(
-            "/actions/{id}/secrets/{name}",
-            put(secrets::put_action).delete(secrets::delete_action),
-        )
-        .route("/secrets", get(secrets::list_org))
-        .route(
-            "/secrets/{name}",
-            put(secrets::put_org).delete(secrets::delete_org),
-        )
-        .route(
-            "/service_accounts",
-            get(iam::list_service_accounts).post(iam::create_service_account),
-        )
-        .route(
-            "/service_accounts/{email}",
-            get(iam::get_service_account)
-                .put(iam::rotate_service_account)
-                .delete(iam::delete_service_account),
-        )
-        .route("/roles", get(iam::list_roles).post(iam::create_role))
-        .route(
-            "/roles/{role}",
-            get(iam::get_role)
-                .put(iam::update_role)
-                .delete(iam::delete_role),
-        )
-        .route("/users", get(iam::list_users).post(iam::create_user))
-        .route("/users/{email}", delete(iam::delete_user))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            authenticate_org_caller,
-        ));
-    let root_routes = Router::new()
-        .route(
-            "/api/organizations",
-            get(iam::list_orgs).post(iam::create_org),
-        )
-        .route("/api/organizations/{org}", put(iam::update_org))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            authenticate_root,
-        ));
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/openapi.json", get(crate::openapi::document))
-        .merge(root_routes)
-        .nest("/api/{org}", org_routes)
+    let (router, document) = api().split_for_parts();
+    router
+        .layer(Extension(crate::openapi::Document::new(document)))
+        .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
@@ -108,7 +97,7 @@ pub fn router(state: Shared) -> Router {
 /// Authenticates every organization-scoped request before its body or query is read, so that
 /// an unauthenticated client learns nothing but 401; handlers receive the [`Caller`].
 async fn authenticate_org_caller(
-    State(state): State<Shared>,
+    Extension(state): Extension<Shared>,
     Path(params): Path<HashMap<String, String>>,
     mut request: Request,
     next: Next,
@@ -124,7 +113,11 @@ async fn authenticate_org_caller(
 }
 
 /// Lets only the root user through to the routes outside any organization.
-async fn authenticate_root(State(state): State<Shared>, request: Request, next: Next) -> Response {
+async fn authenticate_root(
+    Extension(state): Extension<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
     let caller = state
         .authenticator
         .authenticate_root(state.meta.as_ref(), request.headers())
@@ -137,7 +130,7 @@ async fn authenticate_root(State(state): State<Shared>, request: Request, next: 
 
 impl AppState {
     /// 403 unless `caller` may do `verb` on action scripts: on the one with id `object`, or
-    /// on the kind as a whole (listing, creating).
+    /// on the kind as a whole (listing, creating). A malformed id is 404, as in OpenObserve.
     pub async fn require_on_actions(
         &self,
         org: &str,
@@ -145,6 +138,9 @@ impl AppState {
         verb: Verb,
         object: Option<&str>,
     ) -> ApiResult<()> {
+        if let Some(id) = object.filter(|id| uuid::Uuid::try_parse(id).is_err()) {
+            return Err(ApiError::not_found(format!("action {id}")));
+        }
         require(
             self.meta.as_ref(),
             org,

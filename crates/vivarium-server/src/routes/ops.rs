@@ -1,8 +1,12 @@
-//! Health, readiness and metrics, for load balancers and Prometheus.
+//! Health, readiness and metrics, for load balancers and Prometheus, and the `GET /config`
+//! OpenObserve's UI reads.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Shared;
 
@@ -66,4 +70,32 @@ pub async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+/// What `GET /config` tells a UI about this service, as OpenObserve's does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceConfig {
+    /// Always true: this service runs actions (O2's UI shows its action pages when set).
+    actions_enabled: bool,
+    /// This service's version.
+    version: &'static str,
+}
+
+/// `GET /config`: tells OpenObserve's UI that actions are enabled.
+#[utoipa::path(
+    get,
+    path = "/config",
+    tag = "operations",
+    operation_id = "service_config",
+    summary = "What this service offers a UI",
+    security(),
+    responses(
+        (status = 200, description = "Actions are enabled, and the service's version", body = ServiceConfig),
+    ),
+)]
+pub async fn config() -> Json<ServiceConfig> {
+    Json(ServiceConfig {
+        actions_enabled: true,
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }

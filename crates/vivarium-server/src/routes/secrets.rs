@@ -5,13 +5,12 @@
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use vivarium_auth::{SecretPlace, Verb};
-use vivarium_store::SecretRecord;
+use vivarium_store::{SecretInfo, SecretRecord};
 
 use super::Shared;
-use super::actions::find;
-use crate::error::{ApiError, ApiResult};
+use super::answers::{DataList, StatusMessage};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
 use crate::identity::{Caller, require_admin};
@@ -44,17 +43,16 @@ impl std::fmt::Debug for SecretValue {
         ("org" = String, Path, description = "The organization"),
     ),
     responses(
-        (status = 200, description = "The names and times of the organization's secrets, by name (never their values)", body = crate::openapi::SecretList),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The names and times of the organization's secrets, by name (never their values)", body = DataList<SecretInfo>),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
     ),
 )]
 pub async fn list_org(
     State(state): State<Shared>,
     Path(org): Path<String>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataList<SecretInfo>>> {
     require_admin(&caller)?;
     list(&state, &org, "").await
 }
@@ -73,14 +71,11 @@ pub async fn list_org(
     ),
     request_body = SecretValue,
     responses(
-        (status = 200, description = "The secret is stored, sealed", body = crate::openapi::StatusMessage),
-        (status = 400, description = "An invalid name, or an empty, oversized (over 64 KiB) or NUL-holding value", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON lacks value, has unknown fields, or value is not a string", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The secret is stored, sealed", body = StatusMessage),
+        (status = 400, description = "An invalid name, or an empty, oversized (over 64 KiB) or NUL-holding value", body = ErrorBody),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 422, description = "The JSON lacks value, has unknown fields, or value is not a string", body = ErrorBody),
     ),
 )]
 pub async fn put_org(
@@ -88,7 +83,7 @@ pub async fn put_org(
     Path((org, name)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<SecretValue>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
     put(&state, &org, "", &name, &body).await
 }
@@ -105,17 +100,16 @@ pub async fn put_org(
         ("name" = String, Path, description = "The secret's name"),
     ),
     responses(
-        (status = 200, description = "The secret is deleted", body = crate::openapi::StatusMessage),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller does not administer the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or secret", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The secret is deleted", body = StatusMessage),
+        (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or secret", body = ErrorBody),
     ),
 )]
 pub async fn delete_org(
     State(state): State<Shared>,
     Path((org, name)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
     delete(&state, &org, "", &name).await
 }
@@ -132,21 +126,20 @@ pub async fn delete_org(
         ("id" = String, Path, description = "The action's id"),
     ),
     responses(
-        (status = 200, description = "The names and times of the action's own secrets, by name (never their values; the organization's are listed at /api/{org}/secrets)", body = crate::openapi::SecretList),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The names and times of the action's own secrets, by name (never their values; the organization's are listed at /api/{org}/secrets)", body = DataList<SecretInfo>),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
     ),
 )]
 pub async fn list_action(
     State(state): State<Shared>,
     Path((org, id)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataList<SecretInfo>>> {
     state
         .require_on_actions(&org, &caller, Verb::Get, Some(&id))
         .await?;
-    find(&state, &org, &id).await?;
+    state.catalog.find(&org, &id).await?;
     list(&state, &org, &id).await
 }
 
@@ -165,14 +158,11 @@ pub async fn list_action(
     ),
     request_body = SecretValue,
     responses(
-        (status = 200, description = "The secret is stored, sealed", body = crate::openapi::StatusMessage),
-        (status = 400, description = "An invalid name, or an empty, oversized (over 64 KiB) or NUL-holding value", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON lacks value, has unknown fields, or value is not a string", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The secret is stored, sealed", body = StatusMessage),
+        (status = 400, description = "An invalid name, or an empty, oversized (over 64 KiB) or NUL-holding value", body = ErrorBody),
+        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
+        (status = 422, description = "The JSON lacks value, has unknown fields, or value is not a string", body = ErrorBody),
     ),
 )]
 pub async fn put_action(
@@ -180,11 +170,11 @@ pub async fn put_action(
     Path((org, id, name)): Path<(String, String, String)>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<SecretValue>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     state
         .require_on_actions(&org, &caller, Verb::Put, Some(&id))
         .await?;
-    find(&state, &org, &id).await?;
+    state.catalog.find(&org, &id).await?;
     put(&state, &org, &id, &name, &body).await
 }
 
@@ -201,28 +191,27 @@ pub async fn put_action(
         ("name" = String, Path, description = "The secret's name"),
     ),
     responses(
-        (status = 200, description = "The secret is deleted", body = crate::openapi::StatusMessage),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization, action or secret", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The secret is deleted", body = StatusMessage),
+        (status = 403, description = "The caller lacks PUT on the action, or is no member of the organization", body = ErrorBody),
+        (status = 404, description = "No such organization, action or secret", body = ErrorBody),
     ),
 )]
 pub async fn delete_action(
     State(state): State<Shared>,
     Path((org, id, name)): Path<(String, String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     state
         .require_on_actions(&org, &caller, Verb::Put, Some(&id))
         .await?;
-    find(&state, &org, &id).await?;
+    state.catalog.find(&org, &id).await?;
     delete(&state, &org, &id, &name).await
 }
 
 /// The secrets of `org` (`action_id` empty) or of one of its actions, as listed.
-async fn list(state: &Shared, org: &str, action_id: &str) -> ApiResult<Json<Value>> {
-    let secrets = state.meta.list_secrets(org, action_id).await?;
-    Ok(Json(json!({ "data": secrets })))
+async fn list(state: &Shared, org: &str, action_id: &str) -> ApiResult<Json<DataList<SecretInfo>>> {
+    let data = state.meta.list_secrets(org, action_id).await?;
+    Ok(Json(DataList { data }))
 }
 
 /// Checks, seals and stores a secret at its place.
@@ -232,7 +221,7 @@ async fn put(
     action_id: &str,
     name: &str,
     body: &SecretValue,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StatusMessage>> {
     check_name(name)?;
     check_value(&body.value)?;
     let place = SecretPlace {
@@ -257,14 +246,19 @@ async fn put(
         })
         .await?;
     tracing::info!(%org, action = %action_id, %name, "secret saved");
-    Ok(Json(json!({ "code": 200, "message": "Secret saved" })))
+    Ok(Json(StatusMessage::done("Secret saved")))
 }
 
 /// Deletes a secret; 404 when there is none at that place.
-async fn delete(state: &Shared, org: &str, action_id: &str, name: &str) -> ApiResult<Json<Value>> {
+async fn delete(
+    state: &Shared,
+    org: &str,
+    action_id: &str,
+    name: &str,
+) -> ApiResult<Json<StatusMessage>> {
     if !state.meta.delete_secret(org, action_id, name).await? {
         return Err(ApiError::not_found(format!("secret {name}")));
     }
     tracing::info!(%org, action = %action_id, %name, "secret deleted");
-    Ok(Json(json!({ "code": 200, "message": "Secret deleted" })))
+    Ok(Json(StatusMessage::done("Secret deleted")))
 }

@@ -1,25 +1,27 @@
 //! Triggers (manual test runs, the alert engine, Logs-page transforms) and the run history.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use vivarium_auth::Verb;
-use vivarium_sandbox::{Input, ResultShape};
-use vivarium_store::{Action, Page, Run, Trigger};
+use vivarium_sandbox::{ActionError, Input, LogLine, ResultShape};
+use vivarium_store::{Action, Page, Refusal, Run, RunOutcome, Trigger};
 
 use super::Shared;
-use super::actions::find;
-use crate::error::{ApiError, ApiResult};
-use crate::executor::{PERMISSION_DENIED, RunReport, RunRequest};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::executor::{RunReport, RunRequest};
 use crate::extract::ApiJson;
 use crate::identity::Caller;
 
 /// The body of a manual run.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TestRun {
+    /// The records `main` receives.
     inputs: Vec<Value>,
 }
 
@@ -37,15 +39,11 @@ pub struct TestRun {
     ),
     request_body = TestRun,
     responses(
-        (status = 200, description = "The run finished, whatever its outcome: result, error, logs and resource use", body = crate::openapi::RunAnswer),
-        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON lacks inputs, or it is not an array", body = crate::openapi::ErrorBody),
-        (status = 429, response = crate::openapi::TooManyRuns),
+        (status = 200, description = "The run finished, whatever its outcome: result, error, logs and resource use", body = RunAnswer),
+        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = ErrorBody),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = RunFailureBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
+        (status = 422, description = "The JSON lacks inputs, or it is not an array", body = ErrorBody),
     ),
 )]
 pub async fn test_run(
@@ -54,33 +52,30 @@ pub async fn test_run(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TestRun>,
 ) -> ApiResult<Response> {
-    let input = Input::Data(Value::Array(body.inputs));
     let action = runnable(&state, &org, &id, &caller).await?;
-    let report = state
-        .executor
-        .run(RunRequest {
-            action,
-            trigger: Trigger::Manual,
-            trace_id: None,
-            input,
-            shape: ResultShape::Records,
-        })
-        .await?;
-    Ok(answer(&report, full_answer(&report)))
+    let report = run(&state, action, Trigger::Manual, None, body.inputs).await?;
+    if let Some(refused) = RunFailureBody::refusal(&report) {
+        return Ok(refused.into_response());
+    }
+    Ok(Json(RunAnswer::of(report, true)).into_response())
 }
 
 /// The alert engine's body: the rendered template, where it came from, and a trace id.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AlertRun {
+    /// The rendered alert template: an object (one input) or an array (the inputs).
     inputs: Value,
+    /// Where the call came from (`Alerts`).
     #[serde(default)]
     trigger_source: Option<String>,
+    /// The alert's trace id, kept with the run.
     #[serde(default)]
     trace_id: Option<String>,
 }
 
 /// `POST /api/{org}/actions/{id}/alert`: the alert engine's entry. An object becomes
-/// `[object]`, an array is passed as is; the return value is ignored.
+/// `[object]`, an array is passed as is; the return value is ignored. A failing action
+/// answers 422, so that the alert's history shows the failure.
 #[utoipa::path(
     post,
     path = "/api/{org}/actions/{id}/alert",
@@ -93,15 +88,11 @@ pub struct AlertRun {
     ),
     request_body = AlertRun,
     responses(
-        (status = 200, description = "The run finished, whatever its outcome; the answer has no result", body = crate::openapi::RunAnswer),
-        (status = 400, description = "Malformed JSON, inputs neither an object nor an array, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The JSON lacks inputs, or has wrong types", body = crate::openapi::ErrorBody),
-        (status = 429, response = crate::openapi::TooManyRuns),
+        (status = 200, description = "The action succeeded; the answer has no result", body = RunAnswer),
+        (status = 400, description = "Malformed JSON, inputs neither an object nor an array, or the action could not be prepared to run", body = ErrorBody),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = RunFailureBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
+        (status = 422, description = "The action failed: the message names the outcome and the error, run_id and outcome identify the run; or the JSON lacks inputs, or has wrong types", body = RunFailureBody),
     ),
 )]
 pub async fn alert(
@@ -110,38 +101,81 @@ pub async fn alert(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<AlertRun>,
 ) -> ApiResult<Response> {
-    let inputs = match body.inputs {
-        Value::Array(items) => items,
-        object @ Value::Object(_) => vec![object],
-        _ => {
-            return Err(ApiError::bad_request(
-                "Message should be valid JSON for actions",
-            ));
-        }
-    };
     tracing::debug!(source = ?body.trigger_source, "alert trigger");
-    let input = Input::Data(Value::Array(inputs));
+    let inputs = alert_inputs(body.inputs)?;
     let action = runnable(&state, &org, &id, &caller).await?;
-    let report = state
-        .executor
-        .run(RunRequest {
-            action,
-            trigger: Trigger::Alert,
-            trace_id: body.trace_id,
-            input,
-            shape: ResultShape::Any,
-        })
-        .await?;
-    let mut answer_body = full_answer(&report);
-    if let Some(object) = answer_body.as_object_mut() {
-        object.remove("result");
+    let report = run(&state, action, Trigger::Alert, body.trace_id, inputs).await?;
+    Ok(alert_answer(report))
+}
+
+/// `POST /api/{org}/actions/{id}/webhook`: the entry for OpenObserve's webhook destination,
+/// which sends the rendered alert template itself as the body: an object becomes one input,
+/// an array the inputs. Answers as the alert entry does.
+#[utoipa::path(
+    post,
+    path = "/api/{org}/actions/{id}/webhook",
+    tag = "triggers",
+    operation_id = "webhook_action",
+    summary = "Run an action for a webhook alert destination",
+    params(
+        ("org" = String, Path, description = "The organization"),
+        ("id" = String, Path, description = "The action's id"),
+    ),
+    request_body(
+        description = "The rendered alert template, as JSON: an object or an array; any Content-Type",
+        content(
+            (Value = "application/json"),
+            (String = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The action succeeded; the answer has no result", body = RunAnswer),
+        (status = 400, description = "The body is not a JSON object or array, or the action could not be prepared to run", body = ErrorBody),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = RunFailureBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
+        (status = 422, description = "The action failed: the message names the outcome and the error, run_id and outcome identify the run", body = RunFailureBody),
+    ),
+)]
+pub async fn webhook(
+    State(state): State<Shared>,
+    Path((org, id)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let template: Value = serde_json::from_slice(&body).map_err(|_| not_json_for_actions())?;
+    let inputs = alert_inputs(template)?;
+    let action = runnable(&state, &org, &id, &caller).await?;
+    let report = run(&state, action, Trigger::Webhook, None, inputs).await?;
+    Ok(alert_answer(report))
+}
+
+/// The inputs of a rendered alert template: an object becomes `[object]`, an array is
+/// passed as is; anything else gets O2's message.
+fn alert_inputs(template: Value) -> ApiResult<Vec<Value>> {
+    match template {
+        Value::Array(items) => Ok(items),
+        object @ Value::Object(_) => Ok(vec![object]),
+        _ => Err(not_json_for_actions()),
     }
-    Ok(answer(&report, answer_body))
+}
+
+fn not_json_for_actions() -> ApiError {
+    ApiError::bad_request("Message should be valid JSON for actions")
+}
+
+/// What the alert engine (or a webhook destination) is answered: the run without its result
+/// when the action succeeded, else the failure with a non-2xx status.
+fn alert_answer(report: RunReport) -> Response {
+    match RunFailureBody::failure(&report) {
+        Some(failed) => failed.into_response(),
+        None => Json(RunAnswer::of(report, false)).into_response(),
+    }
 }
 
 /// The Logs page's body: the hits of the search.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TransformRun {
+    /// The hits of the search, as records.
     hits: Vec<Value>,
 }
 
@@ -159,15 +193,11 @@ pub struct TransformRun {
     ),
     request_body = TransformRun,
     responses(
-        (status = 200, description = "The action succeeded: the records it returned replace the hits", body = crate::openapi::TransformAnswer),
-        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = crate::openapi::RunError),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, description = "The action failed: the message names the outcome and the error, run_id and outcome identify the run; or the JSON lacks hits", body = crate::openapi::RunError),
-        (status = 429, response = crate::openapi::TooManyRuns),
+        (status = 200, description = "The action succeeded: the records it returned replace the hits", body = TransformAnswer),
+        (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = ErrorBody),
+        (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = RunFailureBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
+        (status = 422, description = "The action failed: the message names the outcome and the error, run_id and outcome identify the run; or the JSON lacks hits", body = RunFailureBody),
     ),
 )]
 pub async fn transform(
@@ -176,39 +206,41 @@ pub async fn transform(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TransformRun>,
 ) -> ApiResult<Response> {
-    let input = Input::Data(Value::Array(body.hits));
     let action = runnable(&state, &org, &id, &caller).await?;
-    let report = state
-        .executor
-        .run(RunRequest {
-            action,
-            trigger: Trigger::Logs,
-            trace_id: None,
-            input,
-            shape: ResultShape::Records,
-        })
-        .await?;
-    if report.run.succeeded() {
-        let body = json!({
-            "hits": report.result,
-            "run_id": report.run.id,
-            "outcome": report.run.outcome,
-            "logs": report.run.logs,
-        });
-        return Ok(Json(body).into_response());
+    let report = run(&state, action, Trigger::Logs, None, body.hits).await?;
+    if let Some(failed) = RunFailureBody::failure(&report) {
+        return Ok(failed.into_response());
     }
-    let status = if report.run.outcome == PERMISSION_DENIED {
-        StatusCode::FORBIDDEN
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let answer = TransformAnswer {
+        run_id: report.run.id,
+        outcome: report.run.outcome,
+        logs: report.run.logs,
+        hits: report.result.unwrap_or_default(),
     };
-    let message = format!(
-        "the action failed ({}): {}",
-        report.run.outcome,
-        report.run.error_message.clone().unwrap_or_default()
-    );
-    let body = json!({ "code": status.as_u16(), "message": message, "run_id": report.run.id, "outcome": report.run.outcome });
-    Ok((status, Json(body)).into_response())
+    Ok(Json(answer).into_response())
+}
+
+/// Runs `action` on `inputs` for `trigger`; a trigger that passes records expects records
+/// back, the others anything JSON.
+async fn run(
+    state: &Shared,
+    action: Action,
+    trigger: Trigger,
+    trace_id: Option<String>,
+    inputs: Vec<Value>,
+) -> ApiResult<RunReport> {
+    let shape = match trigger {
+        Trigger::Manual | Trigger::Logs => ResultShape::Records,
+        Trigger::Alert | Trigger::Webhook | Trigger::Schedule => ResultShape::Any,
+    };
+    let request = RunRequest {
+        action,
+        trigger,
+        trace_id,
+        input: Input::Data(Value::Array(inputs)),
+        shape,
+    };
+    Ok(state.executor.run(request).await?)
 }
 
 /// The action, once the caller is known to hold POST on it (running it is a POST).
@@ -216,40 +248,7 @@ async fn runnable(state: &Shared, org: &str, id: &str, caller: &Caller) -> ApiRe
     state
         .require_on_actions(org, caller, Verb::Post, Some(id))
         .await?;
-    find(state, org, id).await
-}
-
-fn full_answer(report: &RunReport) -> Value {
-    let run = &report.run;
-    json!({
-        "run_id": run.id,
-        "outcome": run.outcome,
-        "result": report.result,
-        "error": error_of(run),
-        "logs": run.logs,
-        "logs_truncated": run.logs_truncated,
-        "duration_ms": run.duration_ms,
-        "fuel_used": run.fuel_used,
-        "peak_memory_bytes": run.peak_memory_bytes,
-    })
-}
-
-/// 200 with the body, or 403 in the API's error shape (plus the run id) when the action's
-/// service account was refused.
-fn answer(report: &RunReport, body: Value) -> Response {
-    if report.run.outcome != PERMISSION_DENIED {
-        return Json(body).into_response();
-    }
-    let message = report.run.error_message.clone().unwrap_or_default();
-    let body = json!({ "code": 403, "message": message, "run_id": report.run.id, "outcome": PERMISSION_DENIED });
-    (StatusCode::FORBIDDEN, Json(body)).into_response()
-}
-
-fn error_of(run: &Run) -> Value {
-    match (&run.error_type, &run.error_message) {
-        (None, None) => Value::Null,
-        (kind, message) => json!({ "type": kind, "message": message, "traceback": run.traceback }),
-    }
+    Ok(state.catalog.find(org, id).await?)
 }
 
 /// Paging of the run history: `?page=1&per_page=20` (at most 100 a page).
@@ -285,11 +284,10 @@ fn default_per_page() -> u32 {
         RunPaging,
     ),
     responses(
-        (status = 200, description = "One page of the run history, newest first", body = crate::openapi::RunPage),
-        (status = 400, description = "Invalid paging: page starts at 1 and per_page is between 1 and 100", body = crate::openapi::ErrorBody),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or action", body = crate::openapi::ErrorBody),
+        (status = 200, description = "One page of the run history, newest first", body = RunPage),
+        (status = 400, description = "Invalid paging: page starts at 1 and per_page is between 1 and 100", body = ErrorBody),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or action", body = ErrorBody),
     ),
 )]
 pub async fn list_runs(
@@ -297,7 +295,7 @@ pub async fn list_runs(
     Path((org, id)): Path<(String, String)>,
     Extension(caller): Extension<Caller>,
     paging: Result<Query<RunPaging>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunPage>> {
     let Query(paging) =
         paging.map_err(|e| ApiError::bad_request(format!("invalid paging: {}", e.body_text())))?;
     if paging.page == 0 || paging.per_page == 0 || paging.per_page > 100 {
@@ -308,16 +306,18 @@ pub async fn list_runs(
     state
         .require_on_actions(&org, &caller, Verb::Get, Some(&id))
         .await?;
-    find(&state, &org, &id).await?;
+    state.catalog.find(&org, &id).await?;
     let page = Page {
         offset: (paging.page - 1).saturating_mul(paging.per_page),
         limit: paging.per_page,
     };
     let (runs, total) = state.meta.list_runs(&org, &id, page).await?;
-    let runs: Vec<Value> = runs.iter().map(run_summary).collect();
-    Ok(Json(
-        json!({ "runs": runs, "total": total, "page": paging.page, "per_page": paging.per_page }),
-    ))
+    Ok(Json(RunPage {
+        runs: runs.into_iter().map(RunSummary::of).collect(),
+        total,
+        page: paging.page,
+        per_page: paging.per_page,
+    }))
 }
 
 /// `GET /api/{org}/actions/{id}/runs/{run_id}`: one run with its logs and traceback.
@@ -333,17 +333,16 @@ pub async fn list_runs(
         ("run_id" = String, Path, description = "The run's id"),
     ),
     responses(
-        (status = 200, description = "The run with its logs and traceback", body = crate::openapi::RunDetails),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such organization or run", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The run with its logs and traceback", body = RunDetails),
+        (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = ErrorBody),
+        (status = 404, description = "No such organization or run", body = ErrorBody),
     ),
 )]
 pub async fn get_run(
     State(state): State<Shared>,
     Path((org, id, run_id)): Path<(String, String, String)>,
     Extension(caller): Extension<Caller>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunDetails>> {
     state
         .require_on_actions(&org, &caller, Verb::Get, Some(&id))
         .await?;
@@ -352,29 +351,221 @@ pub async fn get_run(
         .get_run(&org, &id, &run_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {run_id}")))?;
-    let mut body = run_summary(&run);
-    if let Some(object) = body.as_object_mut() {
-        object.insert("logs".into(), Value::Array(run.logs.clone()));
-        object.insert("traceback".into(), json!(run.traceback));
-    }
-    Ok(Json(body))
+    Ok(Json(RunDetails::of(run)))
 }
 
-fn run_summary(run: &Run) -> Value {
-    json!({
-        "id": run.id,
-        "action_id": run.action_id,
-        "trigger": run.trigger.as_str(),
-        "trace_id": run.trace_id,
-        "started_at": run.started_at,
-        "duration_ms": run.duration_ms,
-        "fuel_used": run.fuel_used,
-        "peak_memory_bytes": run.peak_memory_bytes,
-        "outcome": run.outcome,
-        "error_type": run.error_type,
-        "error_message": run.error_message,
-        "input_count": run.input_count,
-        "output_count": run.output_count,
-        "logs_truncated": run.logs_truncated,
+/// The answer of a run: its outcome, result, logs and resource use. The alert and webhook
+/// entries leave `result` out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunAnswer {
+    /// The recorded run's id.
+    run_id: String,
+    /// How the run ended.
+    outcome: RunOutcome,
+    /// What `main` returned (the records, for a manual run); null when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Option<Value>>,
+    /// What the action raised; null when it succeeded.
+    error: Option<ActionError>,
+    /// The run's log records.
+    logs: Vec<LogLine>,
+    /// Whether the logs were cut at the limit.
+    logs_truncated: bool,
+    /// How long the run took, in milliseconds.
+    duration_ms: f64,
+    /// Fuel consumed.
+    fuel_used: i64,
+    /// Largest linear memory reached, in bytes.
+    peak_memory_bytes: i64,
+}
+
+impl RunAnswer {
+    /// The answer of `report`, with `main`'s result when `with_result`.
+    fn of(report: RunReport, with_result: bool) -> Self {
+        let run = report.run;
+        Self {
+            error: error_of(&run),
+            result: with_result.then_some(report.result),
+            run_id: run.id,
+            outcome: run.outcome,
+            logs: run.logs,
+            logs_truncated: run.logs_truncated,
+            duration_ms: run.duration_ms,
+            fuel_used: run.fuel_used,
+            peak_memory_bytes: run.peak_memory_bytes,
+        }
+    }
+}
+
+/// What a failed run raised, as the run record keeps it.
+fn error_of(run: &Run) -> Option<ActionError> {
+    if run.error_type.is_none() && run.error_message.is_none() {
+        return None;
+    }
+    Some(ActionError {
+        type_name: run.error_type.clone().unwrap_or_default(),
+        message: run.error_message.clone().unwrap_or_default(),
+        traceback: run.traceback.clone(),
     })
+}
+
+/// A failure that concerns a recorded run: the error shape plus the run's id and outcome.
+/// A refusal of the caller (rather than of the action's service account) carries only
+/// `code` and `message`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunFailureBody {
+    /// The HTTP status of the answer.
+    code: u16,
+    /// What went wrong.
+    message: String,
+    /// The recorded run.
+    run_id: String,
+    /// How the run ended.
+    outcome: RunOutcome,
+}
+
+impl RunFailureBody {
+    /// 403 when the action's service account was refused; `None` for a run that ran.
+    fn refusal(report: &RunReport) -> Option<Self> {
+        let RunOutcome::Refused(Refusal::PermissionDenied) = report.run.outcome else {
+            return None;
+        };
+        Some(Self {
+            code: StatusCode::FORBIDDEN.as_u16(),
+            message: report.run.error_message.clone().unwrap_or_default(),
+            run_id: report.run.id.clone(),
+            outcome: report.run.outcome,
+        })
+    }
+
+    /// The refusal, or 422 naming the outcome and the error when the action failed; `None`
+    /// when it succeeded.
+    fn failure(report: &RunReport) -> Option<Self> {
+        if report.run.succeeded() {
+            return None;
+        }
+        Self::refusal(report).or_else(|| {
+            Some(Self {
+                code: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+                message: format!(
+                    "the action failed ({}): {}",
+                    report.run.outcome,
+                    report.run.error_message.clone().unwrap_or_default()
+                ),
+                run_id: report.run.id.clone(),
+                outcome: report.run.outcome,
+            })
+        })
+    }
+}
+
+impl IntoResponse for RunFailureBody {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        (status, Json(self)).into_response()
+    }
+}
+
+/// The answer of a successful transform: the records the action returned replace the hits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransformAnswer {
+    /// The records the action returned.
+    hits: Value,
+    /// The recorded run's id.
+    run_id: String,
+    /// Always `ok`.
+    outcome: RunOutcome,
+    /// The run's log records.
+    logs: Vec<LogLine>,
+}
+
+/// A run as listed in the history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunSummary {
+    /// Its id (a UUID).
+    id: String,
+    /// The action that ran.
+    action_id: String,
+    /// What started it.
+    trigger: Trigger,
+    /// The caller's trace id (alerts send one).
+    trace_id: Option<String>,
+    /// When it started (µs since the epoch).
+    started_at: i64,
+    /// How long it took, in milliseconds.
+    duration_ms: f64,
+    /// Fuel consumed.
+    fuel_used: i64,
+    /// Largest linear memory reached, in bytes.
+    peak_memory_bytes: i64,
+    /// How it ended.
+    outcome: RunOutcome,
+    /// The error's type, when it failed.
+    error_type: Option<String>,
+    /// The error's message, when it failed.
+    error_message: Option<String>,
+    /// Records passed in.
+    input_count: i64,
+    /// Records returned, when it succeeded with a list.
+    output_count: Option<i64>,
+    /// Whether the logs were cut at the limit.
+    logs_truncated: bool,
+}
+
+impl RunSummary {
+    fn of(run: Run) -> Self {
+        Self {
+            id: run.id,
+            action_id: run.action_id,
+            trigger: run.trigger,
+            trace_id: run.trace_id,
+            started_at: run.started_at,
+            duration_ms: run.duration_ms,
+            fuel_used: run.fuel_used,
+            peak_memory_bytes: run.peak_memory_bytes,
+            outcome: run.outcome,
+            error_type: run.error_type,
+            error_message: run.error_message,
+            input_count: run.input_count,
+            output_count: run.output_count,
+            logs_truncated: run.logs_truncated,
+        }
+    }
+}
+
+/// One page of an action's run history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    /// The runs of this page.
+    runs: Vec<RunSummary>,
+    /// Runs in the whole history.
+    total: u64,
+    /// This page's number, from 1.
+    page: u32,
+    /// Runs per page.
+    per_page: u32,
+}
+
+/// One run with its logs and traceback.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetails {
+    /// The run as listed.
+    #[serde(flatten)]
+    summary: RunSummary,
+    /// The run's log records.
+    logs: Vec<LogLine>,
+    /// The user's frames, when the action raised.
+    traceback: Vec<String>,
+}
+
+impl RunDetails {
+    fn of(mut run: Run) -> Self {
+        let logs = std::mem::take(&mut run.logs);
+        let traceback = std::mem::take(&mut run.traceback);
+        Self {
+            summary: RunSummary::of(run),
+            logs,
+            traceback,
+        }
+    }
 }

@@ -3,10 +3,12 @@
 use sqlx::any::AnyRow;
 
 use super::SqlStore;
-use super::codec::{column, count, enum_column, flag, flag_value, json_column, to_json};
+use super::codec::{
+    column, count, flag, flag_value, from_wire_name, json_column, to_json, wire_name,
+};
 use super::errors::{WriteContext, backend, require_one};
 use crate::error::StoreError;
-use crate::model::{Action, ActionStatus, ExecutionKind};
+use crate::model::{Action, ActionStatus};
 
 /// The columns an [`Action`] is read from, as a `SELECT` list.
 macro_rules! action_columns {
@@ -38,7 +40,7 @@ pub(super) async fn insert(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(&action.org)
     .bind(&action.name)
     .bind(&action.description)
-    .bind(action.execution.as_str())
+    .bind(wire_name(&action.execution)?)
     .bind(action.cron_expr.as_deref())
     .bind(to_json(&action.environment_variables)?)
     .bind(&action.zip_file_name)
@@ -51,7 +53,7 @@ pub(super) async fn insert(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(action.updated_at)
     .bind(action.last_run_at)
     .bind(action.last_successful_at)
-    .bind(action.status.as_str())
+    .bind(wire_name(&action.status)?)
     .bind(flag_value(action.paused))
     .bind(action.next_run_at)
     .bind(action.dependency_lock.as_deref())
@@ -112,7 +114,7 @@ pub(super) async fn update(db: &SqlStore, action: &Action) -> Result<(), StoreEr
     .bind(&action.id)
     .bind(&action.name)
     .bind(&action.description)
-    .bind(action.execution.as_str())
+    .bind(wire_name(&action.execution)?)
     .bind(action.cron_expr.as_deref())
     .bind(to_json(&action.environment_variables)?)
     .bind(&action.zip_file_name)
@@ -142,7 +144,7 @@ pub(super) async fn set_status(
         sqlx::query("UPDATE actions SET status = $3, running_on = NULL WHERE org = $1 AND id = $2")
             .bind(org)
             .bind(id)
-            .bind(status.as_str())
+            .bind(wire_name(&status)?)
             .execute(db.pool())
             .await
             .map_err(backend("setting an action's status"))?;
@@ -160,7 +162,7 @@ pub(super) async fn mark_running(
         sqlx::query("UPDATE actions SET status = $3, running_on = $4 WHERE org = $1 AND id = $2")
             .bind(org)
             .bind(id)
-            .bind(ActionStatus::Running.as_str())
+            .bind(wire_name(&ActionStatus::Running)?)
             .bind(replica)
             .execute(db.pool())
             .await
@@ -171,8 +173,8 @@ pub(super) async fn mark_running(
 /// Moves every action still marked running to `status`; returns how many moved.
 pub(super) async fn reset_running(db: &SqlStore, status: ActionStatus) -> Result<u64, StoreError> {
     let done = sqlx::query("UPDATE actions SET status = $1, running_on = NULL WHERE status = $2")
-        .bind(status.as_str())
-        .bind(ActionStatus::Running.as_str())
+        .bind(wire_name(&status)?)
+        .bind(wire_name(&ActionStatus::Running)?)
         .execute(db.pool())
         .await
         .map_err(backend("resetting interrupted actions"))?;
@@ -253,7 +255,7 @@ fn action_from_row(row: &AnyRow) -> Result<Action, StoreError> {
         org: column(row, "org")?,
         name: column(row, "name")?,
         description: column(row, "description")?,
-        execution: enum_column(row, "execution", ExecutionKind::parse)?,
+        execution: from_wire_name(column(row, "execution")?)?,
         cron_expr: column(row, "cron_expr")?,
         environment_variables: json_column(row, "environment_variables")?,
         zip_file_name: column(row, "zip_file_name")?,
@@ -266,7 +268,7 @@ fn action_from_row(row: &AnyRow) -> Result<Action, StoreError> {
         updated_at: column(row, "updated_at")?,
         last_run_at: column(row, "last_run_at")?,
         last_successful_at: column(row, "last_successful_at")?,
-        status: enum_column(row, "status", ActionStatus::parse)?,
+        status: from_wire_name(column(row, "status")?)?,
         paused: flag(row, "paused")?,
         next_run_at: column(row, "next_run_at")?,
         dependency_lock: column(row, "dependency_lock")?,

@@ -35,17 +35,14 @@ pub(super) fn count(row: &AnyRow) -> Result<u64, StoreError> {
 /// A value's serde wire name (such as `"GET"` for a verb), which is what the database keeps,
 /// so stored rows read like the API.
 pub(super) fn wire_name<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => Ok(name),
-        Ok(other) => Err(StoreError::Backend(format!("{other} is not a wire name"))),
-        Err(err) => Err(StoreError::Backend(format!("encoding a wire name: {err}"))),
-    }
+    serde_plain::to_string(value)
+        .map_err(|err| StoreError::Backend(format!("encoding a wire name: {err}")))
 }
 
 /// The value whose serde wire name is `name`.
 pub(super) fn from_wire_name<T: DeserializeOwned>(name: String) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(name))
-        .map_err(|err| StoreError::Backend(format!("unknown stored value: {err}")))
+    serde_plain::from_str(&name)
+        .map_err(|err| StoreError::Backend(format!("unknown stored value {name:?}: {err}")))
 }
 
 /// A value as JSON text.
@@ -58,15 +55,4 @@ pub(super) fn json_column<T: DeserializeOwned>(row: &AnyRow, name: &str) -> Resu
     let text: String = column(row, name)?;
     serde_json::from_str(&text)
         .map_err(|err| StoreError::Backend(format!("column {name} holds bad JSON: {err}")))
-}
-
-/// A text column holding an enum's name, parsed by `parse`.
-pub(super) fn enum_column<T>(
-    row: &AnyRow,
-    name: &str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<T, StoreError> {
-    let text: String = column(row, name)?;
-    parse(&text)
-        .ok_or_else(|| StoreError::Backend(format!("column {name} holds unknown value {text:?}")))
 }

@@ -2,6 +2,7 @@
 //! stopped (crashed, killed, cut off) so its actions do not stay "running" forever.
 
 use super::SqlStore;
+use super::codec::wire_name;
 use super::errors::backend;
 use crate::error::StoreError;
 use crate::model::ActionStatus;
@@ -34,8 +35,8 @@ pub(super) async fn recover_silent(
          WHERE status = $2 AND running_on IS NOT NULL
            AND running_on NOT IN (SELECT id FROM replicas WHERE heartbeat_at >= $3)",
     )
-    .bind(status.as_str())
-    .bind(ActionStatus::Running.as_str())
+    .bind(wire_name(&status)?)
+    .bind(wire_name(&ActionStatus::Running)?)
     .bind(cutoff)
     .execute(&mut *tx)
     .await

@@ -5,10 +5,12 @@ use sqlx::any::AnyRow;
 
 use super::SqlStore;
 use super::actions::not_found;
-use super::codec::{column, count, enum_column, flag, flag_value, json_column, to_json};
+use super::codec::{
+    column, count, flag, flag_value, from_wire_name, json_column, to_json, wire_name,
+};
 use super::errors::{WriteContext, backend, require_one};
 use crate::error::StoreError;
-use crate::model::{ActionStatus, Page, Run, Trigger};
+use crate::model::{ActionStatus, Page, Run};
 
 /// The columns a [`Run`] is read from, as a `SELECT` list.
 macro_rules! run_columns {
@@ -46,7 +48,7 @@ pub(super) async fn record(
         .bind(&run.action_id)
         .bind(run.started_at)
         .bind(flag_value(run.succeeded()))
-        .bind(status.as_str())
+        .bind(wire_name(&status)?)
         .execute(&mut *tx)
         .await
         .map_err(backend("recording a run"))?;
@@ -74,13 +76,13 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     .bind(&run.id)
     .bind(&run.org)
     .bind(&run.action_id)
-    .bind(run.trigger.as_str())
+    .bind(wire_name(&run.trigger)?)
     .bind(run.trace_id.as_deref())
     .bind(run.started_at)
     .bind(run.duration_ms)
     .bind(run.fuel_used)
     .bind(run.peak_memory_bytes)
-    .bind(&run.outcome)
+    .bind(wire_name(&run.outcome)?)
     .bind(run.error_type.as_deref())
     .bind(run.error_message.as_deref())
     .bind(to_json(&run.traceback)?)
@@ -155,13 +157,13 @@ fn run_from_row(row: &AnyRow) -> Result<Run, StoreError> {
         id: column(row, "id")?,
         org: column(row, "org")?,
         action_id: column(row, "action_id")?,
-        trigger: enum_column(row, "trigger_kind", Trigger::parse)?,
+        trigger: from_wire_name(column(row, "trigger_kind")?)?,
         trace_id: column(row, "trace_id")?,
         started_at: column(row, "started_at")?,
         duration_ms: column(row, "duration_ms")?,
         fuel_used: column(row, "fuel_used")?,
         peak_memory_bytes: column(row, "peak_memory_bytes")?,
-        outcome: column(row, "outcome")?,
+        outcome: from_wire_name(column(row, "outcome")?)?,
         error_type: column(row, "error_type")?,
         error_message: column(row, "error_message")?,
         traceback: json_column(row, "traceback")?,

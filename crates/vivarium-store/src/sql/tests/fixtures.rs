@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use vivarium_auth::{Grant, ObjectScope, ResourceKind, Sealed, Verb};
+use vivarium_sandbox::{LogLine, OutcomeKind};
 
 use crate::{
     Action, ActionStatus, ExecutionKind, MetadataStore, Run, SecretRecord, ServiceAccount, Trigger,
@@ -117,13 +118,14 @@ pub(crate) fn run(org: &str, action_id: &str, id: &str, started_at: i64) -> Run 
         duration_ms: 12.5,
         fuel_used: 812_000_000,
         peak_memory_bytes: 33_554_432,
-        outcome: "ok".to_string(),
+        outcome: OutcomeKind::Ok.into(),
         error_type: None,
         error_message: None,
         traceback: Vec::new(),
-        logs: vec![
-            serde_json::json!({"level": "INFO", "logger": "action", "message": "started", "time": 1.5}),
-        ],
+        logs: vec![LogLine {
+            time: Some("2026-12-02T10:00:00Z".to_string()),
+            ..LogLine::host("INFO", "started".to_string())
+        }],
         logs_truncated: false,
         input_count: 3,
         output_count: Some(2),
@@ -135,16 +137,18 @@ pub(crate) fn failed_run(org: &str, action_id: &str, id: &str, started_at: i64) 
     Run {
         trigger: Trigger::Alert,
         trace_id: Some("trace-7f3a".to_string()),
-        outcome: "script_error".to_string(),
+        outcome: OutcomeKind::ScriptError.into(),
         error_type: Some("ValueError".to_string()),
         error_message: Some("bad record: {\"k\": 1}".to_string()),
         traceback: vec![
             "File \"main.py\", line 3, in main".to_string(),
             "ValueError".to_string(),
         ],
-        logs: vec![
-            serde_json::json!({"level": "ERROR", "logger": "root", "message": "boom", "exc": "ValueError"}),
-        ],
+        logs: vec![LogLine {
+            logger: "root".to_string(),
+            exc: Some("ValueError".to_string()),
+            ..LogLine::host("ERROR", "boom".to_string())
+        }],
         logs_truncated: true,
         output_count: None,
         ..run(org, action_id, id, started_at)
