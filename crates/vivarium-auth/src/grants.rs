@@ -96,6 +96,21 @@ pub enum GrantError {
     /// The object id is empty or too long.
     #[error("the object id must be 1 to 128 characters")]
     BadObjectId,
+    /// An OpenObserve-form object that is not `<kind>:_all_<org>` or `<kind>:<id>`.
+    #[error(
+        "the object {0:?} is not one OpenObserve's role editor writes: give \"action_scripts:_all_<org>\" for every action or \"action_scripts:<id>\" for one"
+    )]
+    BadO2Object(String),
+    /// An OpenObserve-form object naming every object of another organization.
+    #[error(
+        "the object {object:?} names organization {named:?}; a role grants only in its own organization"
+    )]
+    OtherOrganization {
+        /// The object as written.
+        object: String,
+        /// The organization it names.
+        named: String,
+    },
 }
 
 impl Grant {

@@ -7,11 +7,13 @@
 
 mod credentials;
 mod grants;
+mod o2_grants;
 mod sealing;
 mod secrets;
 
 pub use credentials::{Credentials, parse_basic_auth};
 pub use grants::{Grant, GrantError, ObjectScope, ResourceKind, Verb, allows};
+pub use o2_grants::{GrantForm, O2Grant, O2Permission};
 pub use sealing::{KeyError, Keyring, SECRET_KEY_BYTES, SealError, Sealed, SecretKey, SecretPlace};
 pub use secrets::{
     PasswordError, TokenHash, generate_password, generate_token, hash_password, hash_token,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vivarium_auth::{Grant, Sealed};
+use vivarium_auth::{GrantForm, Sealed};
 use vivarium_sandbox::{LogLine, OutcomeKind};
 
 /// An organization: the unit of tenancy. Nothing crosses from one to another.
@@ -74,8 +74,9 @@ pub struct ServiceAccount {
 pub struct Role {
     /// Name, unique within the organization.
     pub name: String,
-    /// What the role allows, sorted.
-    pub permissions: Vec<Grant>,
+    /// What the role allows, sorted, each in the form it was granted in (Vivarium's or
+    /// OpenObserve's).
+    pub permissions: Vec<GrantForm>,
     /// Emails of the users and service accounts holding it, sorted.
     pub principals: Vec<String>,
     /// When it was created.
@@ -85,12 +86,12 @@ pub struct Role {
 /// One atomic change to a role.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoleChange {
-    /// Grants to add (already present ones are kept once).
+    /// Grants to add, in either form (already present ones are kept once).
     #[serde(default)]
-    pub add: Vec<Grant>,
-    /// Grants to remove (absent ones are ignored).
+    pub add: Vec<GrantForm>,
+    /// Grants to remove, in the form they were granted in (absent ones are ignored).
     #[serde(default)]
-    pub remove: Vec<Grant>,
+    pub remove: Vec<GrantForm>,
     /// Emails to assign the role to.
     #[serde(default)]
     pub add_users: Vec<String>,

@@ -594,7 +594,9 @@ pub async fn get_role(
 }
 
 /// `PUT /api/{org}/roles/{role}` (administrators): grants and revokes permissions, assigns
-/// and unassigns users and service accounts, all at once.
+/// and unassigns users and service accounts, all at once. Grants come in Vivarium's form
+/// (`{"resource", "object", "verb"}`) or OpenObserve's role editor's (`{"object":
+/// "action_scripts:_all_<org>", "permission": "AllowAll"}`), and read back as they came.
 #[utoipa::path(
     put,
     path = "/api/{org}/roles/{role}",
@@ -608,7 +610,7 @@ pub async fn get_role(
     request_body = RoleChange,
     responses(
         (status = 200, description = "The role as it now is", body = Role),
-        (status = 400, description = "Malformed JSON; a meaningless grant (LIST on one object, a bad object id); or an email that is neither a member nor a service account of the organization", body = ErrorBody),
+        (status = 400, description = "Malformed JSON; a meaningless grant (LIST on one object, a bad object id, an OpenObserve object of another organization or of an unknown kind); or an email that is neither a member nor a service account of the organization", body = ErrorBody),
         (status = 403, description = "The caller does not administer the organization", body = ErrorBody),
         (status = 404, description = "No such organization or role", body = ErrorBody),
         (status = 422, description = "The JSON names an unknown resource or verb, or has wrong types", body = ErrorBody),
@@ -626,9 +628,8 @@ pub async fn update_role(
             .iter_mut()
             .for_each(|email| *email = email.trim().to_lowercase());
     }
-    for grant in change.add.iter() {
-        grant
-            .validate()
+    for form in change.add.iter().chain(&change.remove) {
+        form.grants(&org)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     for email in &change.add_users {

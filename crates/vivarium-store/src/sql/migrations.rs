@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0003_replicas", REPLICAS),
     ("0004_allowed_hosts", ALLOWED_HOSTS),
     ("0005_secrets", SECRETS),
+    ("0006_grant_forms", GRANT_FORMS),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -252,4 +253,24 @@ const SECRETS: &[&str] = &[
         PRIMARY KEY (org, action_id, name)
     )",
     "ALTER TABLE orgs ADD COLUMN origin_cluster_url TEXT",
+];
+
+/// Each grant row remembers the form it was granted in (`vivarium`, or the OpenObserve
+/// permission it came from, such as `AllowAll`), so that a role reads back as it was
+/// written; the same verb may then be held through two forms.
+const GRANT_FORMS: &[&str] = &[
+    "CREATE TABLE role_grants_by_form (
+        org TEXT NOT NULL,
+        role TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        object TEXT NOT NULL,
+        verb TEXT NOT NULL,
+        form TEXT NOT NULL,
+        PRIMARY KEY (org, role, resource, object, verb, form),
+        FOREIGN KEY (org, role) REFERENCES roles (org, name) ON DELETE CASCADE
+    )",
+    "INSERT INTO role_grants_by_form (org, role, resource, object, verb, form)
+        SELECT org, role, resource, object, verb, 'vivarium' FROM role_grants",
+    "DROP TABLE role_grants",
+    "ALTER TABLE role_grants_by_form RENAME TO role_grants",
 ];

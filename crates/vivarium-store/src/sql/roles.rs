@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use vivarium_auth::Grant;
+use vivarium_auth::{Grant, GrantForm, O2Grant, O2Permission};
 
 use super::SqlStore;
 use super::codec::{column, from_wire_name, wire_name};
@@ -78,14 +78,14 @@ pub(super) async fn update(
     if !exists(&mut tx, org, name).await? {
         return Err(StoreError::NotFound(not_found(org, name)));
     }
-    for grant in &change.add {
-        write_grant(&mut tx, ADD_GRANT, org, name, grant).await?;
+    for form in &change.add {
+        write_grant(&mut tx, ADD_GRANT, org, name, form).await?;
     }
     for email in &change.add_users {
         write_principal(&mut tx, ADD_PRINCIPAL, org, name, email).await?;
     }
-    for grant in &change.remove {
-        write_grant(&mut tx, REMOVE_GRANT, org, name, grant).await?;
+    for form in &change.remove {
+        write_grant(&mut tx, REMOVE_GRANT, org, name, form).await?;
     }
     for email in &change.remove_users {
         write_principal(&mut tx, REMOVE_PRINCIPAL, org, name, email).await?;
@@ -135,14 +135,19 @@ pub(super) async fn unassign_everywhere(
     Ok(())
 }
 
-/// Adds a grant to a role, keeping one copy.
-const ADD_GRANT: &str =
-    "INSERT INTO role_grants (org, role, resource, object, verb) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (org, role, resource, object, verb) DO NOTHING";
+/// Adds a grant to a role, keeping one copy per form.
+const ADD_GRANT: &str = "INSERT INTO role_grants (org, role, resource, object, verb, form)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (org, role, resource, object, verb, form) DO NOTHING";
 
-/// Removes a grant from a role, if present.
+/// Removes a grant of one form from a role, if present.
 const REMOVE_GRANT: &str = "DELETE FROM role_grants
-     WHERE org = $1 AND role = $2 AND resource = $3 AND object = $4 AND verb = $5";
+     WHERE org = $1 AND role = $2 AND resource = $3 AND object = $4 AND verb = $5
+       AND form = $6";
+
+/// The `form` of a grant written in Vivarium's form; OpenObserve's keep their permission's
+/// name (`AllowGet`, ..., `AllowAll`).
+const VIVARIUM_FORM: &str = "vivarium";
 
 /// Assigns a role, keeping one assignment.
 const ADD_PRINCIPAL: &str = "INSERT INTO role_principals (org, role, email) VALUES ($1, $2, $3)
@@ -152,23 +157,34 @@ const ADD_PRINCIPAL: &str = "INSERT INTO role_principals (org, role, email) VALU
 const REMOVE_PRINCIPAL: &str =
     "DELETE FROM role_principals WHERE org = $1 AND role = $2 AND email = $3";
 
-/// Runs `statement` (one of the grant statements) for one grant of a role.
+/// Runs `statement` (one of the grant statements) for each grant `form` stands for, tagged
+/// with the form.
 async fn write_grant(
     conn: &mut AnyConnection,
     statement: &'static str,
     org: &str,
     role: &str,
-    grant: &Grant,
+    form: &GrantForm,
 ) -> Result<(), StoreError> {
-    sqlx::query(statement)
-        .bind(org)
-        .bind(role)
-        .bind(wire_name(&grant.resource)?)
-        .bind(wire_name(&grant.object)?)
-        .bind(wire_name(&grant.verb)?)
-        .execute(conn)
-        .await
-        .map_err(|err| role_gone(org, role, "changing a role's grants", err))?;
+    let grants = form.grants(org).map_err(|err| {
+        StoreError::Backend(format!("an unchecked grant reached the store: {err}"))
+    })?;
+    let tag = match form {
+        GrantForm::Vivarium(_) => VIVARIUM_FORM.to_string(),
+        GrantForm::OpenObserve(o2) => wire_name(&o2.permission)?,
+    };
+    for grant in grants {
+        sqlx::query(statement)
+            .bind(org)
+            .bind(role)
+            .bind(wire_name(&grant.resource)?)
+            .bind(wire_name(&grant.object)?)
+            .bind(wire_name(&grant.verb)?)
+            .bind(&tag)
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| role_gone(org, role, "changing a role's grants", err))?;
+    }
     Ok(())
 }
 
@@ -211,7 +227,7 @@ async fn load(
     let mut roles = load_bare(conn, org, name).await?;
     for row in fetch_for(conn, GRANTS_OF_ROLES, org, name).await? {
         if let Some(role) = roles.get_mut(&column::<String>(&row, "role")?) {
-            role.permissions.push(grant_from_row(&row)?);
+            role.permissions.push(form_from_row(org, &row)?);
         }
     }
     for row in fetch_for(conn, PRINCIPALS_OF_ROLES, org, name).await? {
@@ -252,7 +268,7 @@ async fn load_bare(
 }
 
 /// The grants of the roles of `org` (or of role `$2` only).
-const GRANTS_OF_ROLES: &str = "SELECT role, resource, object, verb FROM role_grants
+const GRANTS_OF_ROLES: &str = "SELECT role, resource, object, verb, form FROM role_grants
      WHERE org = $1 AND ($2 IS NULL OR role = $2)";
 
 /// The principals of the roles of `org` (or of role `$2` only).
@@ -290,6 +306,19 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
         object: from_wire_name(column(row, "object")?)?,
         verb: from_wire_name(column(row, "verb")?)?,
     })
+}
+
+/// A grant row of `org` in the form it was granted in: one grant in Vivarium's form, or the
+/// OpenObserve grant it is one verb of (the rows of one are folded when sorted).
+fn form_from_row(org: &str, row: &AnyRow) -> Result<GrantForm, StoreError> {
+    let grant = grant_from_row(row)?;
+    let form: String = column(row, "form")?;
+    if form == VIVARIUM_FORM {
+        return Ok(GrantForm::Vivarium(grant));
+    }
+    let permission: O2Permission = from_wire_name(form)?;
+    let o2 = O2Grant::new(org, grant.resource, &grant.object, permission);
+    Ok(GrantForm::OpenObserve(o2))
 }
 
 /// A failed write to a role's grants or principals: `NotFound` when the role went meanwhile

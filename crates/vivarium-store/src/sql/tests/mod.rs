@@ -26,6 +26,7 @@ on_every_backend! {
         role_updates_add_and_remove_in_one_change,
         concurrent_role_updates_all_apply,
         grants_of_unions_the_roles_of_a_principal,
+        openobserve_grants_read_back_as_written_and_grant_their_verbs,
         deleting_a_role_drops_its_grants_and_assignments,
         removing_a_member_drops_their_assignments_in_that_org,
         deleting_a_service_account_drops_its_assignments_in_that_org,

@@ -21,7 +21,7 @@ pub(crate) async fn reopening_keeps_data_and_applies_no_migration_twice(db: &Tes
         .unwrap();
     store.create_role(ACME, "ops", 5).await.unwrap();
     let change = RoleChange {
-        add: vec![grant(Verb::Get, ObjectScope::All)],
+        add: vec![grant(Verb::Get, ObjectScope::All).into()],
         add_users: vec!["amy@example.com".into()],
         ..RoleChange::default()
     };

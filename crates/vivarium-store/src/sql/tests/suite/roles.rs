@@ -1,14 +1,19 @@
 //! Roles, their grants and assignments.
 
-use vivarium_auth::{Grant, ObjectScope, ResourceKind, Verb};
+use vivarium_auth::{Grant, GrantForm, O2Grant, O2Permission, ObjectScope, ResourceKind, Verb};
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, account, grant, one, two_orgs, user};
 use crate::{MetadataStore, OrgRole, Role, RoleChange, StoreError};
 
+/// `grants` as granted in Vivarium's form.
+fn given(grants: &[Grant]) -> Vec<GrantForm> {
+    grants.iter().cloned().map(GrantForm::from).collect()
+}
+
 /// A change adding `grants` and assigning the role to `emails`.
 fn assign(grants: &[Grant], emails: &[&str]) -> RoleChange {
     RoleChange {
-        add: grants.to_vec(),
+        add: given(grants),
         add_users: emails.iter().map(|email| email.to_string()).collect(),
         ..RoleChange::default()
     }
@@ -84,13 +89,13 @@ pub(crate) async fn role_updates_are_sorted_and_deduplicated(store: &dyn Metadat
     two_orgs(store).await;
     store.create_role(ACME, "ops", 500).await.unwrap();
     let first = RoleChange {
-        add: vec![
+        add: given(&[
             grant(Verb::Put, ObjectScope::All),
             grant(Verb::Get, one("b")),
             grant(Verb::Get, one("a")),
             grant(Verb::Get, ObjectScope::All),
             grant(Verb::Get, ObjectScope::All),
-        ],
+        ]),
         add_users: vec![
             "zed@example.com".into(),
             "amy@example.com".into(),
@@ -101,12 +106,12 @@ pub(crate) async fn role_updates_are_sorted_and_deduplicated(store: &dyn Metadat
     let role = store.update_role(ACME, "ops", &first).await.unwrap();
     let expected = Role {
         name: "ops".into(),
-        permissions: vec![
+        permissions: given(&[
             grant(Verb::Get, ObjectScope::All),
             grant(Verb::Put, ObjectScope::All),
             grant(Verb::Get, one("a")),
             grant(Verb::Get, one("b")),
-        ],
+        ]),
         principals: vec!["amy@example.com".into(), "zed@example.com".into()],
         created_at: 500,
     };
@@ -136,19 +141,19 @@ pub(crate) async fn role_updates_add_and_remove_in_one_change(store: &dyn Metada
     store.update_role(ACME, "ops", &setup).await.unwrap();
 
     let change = RoleChange {
-        add: vec![streams.clone(), grant(Verb::Delete, one("x"))],
-        remove: vec![
+        add: given(&[streams.clone(), grant(Verb::Delete, one("x"))]),
+        remove: given(&[
             grant(Verb::Put, ObjectScope::All),
             grant(Verb::Post, ObjectScope::All),
             grant(Verb::Delete, one("x")),
-        ],
+        ]),
         add_users: vec!["bob@example.com".into()],
         remove_users: vec!["zed@example.com".into(), "nobody@example.com".into()],
     };
     let role = store.update_role(ACME, "ops", &change).await.unwrap();
     assert_eq!(
         role.permissions,
-        [grant(Verb::Get, ObjectScope::All), streams]
+        given(&[grant(Verb::Get, ObjectScope::All), streams])
     );
     assert_eq!(role.principals, ["amy@example.com", "bob@example.com"]);
     assert_eq!(store.get_role(ACME, "ops").await.unwrap(), Some(role));
@@ -344,5 +349,61 @@ pub(crate) async fn deleting_a_service_account_drops_its_assignments_in_that_org
     assert_eq!(
         store.grants_of(GLOBEX, "bot@example.com").await.unwrap(),
         [grant(Verb::Get, ObjectScope::All)]
+    );
+}
+
+pub(crate) async fn openobserve_grants_read_back_as_written_and_grant_their_verbs(
+    store: &dyn MetadataStore,
+) {
+    two_orgs(store).await;
+    store.create_role(ACME, "o2", 1).await.unwrap();
+    let all = GrantForm::OpenObserve(O2Grant {
+        object: format!("action_scripts:_all_{ACME}"),
+        permission: O2Permission::AllowAll,
+    });
+    let get_one = GrantForm::OpenObserve(O2Grant {
+        object: "action_scripts:a1".into(),
+        permission: O2Permission::AllowGet,
+    });
+    let vivarium_get = GrantForm::from(grant(Verb::Get, ObjectScope::All));
+    let change = RoleChange {
+        add: vec![all.clone(), get_one.clone(), vivarium_get.clone()],
+        add_users: vec!["amy@example.com".into()],
+        ..RoleChange::default()
+    };
+    let role = store.update_role(ACME, "o2", &change).await.unwrap();
+    let mut expected = vec![all.clone(), get_one.clone(), vivarium_get.clone()];
+    expected.sort();
+    assert_eq!(role.permissions, expected);
+    assert_eq!(store.get_role(ACME, "o2").await.unwrap(), Some(role));
+    let every_verb = [Verb::Get, Verb::Post, Verb::Put, Verb::Delete, Verb::List];
+    let mut verbs_on_all: Vec<Grant> = every_verb
+        .iter()
+        .map(|&verb| grant(verb, ObjectScope::All))
+        .chain([grant(Verb::Get, one("a1"))])
+        .collect();
+    verbs_on_all.sort();
+    assert_eq!(
+        store.grants_of(ACME, "amy@example.com").await.unwrap(),
+        verbs_on_all
+    );
+
+    let remove_all = RoleChange {
+        remove: vec![all],
+        ..RoleChange::default()
+    };
+    let role = store.update_role(ACME, "o2", &remove_all).await.unwrap();
+    let mut left = vec![get_one, vivarium_get];
+    left.sort();
+    assert_eq!(
+        role.permissions, left,
+        "the GET granted in Vivarium's form stays"
+    );
+    assert_eq!(
+        store.grants_of(ACME, "amy@example.com").await.unwrap(),
+        [
+            grant(Verb::Get, ObjectScope::All),
+            grant(Verb::Get, one("a1"))
+        ]
     );
 }
