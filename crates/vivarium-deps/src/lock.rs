@@ -43,7 +43,7 @@ pub struct LockedPackage {
 }
 
 /// A locked package that is not its project's newest release, and why.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct HeldBack {
     /// Normalized (PEP 503) distribution name.
     pub name: String,

@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vivarium_auth::Verb;
-use vivarium_deps::{Lock, LockedPackage};
+use vivarium_deps::{HeldBack, Lock, LockedPackage};
 use vivarium_store::{Action, ActionStatus, ExecutionKind};
 
 use super::Shared;
@@ -160,9 +160,11 @@ pub async fn upload(
                 .await?
         }
     };
+    let lock = lock_of(&action);
     Ok(Json(UploadAnswer {
-        uuid: action.id.clone(),
-        dependencies: dependencies(&action),
+        uuid: action.id,
+        dependencies: lock.packages,
+        held_back: lock.held_back,
     }))
 }
 
@@ -585,10 +587,13 @@ pub struct ActionDetails {
     next_run_at: Option<i64>,
     /// The locked pyproject.toml dependencies installed for its runs (empty when none).
     dependencies: Vec<LockedPackage>,
+    /// The locked packages that are not their project's newest release, and why.
+    held_back: Vec<HeldBack>,
 }
 
 impl ActionDetails {
     fn of(action: &Action) -> Self {
+        let lock = lock_of(action);
         Self {
             id: action.id.clone(),
             name: action.name.clone(),
@@ -611,7 +616,8 @@ impl ActionDetails {
             status: action.status,
             paused: action.paused,
             next_run_at: action.next_run_at,
-            dependencies: dependencies(action),
+            dependencies: lock.packages,
+            held_back: lock.held_back,
         }
     }
 }
@@ -700,6 +706,8 @@ pub struct UploadAnswer {
     uuid: String,
     /// The pyproject.toml dependencies resolved and installed for it (empty when none).
     dependencies: Vec<LockedPackage>,
+    /// The locked packages that are not their project's newest release, and why.
+    held_back: Vec<HeldBack>,
 }
 
 /// A stored action ZIP, sent as an attachment under its uploaded name.
@@ -739,12 +747,11 @@ pub struct BulkDeleteResult {
     err: Option<String>,
 }
 
-/// The locked packages of an action, as the API shows them (empty when it has none).
-fn dependencies(action: &Action) -> Vec<LockedPackage> {
+/// The lock of an action's dependencies, as the API shows it (empty when it has none).
+fn lock_of(action: &Action) -> Lock {
     action
         .dependency_lock
         .as_deref()
         .and_then(|lock| serde_json::from_str::<Lock>(lock).ok())
-        .map(|lock| lock.packages)
-        .unwrap_or_default()
+        .unwrap_or_else(|| Lock::new(Vec::new()))
 }
