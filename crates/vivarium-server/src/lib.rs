@@ -32,7 +32,7 @@ use vivarium_store::{BlobStore, MetadataStore};
 
 pub use config::ServerConfig;
 pub use error::ApiError;
-pub use startup::{RunningServer, start};
+pub use startup::{App, RunningServer, build, start};
 
 /// What every handler shares.
 pub struct AppState {

@@ -266,6 +266,30 @@ mod tests {
     }
 
     #[test]
+    fn the_document_is_valid_openapi_3_1_and_every_reference_resolves() {
+        let text = serde_json::to_string(&document()).expect("the document serializes");
+        let spec = oas3::from_json(text).expect("the document parses as OpenAPI 3.1");
+        spec.validate_version().expect("a supported OpenAPI version");
+        let mut operations = 0;
+        for (path, method, operation) in spec.operations() {
+            operation
+                .request_body(&spec)
+                .unwrap_or_else(|e| panic!("{method} {path}: its request body: {e}"));
+            operation
+                .parameters(&spec)
+                .unwrap_or_else(|e| panic!("{method} {path}: its parameters: {e}"));
+            let declared = operation.responses.as_ref().map_or(0, |r| r.len());
+            assert_eq!(
+                operation.responses(&spec).len(),
+                declared,
+                "{method} {path}: a response reference does not resolve"
+            );
+            operations += 1;
+        }
+        assert!(operations > 40, "only {operations} operations");
+    }
+
+    #[test]
     fn the_routes_o2_clients_call_are_documented() {
         let doc = document();
         let documented: BTreeSet<(String, String)> = operations(&doc)

@@ -1,5 +1,6 @@
 //! Starting and stopping the service: storage, the root user, the sandbox, the executor, the
-//! scheduler and the HTTP listener, and a graceful shutdown that lets running calls finish.
+//! scheduler and the HTTP listener ([`start`]; [`build`] does all but listening, for calling
+//! the router in-process), and a graceful shutdown that lets running calls finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use vivarium_auth::{generate_password, hash_password};
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::PrepareOptions;
 use vivarium_store::{
-    ActionStatus, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError, User,
+    ActionStatus, BlobLocation, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError,
+    User,
 };
 
 use crate::catalog::Catalog;
@@ -58,8 +60,88 @@ impl RunningServer {
     }
 }
 
+/// The service assembled without a listener: its router, and the tasks that run beside it
+/// (the scheduler and this replica's heartbeat) on the runtime that built it.
+pub struct App {
+    /// The HTTP API: serve it on a listener, or call it in-process.
+    pub router: axum::Router,
+    /// The root login created by this build, with its generated password (shown once).
+    pub generated_root: Option<(String, String)>,
+    replica: String,
+    blob_location: BlobLocation,
+    background: Background,
+}
+
+impl App {
+    /// Stops the scheduler, lets running calls finish (up to a minute), then stops the
+    /// heartbeat. The router still answers afterwards, but nothing runs on a schedule.
+    pub async fn shutdown(self) {
+        self.background.stop().await;
+    }
+}
+
+/// What runs beside the router: the scheduler, the executor's calls, this replica's heartbeat.
+struct Background {
+    executor: Arc<Executor>,
+    scheduler: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+}
+
+impl Background {
+    /// No new scheduled runs, running calls finish, then the heartbeat stops (so that other
+    /// replicas do not close this one's runs meanwhile).
+    async fn stop(self) {
+        self.scheduler.abort();
+        self.executor.drain(SHUTDOWN_GRACE).await;
+        self.heartbeat.abort();
+    }
+}
+
 /// Opens storage, prepares the sandbox, and starts serving on `config.listen`.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let listen = config.listen;
+    let app = build(config).await?;
+    let (listener, addr) = match bind(listen).await {
+        Ok(bound) => bound,
+        Err(error) => {
+            app.shutdown().await;
+            return Err(error);
+        }
+    };
+    let (router, background) = (app.router, app.background);
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await;
+        background.stop().await;
+        served
+    });
+    let (replica, blobs) = (app.replica, app.blob_location);
+    tracing::info!(%addr, %replica, %blobs, "vivarium is serving");
+    Ok(RunningServer {
+        addr,
+        generated_root: app.generated_root,
+        shutdown,
+        task,
+    })
+}
+
+/// A listener on `listen`, and the address it got (the real port when `listen` asked for 0).
+async fn bind(listen: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Opens storage, creates the root user on first use, prepares the sandbox, and starts the
+/// scheduler and the heartbeat: everything [`start`] does but listening. `config.listen` is
+/// not used.
+pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
     let limits = config
         .run_limits()
         .context("invalid run limits in the configuration")?;
@@ -142,10 +224,6 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         config.replica_timeout,
     ));
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let catalog = Catalog::new(
         meta.clone(),
         blobs.clone(),
@@ -163,25 +241,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         metrics,
         config,
     });
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let app = routes::router(state);
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await;
-        scheduler.abort();
-        executor.drain(SHUTDOWN_GRACE).await;
-        heartbeat.abort();
-        served
-    });
-    tracing::info!(%addr, %replica, blobs = %blob_location, "vivarium is serving");
-    Ok(RunningServer {
-        addr,
+    Ok(App {
+        router: routes::router(state),
         generated_root,
-        shutdown,
-        task,
+        replica,
+        blob_location,
+        background: Background {
+            executor,
+            scheduler,
+            heartbeat,
+        },
     })
 }
 

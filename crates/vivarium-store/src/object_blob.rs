@@ -176,31 +176,58 @@ mod tests {
     /// Tells S3 prefixes of one test process apart.
     static PREFIX_SEQ: AtomicU64 = AtomicU64::new(0);
 
-    /// Fresh, empty stores on every backend under test: a folder always, and a new prefix of
-    /// the bucket named by `VIVARIUM_TEST_S3_URL` when it is set (CI sets it, with a real
-    /// S3-compatible server; `VIVARIUM_TEST_REQUIRE_BACKENDS` makes its absence a failure).
-    async fn stores() -> Vec<(String, tempfile::TempDir, ObjectBlobStore)> {
-        let (dir, folder) = store();
-        let mut found = vec![("folder".to_string(), dir, folder)];
-        match std::env::var("VIVARIUM_TEST_S3_URL") {
-            Ok(base) if !base.is_empty() => {
-                let url = format!(
-                    "{}/run-{}-{}",
-                    base.trim_end_matches('/'),
-                    std::process::id(),
-                    PREFIX_SEQ.fetch_add(1, Ordering::Relaxed)
-                );
-                let location: BlobLocation = url.parse().unwrap();
-                let s3 = ObjectBlobStore::open(&location).await.unwrap();
-                found.push((url, tempfile::tempdir().unwrap(), s3));
-            }
-            _ => assert!(
-                std::env::var_os("VIVARIUM_TEST_REQUIRE_BACKENDS").is_none(),
-                "VIVARIUM_TEST_REQUIRE_BACKENDS is set but VIVARIUM_TEST_S3_URL is not"
-            ),
-        }
-        found
+    /// A fresh, empty store under a new prefix of the bucket `VIVARIUM_TEST_S3_URL` names;
+    /// fails the test, saying how to start a server, when it names none (the build reports
+    /// the S3 tests as ignored unless it does).
+    async fn s3_store() -> (String, ObjectBlobStore) {
+        let base = std::env::var("VIVARIUM_TEST_S3_URL")
+            .ok()
+            .filter(|base| !base.is_empty())
+            .unwrap_or_else(|| {
+                panic!("VIVARIUM_TEST_S3_URL is not set: run eval \"$(.ci/backends)\" first")
+            });
+        let url = format!(
+            "{}/run-{}-{}",
+            base.trim_end_matches('/'),
+            std::process::id(),
+            PREFIX_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let location: BlobLocation = url.parse().unwrap();
+        (url, ObjectBlobStore::open(&location).await.unwrap())
     }
+
+    /// Each of `tests` (an `async fn(backend: &str, store: &ObjectBlobStore)`) on a fresh
+    /// folder, and on a fresh S3 prefix (ignored in a build without S3 configured).
+    macro_rules! on_every_blob_backend {
+        ($($test:ident),* $(,)?) => {
+            mod folder {
+                $(
+                    #[tokio::test]
+                    async fn $test() {
+                        let (_dir, store) = super::store();
+                        super::$test("folder", &store).await;
+                    }
+                )*
+            }
+            mod s3 {
+                $(
+                    #[tokio::test]
+                    #[cfg_attr(not(vivarium_s3), ignore = "needs an S3-compatible server: run eval \"$(.ci/backends)\" first")]
+                    async fn $test() {
+                        let (url, store) = super::s3_store().await;
+                        super::$test(&url, &store).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    on_every_blob_backend!(
+        putting_the_same_blob_twice_is_not_an_error,
+        concurrent_puts_of_one_blob_from_two_stores_never_conflict,
+        missing_blobs_are_not_found_and_deleting_them_is_fine,
+        list_org_lists_only_that_org_sorted,
+    );
 
     /// Every file under `dir`, relative, sorted.
     fn files_under(dir: &FsPath) -> Vec<String> {
@@ -249,67 +276,57 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn putting_the_same_blob_twice_is_not_an_error() {
-        for (backend, _dir, store) in stores().await {
-            let key = BlobKey::action_zip("acme", "ab12");
-            store.put(&key, Bytes::from_static(b"same")).await.unwrap();
-            store.put(&key, Bytes::from_static(b"same")).await.unwrap();
-            assert_eq!(
-                store.get(&key).await.unwrap(),
-                Bytes::from_static(b"same"),
-                "{backend}"
-            );
-            assert_eq!(store.list_org("acme").await.unwrap(), [key], "{backend}");
-        }
+    async fn putting_the_same_blob_twice_is_not_an_error(backend: &str, store: &ObjectBlobStore) {
+        let key = BlobKey::action_zip("acme", "ab12");
+        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+        store.put(&key, Bytes::from_static(b"same")).await.unwrap();
+        assert_eq!(
+            store.get(&key).await.unwrap(),
+            Bytes::from_static(b"same"),
+            "{backend}"
+        );
+        assert_eq!(store.list_org("acme").await.unwrap(), [key], "{backend}");
     }
 
-    #[tokio::test]
-    async fn concurrent_puts_of_one_blob_from_two_stores_never_conflict() {
-        for (backend, _dir, store) in stores().await {
-            let twin = store.clone();
-            let key = BlobKey::wheel("acme", "cd34");
-            let bytes = Bytes::from(vec![7u8; 256 * 1024]);
-            let (first, second) = tokio::join!(
-                store.put(&key, bytes.clone()),
-                twin.put(&key, bytes.clone())
-            );
-            first.unwrap();
-            second.unwrap();
-            assert_eq!(store.get(&key).await.unwrap(), bytes, "{backend}");
-        }
+    async fn concurrent_puts_of_one_blob_from_two_stores_never_conflict(
+        backend: &str,
+        store: &ObjectBlobStore,
+    ) {
+        let twin = store.clone();
+        let key = BlobKey::wheel("acme", "cd34");
+        let bytes = Bytes::from(vec![7u8; 256 * 1024]);
+        let (first, second) = tokio::join!(
+            store.put(&key, bytes.clone()),
+            twin.put(&key, bytes.clone())
+        );
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), bytes, "{backend}");
     }
 
-    #[tokio::test]
-    async fn missing_blobs_are_not_found_and_deleting_them_is_fine() {
-        for (backend, _dir, store) in stores().await {
-            let key = BlobKey::action_zip("acme", "ab12");
-            let missing = store.get(&key).await;
-            assert!(
-                matches!(missing, Err(StoreError::NotFound(ref what)) if what.contains("orgs/acme/actions/ab12.zip")),
-                "{backend}: {missing:?}"
-            );
-            store.delete(&key).await.unwrap();
+    async fn missing_blobs_are_not_found_and_deleting_them_is_fine(
+        backend: &str,
+        store: &ObjectBlobStore,
+    ) {
+        let key = BlobKey::action_zip("acme", "ab12");
+        let missing = store.get(&key).await;
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(ref what)) if what.contains("orgs/acme/actions/ab12.zip")),
+            "{backend}: {missing:?}"
+        );
+        store.delete(&key).await.unwrap();
 
-            store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
-            store.delete(&key).await.unwrap();
-            assert!(
-                matches!(store.get(&key).await, Err(StoreError::NotFound(_))),
-                "{backend}"
-            );
-            store.delete(&key).await.unwrap();
-            assert_eq!(store.list_org("acme").await.unwrap(), [], "{backend}");
-        }
+        store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert!(
+            matches!(store.get(&key).await, Err(StoreError::NotFound(_))),
+            "{backend}"
+        );
+        store.delete(&key).await.unwrap();
+        assert_eq!(store.list_org("acme").await.unwrap(), [], "{backend}");
     }
 
-    #[tokio::test]
-    async fn list_org_lists_only_that_org_sorted() {
-        for (backend, _dir, store) in stores().await {
-            list_org_lists_only_that_org_sorted_on(&backend, &store).await;
-        }
-    }
-
-    async fn list_org_lists_only_that_org_sorted_on(backend: &str, store: &ObjectBlobStore) {
+    async fn list_org_lists_only_that_org_sorted(backend: &str, store: &ObjectBlobStore) {
         for (org, digest) in [
             ("acme", "ff"),
             ("acme", "01"),

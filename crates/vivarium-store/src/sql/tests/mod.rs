@@ -152,11 +152,12 @@ async fn sqlite_files_in_missing_folders_fail_with_the_url() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(vivarium_postgres),
+    ignore = "needs PostgreSQL: run eval \"$(.ci/backends)\" first"
+)]
 async fn postgres_authentication_failures_do_not_show_the_password() {
-    let Ok(server) = std::env::var("VIVARIUM_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let mut url = url::Url::parse(&server).unwrap();
+    let mut url = url::Url::parse(&harness::postgres_server()).unwrap();
     url.set_password(Some("wrong-secret-4711")).unwrap();
     let failed = SqlStore::connect(url.as_str()).await;
     let Err(StoreError::Backend(message)) = failed else {

@@ -2,19 +2,19 @@
 //! keep everything; the scheduler; crashes and failures leave nothing half-stored; a graceful
 //! shutdown lets running calls finish; configuration through the environment.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use common::server::{
-    Creds, Form, Options, ROOT_EMAIL, ROOT_PASSWORD, Server, data_dir, service_action, wait_for,
-    zip_main,
-};
-use common::zip_entries;
+use crate::common::api::Api;
+use crate::common::client::{Creds, ROOT_EMAIL, ROOT_PASSWORD};
+use crate::common::files::data_dir;
+use crate::common::forms::{Form, service_action};
+use crate::common::process::{Options, Server};
+use crate::common::wait_for;
+use crate::common::zips::{pseudo_random, zip_entries, zip_main};
 use serde_json::{Value, json};
 
 const ORG: &str = "default";
@@ -26,10 +26,7 @@ const SCHEDULED: &str =
 
 /// Gives the runner service account GET on every action script.
 fn add_runner(server: &Server) -> Creds {
-    let root = Creds::root();
-    let account = server.create_service_account(ORG, &root, RUNNER);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
-    account
+    server.create_runner(ORG, &Creds::root(), RUNNER)
 }
 
 /// Every file under `dir`, recursively (none when absent).
@@ -413,9 +410,7 @@ fn a_repeat_schedule_fires_and_stops_when_paused() {
     // Three periods later, no run started after the pause (a firing claimed just before it
     // may start a moment later).
     thread::sleep(Duration::from_secs(6));
-    wait_for(Duration::from_secs(30), "no run in progress", || {
-        (server.metrics().get("vivarium_runs_in_progress", &[]) == Some(0.0)).then_some(())
-    });
+    server.wait_for_runs_in_progress(0);
     let after_pause = scheduled_runs(&server);
     let late: Vec<&Value> = after_pause
         .iter()
@@ -669,9 +664,7 @@ fn sigterm_lets_a_running_call_finish() {
     let reply = thread::scope(|scope| {
         let (server_ref, root_ref, id_ref) = (&server, &root, &id);
         let call = scope.spawn(move || server_ref.test_run(ORG, root_ref, id_ref, &json!([])));
-        wait_for(Duration::from_secs(30), "the run to be in progress", || {
-            (server_ref.metrics().get("vivarium_runs_in_progress", &[]) == Some(1.0)).then_some(())
-        });
+        server_ref.wait_for_runs_in_progress(1);
         server_ref.sigterm();
         call.join().expect("the caller thread")
     });
@@ -711,8 +704,7 @@ fn the_per_organization_cap_leaves_other_organizations_running() {
     server
         .post("/api/organizations", &root, &json!({"name": "acme"}))
         .ok_json();
-    server.create_service_account("acme", &root, RUNNER);
-    server.create_role("acme", &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    server.create_runner("acme", &root, RUNNER);
     let sleeper = server.create_action(
         ORG,
         &root,
@@ -734,11 +726,7 @@ fn the_per_organization_cap_leaves_other_organizations_running() {
     let slow = thread::scope(|scope| {
         let (server_ref, root_ref, sleeper_ref) = (&server, &root, &sleeper);
         let slow = scope.spawn(move || server_ref.test_run(ORG, root_ref, sleeper_ref, &json!([])));
-        wait_for(
-            Duration::from_secs(30),
-            "the slow run to be in progress",
-            || (server.metrics().get("vivarium_runs_in_progress", &[]) == Some(1.0)).then_some(()),
-        );
+        server.wait_for_runs_in_progress(1);
         let refused = server.test_run(ORG, &root, &echo, &json!([{"n": 1}]));
         refused.expect_error(
             429,
@@ -786,9 +774,7 @@ fn a_crash_during_a_run_does_not_leave_the_action_running() {
         &root,
         "{\"inputs\": []}",
     );
-    wait_for(Duration::from_secs(30), "the run to be in progress", || {
-        (first.metrics().get("vivarium_runs_in_progress", &[]) == Some(1.0)).then_some(())
-    });
+    first.wait_for_runs_in_progress(1);
     assert_eq!(first.action(ORG, &id)["status"], json!("running"));
     first.kill();
     caller.join().expect("the caller thread");
@@ -982,17 +968,4 @@ fn environment_variables_configure_the_service() {
         json!("the action ran longer than its 3s time limit"),
         "{answer}"
     );
-}
-
-/// Incompressible bytes, reproducibly.
-fn pseudo_random(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }

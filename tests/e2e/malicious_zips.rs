@@ -1,12 +1,13 @@
 //! Hostile ZIP archives given to the real binary: each is refused with exit status 4 and a
 //! message naming the problem, before any Python runs and without writing outside the cache.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::{CACHE_DIR, IDENTITY_MAIN, Outcome, run_on, write_named, zip_entries};
+use crate::common::CACHE_DIR;
+use crate::common::cli::{Outcome, run_on};
+use crate::common::files::write_named;
+use crate::common::zips::{IDENTITY_MAIN, zip_entries};
 use serde_json::json;
 use zip::CompressionMethod;
 use zip::write::SimpleFileOptions;

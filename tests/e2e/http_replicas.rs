@@ -5,19 +5,24 @@
 //! stored data, the other keeps serving and closes the interrupted run.
 //!
 //! They need `VIVARIUM_TEST_POSTGRES_URL` and `VIVARIUM_TEST_S3_URL` (with the `AWS_*`
-//! variables of the S3 server); `.ci/backends` starts both servers and prints them. Without
-//! them these tests say so and pass, unless `VIVARIUM_TEST_REQUIRE_BACKENDS` is set (CI).
-
-mod common;
+//! variables of the S3 server); `.ci/backends` starts both servers and prints them:
+//! `eval "$(.ci/backends)"`, then the test command. Built without them, these tests are
+//! reported as ignored (the build script decides, see `build.rs`); run anyway (`--ignored`)
+//! or with `VIVARIUM_TEST_REQUIRE_BACKENDS` set, they fail naming what is missing.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::server::{Creds, Options, Server, data_dir, service_action, wait_for, zip_main};
-use common::wheels::{pyproject, wheel, wheelhouse};
-use common::{CACHE_DIR, zip_entries};
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::{Options, Server};
+use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::zips::{zip_entries, zip_main};
+use crate::common::{CACHE_DIR, wait_for};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -38,19 +43,12 @@ struct SharedState {
 }
 
 impl SharedState {
-    /// A fresh share, or `None` (after saying why) when the backends are not configured.
-    fn create() -> Option<Self> {
-        let server = std::env::var("VIVARIUM_TEST_POSTGRES_URL").unwrap_or_default();
-        let bucket = std::env::var("VIVARIUM_TEST_S3_URL").unwrap_or_default();
-        if server.is_empty() || bucket.is_empty() {
-            assert!(
-                std::env::var_os("VIVARIUM_TEST_REQUIRE_BACKENDS").is_none(),
-                "VIVARIUM_TEST_REQUIRE_BACKENDS is set but VIVARIUM_TEST_POSTGRES_URL or \
-                 VIVARIUM_TEST_S3_URL is not"
-            );
-            eprintln!("skipped: run `eval \"$(.ci/backends)\"` to test replicas");
-            return None;
-        }
+    /// A fresh share; fails the test, saying what is missing and how to start it, when the
+    /// backends are not configured.
+    #[track_caller]
+    fn create() -> Self {
+        let server = backend("VIVARIUM_TEST_POSTGRES_URL", "PostgreSQL");
+        let bucket = backend("VIVARIUM_TEST_S3_URL", "an S3-compatible bucket");
         let tag = format!(
             "{}_{}",
             std::process::id(),
@@ -59,12 +57,25 @@ impl SharedState {
         let schema = format!("vivarium_replicas_{tag}");
         psql(&server, &format!("CREATE SCHEMA {schema}"));
         let separator = if server.contains('?') { '&' } else { '?' };
-        Some(Self {
+        Self {
             database_url: format!("{server}{separator}options=-c%20search_path%3D{schema}"),
             blob_store: format!("{}/replicas-{tag}", bucket.trim_end_matches('/')),
             server,
             schema,
-        })
+        }
+    }
+}
+
+/// The value of `variable`, naming `what` the replicas share; fails the test when it is unset.
+#[track_caller]
+fn backend(variable: &str, what: &str) -> String {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{variable} is not set: these tests need {what}; start the backends with \
+             `eval \"$(.ci/backends)\"` (as root, or with PostgreSQL installed), then run the \
+             tests again"
+        ),
     }
 }
 
@@ -144,7 +155,10 @@ fn replica(state: &SharedState, dirs: &ReplicaDirs, extra: &str) -> Server {
             .config(&config)
             .env("VIVARIUM_DATABASE_URL", &state.database_url)
             .env("VIVARIUM_BLOB_STORE", &state.blob_store)
-            .env("VIVARIUM_SECRETS_KEY", &common::server::base64(&[7; 32]))
+            .env(
+                "VIVARIUM_SECRETS_KEY",
+                &crate::common::client::base64(&[7; 32]),
+            )
             .env(
                 "VIVARIUM_CACHE_DIR",
                 &dirs.cache.path().display().to_string(),
@@ -155,17 +169,18 @@ fn replica(state: &SharedState, dirs: &ReplicaDirs, extra: &str) -> Server {
 /// Gives the runner service account GET on every action script (through `server`).
 fn add_runner(server: &Server) {
     let root = Creds::root();
-    server.create_service_account(ORG, &root, RUNNER);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    server.create_runner(ORG, &root, RUNNER);
 }
 
 const GREET_MAIN: &str = "import greeting\n\ndef main(data, logger):\n    logger.info('greeting')\n    return [{'greeting': greeting.greet(r['who'])} for r in data]\n";
 
 #[test]
+#[cfg_attr(
+    not(vivarium_backends),
+    ignore = "needs PostgreSQL and S3: run `eval \"$(.ci/backends)\"` first"
+)]
 fn an_action_uploaded_through_one_replica_runs_through_the_other() {
-    let Some(state) = SharedState::create() else {
-        return;
-    };
+    let state = SharedState::create();
     let house = wheelhouse(&[
         wheel("greeting", "1.0", &["helper>=2"], "py3-none-any"),
         wheel("helper", "2.1", &[], "py3-none-any"),
@@ -238,10 +253,12 @@ fn an_action_uploaded_through_one_replica_runs_through_the_other() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vivarium_backends),
+    ignore = "needs PostgreSQL and S3: run `eval \"$(.ci/backends)\"` first"
+)]
 fn a_repeat_schedule_fires_once_per_period_across_replicas() {
-    let Some(state) = SharedState::create() else {
-        return;
-    };
+    let state = SharedState::create();
     let (first_dirs, second_dirs) = (ReplicaDirs::new(), ReplicaDirs::new());
     let first = replica(&state, &first_dirs, "");
     let second = replica(&state, &second_dirs, "");
@@ -267,9 +284,7 @@ fn a_repeat_schedule_fires_once_per_period_across_replicas() {
         )
         .ok_json();
     for server in [&first, &second] {
-        wait_for(Duration::from_secs(30), "no run in progress", || {
-            (server.metrics().get("vivarium_runs_in_progress", &[]) == Some(0.0)).then_some(())
-        });
+        server.wait_for_runs_in_progress(0);
     }
 
     let runs = first.runs(ORG, &id)["runs"]
@@ -300,10 +315,12 @@ fn a_repeat_schedule_fires_once_per_period_across_replicas() {
 }
 
 #[test]
+#[cfg_attr(
+    not(vivarium_backends),
+    ignore = "needs PostgreSQL and S3: run `eval \"$(.ci/backends)\"` first"
+)]
 fn killing_a_replica_mid_run_loses_nothing_and_the_other_keeps_serving() {
-    let Some(state) = SharedState::create() else {
-        return;
-    };
+    let state = SharedState::create();
     let (first_dirs, second_dirs) = (ReplicaDirs::new(), ReplicaDirs::new());
     let mut first = replica(&state, &first_dirs, "");
     let second = replica(&state, &second_dirs, "");
@@ -326,9 +343,7 @@ fn killing_a_replica_mid_run_loses_nothing_and_the_other_keeps_serving() {
         &root,
         "{\"inputs\": [{\"n\": 1}]}",
     );
-    wait_for(Duration::from_secs(30), "the run to be in progress", || {
-        (first.metrics().get("vivarium_runs_in_progress", &[]) == Some(1.0)).then_some(())
-    });
+    first.wait_for_runs_in_progress(1);
     assert_eq!(second.action(ORG, &sleeper)["status"], json!("running"));
     first.kill();
     caller.join().expect("the caller thread");

@@ -1,14 +1,13 @@
 //! End-to-end tests of `vivarium run`: the real binary, the real interpreter, the real sandbox.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{
-    IDENTITY_MAIN, k8s_logs, run, run_on, run_source, uppercase_distinct, vivarium, write_action,
-    write_bytes, write_json, write_named, zip_dir,
+use crate::common::cli::{run, run_on, run_source, vivarium};
+use crate::common::files::{
+    k8s_logs, uppercase_distinct, write_action, write_bytes, write_json, write_named,
 };
+use crate::common::zips::{IDENTITY_MAIN, zip_dir};
 use serde_json::{Value, json};
 
 /// One small record, for actions that do not care about their input.
@@ -43,7 +42,7 @@ fn string_set(value: &Value) -> BTreeSet<String> {
 }
 
 /// Checks the seed example's full result against values computed from the records file.
-fn check_seed_result(outcome: &common::Outcome) {
+fn check_seed_result(outcome: &crate::common::cli::Outcome) {
     let result = outcome.success_json();
     let records = seed_records();
     let result = result.as_array().expect("the result is an array");
@@ -180,7 +179,7 @@ fn seed_example_from_a_zip_with_one_top_level_folder_and_no_zip_extension() {
 
 #[test]
 fn seed_example_from_the_committed_fixture_zip() {
-    let zip = common::fixtures()
+    let zip = crate::common::files::fixtures()
         .join("actions")
         .join("uppercase_distinct.zip");
     assert!(zip.is_file(), "{} is missing", zip.display());

@@ -1,36 +1,27 @@
 //! The pre-initialized interpreter: every call gets a fresh, never-used instance (nothing one
 //! call changes is seen by the next), randomness differs per call although the snapshot was
 //! taken once, the environment is the call's own, and the snapshot image holds nothing of the
-//! process that made it (its cache path, its environment).
-
-mod common;
+//! process that made it (its cache path, its environment). They run on it whatever
+//! `VIVARIUM_RUNTIME` says, building it first when the cache lacks it.
 
 use std::path::{Path, PathBuf};
 
-use common::{CACHE_DIR, ensure_shared_runtime, run_on, write_action};
+use crate::common::cli::run_on;
+use crate::common::files::write_action;
+use crate::common::{CACHE_DIR, ensure_built_runtime};
 use serde_json::{Value, json};
 
-/// Skips (with a note) when the tests run on the pinned interpreter.
-fn on_snapshot_runtime() -> bool {
-    if std::env::var("VIVARIUM_RUNTIME").is_ok_and(|runtime| runtime.trim() == "pinned") {
-        eprintln!("skipped: these tests are about the pre-initialized interpreter");
-        return false;
-    }
-    ensure_shared_runtime();
-    true
-}
-
-/// Runs `main` on `records` and answers its result.
+/// Runs `main` on `records` on the pre-initialized interpreter (whichever runtime the other
+/// tests run on) and answers its result.
 fn result_of(main: &str, records: &Value, extra: &[&str]) -> Value {
+    ensure_built_runtime();
     let action = write_action(&[("main.py", main)]);
-    run_on(action.path(), records, extra).success_json()
+    let extra = [&["--runtime", "snapshot"], extra].concat();
+    run_on(action.path(), records, &extra).success_json()
 }
 
 #[test]
 fn state_changed_by_one_call_is_not_seen_by_the_next() {
-    if !on_snapshot_runtime() {
-        return;
-    }
     let main = "import json, sys\n\nCALLS = []\n\ndef main(data, logger):\n    seen = [getattr(json, 'vivarium_mark', None), sys.modules.get('leftover') is not None]\n    json.vivarium_mark = 'set by an earlier call'\n    sys.modules['leftover'] = json\n    CALLS.append(1)\n    return [{'seen': seen, 'calls': len(CALLS)}]\n";
     for _ in 0..3 {
         assert_eq!(
@@ -42,9 +33,6 @@ fn state_changed_by_one_call_is_not_seen_by_the_next() {
 
 #[test]
 fn randomness_differs_between_calls() {
-    if !on_snapshot_runtime() {
-        return;
-    }
     let main = "import os, random, uuid\n\ndef main(data, logger):\n    return [{'random': random.random(), 'urandom': os.urandom(16).hex(), 'uuid': str(uuid.uuid4())}]\n";
     let first = result_of(main, &json!([]), &[]);
     let second = result_of(main, &json!([]), &[]);
@@ -55,9 +43,6 @@ fn randomness_differs_between_calls() {
 
 #[test]
 fn the_environment_and_arguments_are_the_calls_own() {
-    if !on_snapshot_runtime() {
-        return;
-    }
     let main = "import os, sys\n\ndef main(data, logger):\n    return [{'env': dict(os.environ), 'argv': sys.argv, 'path': [p for p in sys.path if not p.startswith('/usr/local/lib/python3.13')]}]\n";
     let result = result_of(
         main,
@@ -77,9 +62,7 @@ fn the_environment_and_arguments_are_the_calls_own() {
 
 #[test]
 fn the_snapshot_holds_nothing_of_the_process_that_took_it() {
-    if !on_snapshot_runtime() {
-        return;
-    }
+    ensure_built_runtime();
     let snapshots = snapshot_files(&Path::new(CACHE_DIR).join("snapshots"));
     assert!(!snapshots.is_empty(), "no snapshot under {CACHE_DIR}");
     let cache = std::fs::canonicalize(CACHE_DIR).expect("the cache folder");
@@ -126,9 +109,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// (Fuel counts guest instructions exactly, so compiling shows in it as surely as in time.)
 #[test]
 fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
-    if !on_snapshot_runtime() {
-        return;
-    }
+    ensure_built_runtime();
     let sandbox = vivarium_sandbox::prepare(
         Path::new(CACHE_DIR),
         &vivarium_sandbox::PrepareOptions {

@@ -1,20 +1,19 @@
 //! Dependencies end to end through the real binary: wheels built on the fly in an offline
 //! wheelhouse (the index pointed at a closed port), imported inside the sandbox; refusals by
-//! name; and, when `VIVARIUM_TEST_PUBLIC_INDEX=1` (as `.ci/run` sets), real packages from the
-//! public Python package index.
-
-mod common;
+//! name; and, when built with `VIVARIUM_TEST_PUBLIC_INDEX=1` (as `.ci/run` does), real
+//! packages from the public Python package index.
 
 use std::path::Path;
 
-use common::wheels::{pyproject, wheel, wheelhouse};
-use common::{vivarium, write_action, write_json};
+use crate::common::cli::vivarium;
+use crate::common::files::{write_action, write_json};
+use crate::common::wheels::{pyproject, wheel, wheelhouse};
 use serde_json::{Value, json};
 
 /// An index nobody listens on: every dependency must come from the wheelhouse.
 const CLOSED_INDEX: &str = "http://127.0.0.1:9/simple";
 
-fn run_with_wheelhouse(action: &Path, house: &Path) -> common::Outcome {
+fn run_with_wheelhouse(action: &Path, house: &Path) -> crate::common::cli::Outcome {
     let input = write_json(&json!([{"who": "vivarium"}]));
     vivarium()
         .arg("run")
@@ -161,13 +160,14 @@ fn the_layer_is_read_only_inside_the_sandbox() {
     );
 }
 
-/// Real packages from the public index, enabled by `VIVARIUM_TEST_PUBLIC_INDEX=1`.
+/// Real packages from the public index: ignored unless the tests were built with
+/// `VIVARIUM_TEST_PUBLIC_INDEX=1`.
 #[test]
+#[cfg_attr(
+    not(vivarium_public_index),
+    ignore = "installs from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
+)]
 fn real_packages_from_the_public_index_run_in_the_sandbox() {
-    if std::env::var("VIVARIUM_TEST_PUBLIC_INDEX").as_deref() != Ok("1") {
-        eprintln!("skipped: set VIVARIUM_TEST_PUBLIC_INDEX=1 to install from the public index");
-        return;
-    }
     let main = r#"import dateutil.parser, six, tabulate, jmespath, attrs, idna
 
 

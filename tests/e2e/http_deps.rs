@@ -2,11 +2,13 @@
 //! wheelhouse, shown with the action, imported by its runs; a bad set fails the upload and
 //! stores nothing.
 
-mod common;
-
-use common::server::{Creds, Form, Options, Server, data_dir};
-use common::wheels::{pyproject, wheel, wheelhouse};
-use common::zip_entries;
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::data_dir;
+use crate::common::forms::Form;
+use crate::common::process::{Options, Server};
+use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::zips::zip_entries;
 use serde_json::json;
 
 const ORG: &str = "default";
@@ -20,8 +22,7 @@ fn server_with(house: &std::path::Path, data: &std::path::Path) -> Server {
     );
     let server = Server::start_with(data, Options::default().config(&config));
     let root = Creds::root();
-    server.create_service_account(ORG, &root, ACCOUNT);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[ACCOUNT]);
+    server.create_runner(ORG, &root, ACCOUNT);
     server
 }
 

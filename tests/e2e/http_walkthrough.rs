@@ -3,12 +3,13 @@
 //! real-time action, a test run on the Kubernetes log records, its history, the list, and the
 //! service account's token (Basic auth, refusals, rotation).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::server::{Creds, Form, Server, data_dir};
-use common::{fixtures, k8s_logs};
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::{data_dir, fixtures, k8s_logs};
+use crate::common::forms::Form;
+use crate::common::process::Server;
 use serde_json::{Value, json};
 
 const ORG: &str = "default";
@@ -181,7 +182,7 @@ fn the_user_guide_walk_through() {
     let listed = server
         .get(&format!("/api/{ORG}/service_accounts"), &root)
         .ok_json();
-    assert_eq!(listed, json!([shown]));
+    assert_eq!(listed, json!({"data": [shown]}));
 
     // The role: GET on every action script, assigned to the service account.
     let role = server

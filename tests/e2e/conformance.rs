@@ -1,16 +1,15 @@
 //! Conformance of the interpreter built from source: a chosen subset of CPython's own
 //! regression tests (its `Lib/test`, kept by the build) runs inside the sandbox, through
-//! `vivarium run`, on the pre-initialized interpreter. Each module runs as an action whose
+//! `vivarium run`, on the pre-initialized interpreter (whatever `VIVARIUM_RUNTIME` says). Each module runs as an action whose
 //! `main()` loads it with `unittest` and returns the counts and every failure.
 //!
 //! What is skipped, and why, is listed in [`SKIPPED`]; CPython's own decorators skip what
 //! WASI cannot do (subprocesses, threads, signals, sockets), and those are counted, not hidden.
 
-mod common;
-
 use std::path::Path;
 
-use common::{CACHE_DIR, ensure_shared_runtime, run_on};
+use crate::common::cli::run_on;
+use crate::common::{CACHE_DIR, ensure_built_runtime};
 use serde_json::{Value, json};
 
 /// The modules run, each an importable name under the `test` package.
@@ -132,11 +131,7 @@ def run(data):
 
 #[test]
 fn cpython_regression_subset_passes_in_the_sandbox() {
-    if std::env::var("VIVARIUM_RUNTIME").is_ok_and(|runtime| runtime.trim() == "pinned") {
-        eprintln!("skipped: conformance runs on the interpreter built from source");
-        return;
-    }
-    ensure_shared_runtime();
+    ensure_built_runtime();
     let tests = Path::new(CACHE_DIR).join("python-src/out/test");
     assert!(
         tests.is_dir(),
@@ -154,6 +149,8 @@ fn cpython_regression_subset_passes_in_the_sandbox() {
             action.path(),
             &json!([{"module": module, "skipped": skipped}]),
             &[
+                "--runtime",
+                "snapshot",
                 "--timeout",
                 "15m",
                 "--fuel",

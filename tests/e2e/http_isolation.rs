@@ -2,9 +2,12 @@
 //! nor through another organization's path; and every unauthenticated request gets the same
 //! 401.
 
-mod common;
-
-use common::server::{Creds, Reply, Server, base64, data_dir, service_action, zip_main};
+use crate::common::api::Api;
+use crate::common::client::{Creds, Reply, base64};
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::Server;
+use crate::common::zips::zip_main;
 use serde_json::{Value, json};
 
 /// The service account email both organizations use (service accounts are per organization).
@@ -28,8 +31,7 @@ fn set_up(server: &Server, org: &'static str) -> Tenant {
         .ok_json();
     let admin = server.create_user(org, &root, &format!("admin@{org}.example"), "admin");
     // The admin (not root) builds the rest of the organization.
-    let account = server.create_service_account(org, &admin, RUNNER);
-    server.create_role(org, &admin, "runners", &[("GET", "_all")], &[RUNNER]);
+    let account = server.create_runner(org, &admin, RUNNER);
     let action = server.create_action(
         org,
         &admin,
@@ -299,8 +301,7 @@ fn unauthenticated_requests_all_get_the_same_401() {
     let data = data_dir();
     let server = Server::start(data.path());
     let root = Creds::root();
-    let account = server.create_service_account("default", &root, RUNNER);
-    server.create_role("default", &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    let account = server.create_runner("default", &root, RUNNER);
     let member = server.create_user("default", &root, "member@example.com", "member");
     let id = server.create_action(
         "default",

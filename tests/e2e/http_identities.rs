@@ -1,9 +1,12 @@
 //! Identities and roles over HTTP: their validation, and what deleting or changing them does
 //! to logins and to the runs of actions bound to them.
 
-mod common;
-
-use common::server::{Creds, Server, data_dir, service_action, zip_main};
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::Server;
+use crate::common::zips::zip_main;
 use serde_json::{Value, json};
 
 const ORG: &str = "default";

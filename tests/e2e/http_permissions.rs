@@ -1,9 +1,12 @@
 //! Permissions over HTTP: an action's service account must hold GET on the action script
 //! before any guest instance is created, and callers may do only what their roles grant.
 
-mod common;
-
-use common::server::{Creds, Server, data_dir, service_action, zip_main};
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::Server;
+use crate::common::zips::zip_main;
 use serde_json::{Value, json};
 
 const ORG: &str = "default";
@@ -14,7 +17,11 @@ const ECHO: &str =
 
 /// The 403 a refused run answers, with the run's id.
 #[track_caller]
-fn expect_refused_run(reply: &common::server::Reply, id: &str, message_prefix: &str) -> String {
+fn expect_refused_run(
+    reply: &crate::common::client::Reply,
+    id: &str,
+    message_prefix: &str,
+) -> String {
     reply.expect_status(403);
     let body = reply.json();
     assert_eq!(body["code"], json!(403), "{body}");

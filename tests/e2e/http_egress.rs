@@ -2,15 +2,18 @@
 //! (nothing stored on a refusal), shown with the action; a Slack-style alert action posting
 //! to an operator's internal host; refusals in the run's logs and in the metrics.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use crate::common::api::Api;
+use crate::common::client::Creds;
+use crate::common::files::data_dir;
+use crate::common::forms::service_action;
+use crate::common::process::{Options, Server};
+use crate::common::zips::zip_main;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::server::{Creds, Options, Server, data_dir, service_action, zip_main};
 use serde_json::{Value, json};
 
 const ORG: &str = "default";
@@ -61,8 +64,7 @@ fn server(data: &std::path::Path, internal: &str) -> Server {
         Options::default().config(&format!("egress_internal_hosts = [\"{internal}\"]\n")),
     );
     let root = Creds::root();
-    server.create_service_account(ORG, &root, RUNNER);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    server.create_runner(ORG, &root, RUNNER);
     server
 }
 
@@ -263,8 +265,7 @@ fn a_run_waiting_on_the_network_gives_its_slot_to_a_runnable_one() {
         )),
     );
     let root = Creds::root();
-    server.create_service_account(ORG, &root, RUNNER);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
+    server.create_runner(ORG, &root, RUNNER);
     let waiter = server.create_action(
         ORG,
         &root,
@@ -371,9 +372,8 @@ fn the_log_pusher_reaches_the_configured_cluster_with_the_secret_token() {
         )),
     );
     let root = Creds::root();
-    server.create_service_account(ORG, &root, RUNNER);
-    server.create_role(ORG, &root, "runners", &[("GET", "_all")], &[RUNNER]);
-    let token = common::server::base64(b"bot@example.com:pa55-w0rd");
+    server.create_runner(ORG, &root, RUNNER);
+    let token = crate::common::client::base64(b"bot@example.com:pa55-w0rd");
     server
         .put(
             &format!("/api/{ORG}/secrets/ORIGIN_CLUSTER_TOKEN"),
