@@ -269,7 +269,8 @@ mod tests {
     fn the_document_is_valid_openapi_3_1_and_every_reference_resolves() {
         let text = serde_json::to_string(&document()).expect("the document serializes");
         let spec = oas3::from_json(text).expect("the document parses as OpenAPI 3.1");
-        spec.validate_version().expect("a supported OpenAPI version");
+        spec.validate_version()
+            .expect("a supported OpenAPI version");
         let mut operations = 0;
         for (path, method, operation) in spec.operations() {
             operation

@@ -16,6 +16,7 @@ use vivarium_store::{Action, ActionStatus, ExecutionKind};
 
 use super::Shared;
 use super::answers::StatusMessage;
+use super::paths::{ActionIdPath, OrgPath};
 use crate::catalog::{NewAction, SettingsChange, Upload};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
@@ -29,7 +30,7 @@ use crate::identity::Caller;
     operation_id = "list_actions",
     summary = "List actions",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     responses(
         (status = 200, description = "The organization's actions, newest first", body = Vec<ActionSummary>),
@@ -39,7 +40,7 @@ use crate::identity::Caller;
 )]
 pub async fn list(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<ActionSummary>>> {
     state
@@ -57,8 +58,8 @@ pub async fn list(
     operation_id = "get_action",
     summary = "Read an action",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action with its settings", body = ActionDetails),
@@ -68,7 +69,8 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
     state
@@ -86,8 +88,8 @@ pub async fn get(
     operation_id = "download_action",
     summary = "Download an action's ZIP",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The stored ZIP", body = ZipFile, content_type = "application/zip", headers(("Content-Disposition" = String, description = "attachment; filename=\"<the uploaded file name>\""))),
@@ -97,7 +99,8 @@ pub async fn get(
 )]
 pub async fn download(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<ZipFile> {
     state
@@ -120,7 +123,7 @@ pub async fn download(
     operation_id = "upload_action",
     summary = "Create an action, or replace its ZIP",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body(content = UploadForm, content_type = "multipart/form-data", description = "The action's ZIP and settings"),
     responses(
@@ -134,7 +137,7 @@ pub async fn download(
 )]
 pub async fn upload(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Json<UploadAnswer>> {
@@ -261,8 +264,8 @@ impl From<ActionUpdate> for SettingsChange {
     operation_id = "update_action",
     summary = "Change an action's settings",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     request_body = ActionUpdate,
     responses(
@@ -276,7 +279,8 @@ impl From<ActionUpdate> for SettingsChange {
 )]
 pub async fn update(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(change): ApiJson<ActionUpdate>,
 ) -> ApiResult<Json<ActionUpdated>> {
@@ -298,8 +302,8 @@ pub async fn update(
     operation_id = "delete_action",
     summary = "Delete an action",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action is deleted", body = StatusMessage),
@@ -309,7 +313,8 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     state
@@ -334,7 +339,7 @@ pub struct BulkDelete {
     operation_id = "bulk_delete_actions",
     summary = "Delete several actions",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body = BulkDelete,
     responses(
@@ -347,7 +352,7 @@ pub struct BulkDelete {
 )]
 pub async fn bulk_delete(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<BulkDelete>,
 ) -> ApiResult<Json<BulkDeleteResult>> {
@@ -388,8 +393,8 @@ pub async fn bulk_delete(
     operation_id = "pause_action",
     summary = "Pause a scheduled action",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action as it now is", body = ActionDetails),
@@ -399,11 +404,12 @@ pub async fn bulk_delete(
     ),
 )]
 pub async fn pause(
-    state: State<Shared>,
-    path: Path<(String, String)>,
+    State(state): State<Shared>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
-    set_paused(state, path, caller, true).await
+    set_paused(&state, &org, &id, &caller, true).await
 }
 
 /// `GET /api/{org}/actions/pause/{id}`: OpenObserve's path for pausing.
@@ -415,19 +421,20 @@ pub async fn pause(
     summary = "Pause a scheduled action (OpenObserve's path)",
     description = "OpenObserve's path for `POST /api/{org}/actions/{id}/pause`, which answers the same.",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action as it now is", body = ActionDetails),
     ),
 )]
 pub async fn pause_o2(
-    state: State<Shared>,
-    path: Path<(String, String)>,
+    State(state): State<Shared>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
-    set_paused(state, path, caller, true).await
+    set_paused(&state, &org, &id, &caller, true).await
 }
 
 /// `POST /api/{org}/actions/{id}/resume`: fires again from the next time its schedule names.
@@ -438,8 +445,8 @@ pub async fn pause_o2(
     operation_id = "resume_action",
     summary = "Resume a paused scheduled action",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action as it now is, with its next run time", body = ActionDetails),
@@ -449,11 +456,12 @@ pub async fn pause_o2(
     ),
 )]
 pub async fn resume(
-    state: State<Shared>,
-    path: Path<(String, String)>,
+    State(state): State<Shared>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
-    set_paused(state, path, caller, false).await
+    set_paused(&state, &org, &id, &caller, false).await
 }
 
 /// `GET /api/{org}/actions/resume/{id}`: OpenObserve's path for resuming.
@@ -465,31 +473,33 @@ pub async fn resume(
     summary = "Resume a scheduled action (OpenObserve's path)",
     description = "OpenObserve's path for `POST /api/{org}/actions/{id}/resume`, which answers the same.",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The action as it now is", body = ActionDetails),
     ),
 )]
 pub async fn resume_o2(
-    state: State<Shared>,
-    path: Path<(String, String)>,
+    State(state): State<Shared>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
-    set_paused(state, path, caller, false).await
+    set_paused(&state, &org, &id, &caller, false).await
 }
 
 async fn set_paused(
-    State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
-    caller: Caller,
+    state: &Shared,
+    org: &str,
+    id: &str,
+    caller: &Caller,
     paused: bool,
 ) -> ApiResult<Json<ActionDetails>> {
     state
-        .require_on_actions(&org, &caller, Verb::Put, Some(&id))
+        .require_on_actions(org, caller, Verb::Put, Some(id))
         .await?;
-    let action = state.catalog.set_paused(&org, &id, paused).await?;
+    let action = state.catalog.set_paused(org, id, paused).await?;
     Ok(Json(ActionDetails::of(&action)))
 }
 

@@ -10,6 +10,7 @@ use vivarium_store::{Membership, Org, OrgRole, Role, RoleChange, ServiceAccount,
 
 use super::Shared;
 use super::answers::{DataList, StatusMessage};
+use super::paths::{AccountEmailPath, MemberEmailPath, OrgPath, RoleNamePath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
@@ -96,7 +97,7 @@ pub struct OrgSettings {
     operation_id = "update_organization",
     summary = "Change an organization's settings (root only)",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body = OrgSettings,
     responses(
@@ -109,7 +110,7 @@ pub struct OrgSettings {
 )]
 pub async fn update_org(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     ApiJson(body): ApiJson<OrgSettings>,
 ) -> ApiResult<Json<Org>> {
     let url = body
@@ -159,7 +160,7 @@ const MIN_PASSWORD_CHARS: usize = 12;
     operation_id = "create_user",
     summary = "Create a user, or add an existing one",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body = NewUser,
     responses(
@@ -172,7 +173,7 @@ const MIN_PASSWORD_CHARS: usize = 12;
 )]
 pub async fn create_user(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> ApiResult<Json<Membership>> {
@@ -212,7 +213,7 @@ pub async fn create_user(
     operation_id = "list_users",
     summary = "List the organization's members",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     responses(
         (status = 200, description = "The members and their standing", body = Vec<Membership>),
@@ -222,7 +223,7 @@ pub async fn create_user(
 )]
 pub async fn list_users(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<Membership>>> {
     require_admin(&caller)?;
@@ -237,8 +238,8 @@ pub async fn list_users(
     operation_id = "delete_user",
     summary = "Remove a member",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("email" = String, Path, description = "The email of the member"),
+        OrgPath,
+        MemberEmailPath,
     ),
     responses(
         (status = 200, description = "The membership and the user's role assignments in the organization ended", body = StatusMessage),
@@ -248,7 +249,8 @@ pub async fn list_users(
 )]
 pub async fn delete_user(
     State(state): State<Shared>,
-    Path((org, email)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(MemberEmailPath { email }): Path<MemberEmailPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
@@ -277,7 +279,7 @@ pub struct NewServiceAccount {
     operation_id = "create_service_account",
     summary = "Create a service account",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body = NewServiceAccount,
     responses(
@@ -291,7 +293,7 @@ pub struct NewServiceAccount {
 )]
 pub async fn create_service_account(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewServiceAccount>,
 ) -> ApiResult<Json<NewServiceAccountAnswer>> {
@@ -322,7 +324,7 @@ pub async fn create_service_account(
     operation_id = "list_service_accounts",
     summary = "List service accounts",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     responses(
         (status = 200, description = "The organization's service accounts in OpenObserve's `{\"data\": [...]}` envelope (tokens are never shown again)", body = DataList<ServiceAccountInfo>),
@@ -332,7 +334,7 @@ pub async fn create_service_account(
 )]
 pub async fn list_service_accounts(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<DataList<ServiceAccountInfo>>> {
     require_admin(&caller)?;
@@ -350,8 +352,8 @@ pub async fn list_service_accounts(
     operation_id = "get_service_account",
     summary = "Read a service account",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("email" = String, Path, description = "The email of the service account"),
+        OrgPath,
+        AccountEmailPath,
     ),
     responses(
         (status = 200, description = "The service account", body = ServiceAccountInfo),
@@ -361,7 +363,8 @@ pub async fn list_service_accounts(
 )]
 pub async fn get_service_account(
     State(state): State<Shared>,
-    Path((org, email)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(AccountEmailPath { email }): Path<AccountEmailPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ServiceAccountInfo>> {
     require_admin(&caller)?;
@@ -390,8 +393,8 @@ pub struct Rotate {
     operation_id = "rotate_service_account_token",
     summary = "Issue a new token",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("email" = String, Path, description = "The email of the service account"),
+        OrgPath,
+        AccountEmailPath,
         Rotate,
     ),
     responses(
@@ -403,7 +406,8 @@ pub struct Rotate {
 )]
 pub async fn rotate_service_account(
     State(state): State<Shared>,
-    Path((org, email)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(AccountEmailPath { email }): Path<AccountEmailPath>,
     query: Result<Query<Rotate>, axum::extract::rejection::QueryRejection>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<TokenRotation>> {
@@ -432,8 +436,8 @@ pub async fn rotate_service_account(
     operation_id = "delete_service_account",
     summary = "Delete a service account",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("email" = String, Path, description = "The email of the service account"),
+        OrgPath,
+        AccountEmailPath,
     ),
     responses(
         (status = 200, description = "The service account is deleted", body = StatusMessage),
@@ -443,7 +447,8 @@ pub async fn rotate_service_account(
 )]
 pub async fn delete_service_account(
     State(state): State<Shared>,
-    Path((org, email)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(AccountEmailPath { email }): Path<AccountEmailPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
@@ -510,7 +515,7 @@ pub struct NewRole {
     operation_id = "create_role",
     summary = "Create a role",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     request_body = NewRole,
     responses(
@@ -524,7 +529,7 @@ pub struct NewRole {
 )]
 pub async fn create_role(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewRole>,
 ) -> ApiResult<Json<Role>> {
@@ -545,7 +550,7 @@ pub async fn create_role(
     operation_id = "list_roles",
     summary = "List roles",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     responses(
         (status = 200, description = "The organization's roles with their grants and principals", body = Vec<Role>),
@@ -555,7 +560,7 @@ pub async fn create_role(
 )]
 pub async fn list_roles(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<Role>>> {
     require_admin(&caller)?;
@@ -570,8 +575,8 @@ pub async fn list_roles(
     operation_id = "get_role",
     summary = "Read a role",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("role" = String, Path, description = "The role's name"),
+        OrgPath,
+        RoleNamePath,
     ),
     responses(
         (status = 200, description = "The role with its grants and principals", body = Role),
@@ -581,7 +586,8 @@ pub async fn list_roles(
 )]
 pub async fn get_role(
     State(state): State<Shared>,
-    Path((org, role)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(RoleNamePath { role }): Path<RoleNamePath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Role>> {
     require_admin(&caller)?;
@@ -604,8 +610,8 @@ pub async fn get_role(
     operation_id = "update_role",
     summary = "Change a role's grants and holders",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("role" = String, Path, description = "The role's name"),
+        OrgPath,
+        RoleNamePath,
     ),
     request_body = RoleChange,
     responses(
@@ -618,7 +624,8 @@ pub async fn get_role(
 )]
 pub async fn update_role(
     State(state): State<Shared>,
-    Path((org, role)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(RoleNamePath { role }): Path<RoleNamePath>,
     Extension(caller): Extension<Caller>,
     ApiJson(mut change): ApiJson<RoleChange>,
 ) -> ApiResult<Json<Role>> {
@@ -658,8 +665,8 @@ async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<(
     operation_id = "delete_role",
     summary = "Delete a role",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("role" = String, Path, description = "The role's name"),
+        OrgPath,
+        RoleNamePath,
     ),
     responses(
         (status = 200, description = "The role is deleted", body = StatusMessage),
@@ -669,7 +676,8 @@ async fn ensure_principal(state: &Shared, org: &str, email: &str) -> ApiResult<(
 )]
 pub async fn delete_role(
     State(state): State<Shared>,
-    Path((org, role)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(RoleNamePath { role }): Path<RoleNamePath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;

@@ -4,6 +4,7 @@ pub(crate) mod actions;
 pub(crate) mod answers;
 pub(crate) mod iam;
 pub(crate) mod ops;
+pub(crate) mod paths;
 pub(crate) mod secrets;
 pub(crate) mod triggers;
 

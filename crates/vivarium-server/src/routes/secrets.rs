@@ -10,6 +10,7 @@ use vivarium_store::{SecretInfo, SecretRecord};
 
 use super::Shared;
 use super::answers::{DataList, StatusMessage};
+use super::paths::{ActionIdPath, OrgPath, SecretNamePath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
 use crate::extract::ApiJson;
@@ -40,7 +41,7 @@ impl std::fmt::Debug for SecretValue {
     operation_id = "list_org_secrets",
     summary = "List the organization's secrets",
     params(
-        ("org" = String, Path, description = "The organization"),
+        OrgPath,
     ),
     responses(
         (status = 200, description = "The names and times of the organization's secrets, by name (never their values)", body = DataList<SecretInfo>),
@@ -50,7 +51,7 @@ impl std::fmt::Debug for SecretValue {
 )]
 pub async fn list_org(
     State(state): State<Shared>,
-    Path(org): Path<String>,
+    Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<DataList<SecretInfo>>> {
     require_admin(&caller)?;
@@ -66,8 +67,8 @@ pub async fn list_org(
     operation_id = "put_org_secret",
     summary = "Store an organization's secret",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("name" = String, Path, description = "The secret's name, the environment variable it becomes (^[A-Z][A-Z0-9_]*$)"),
+        OrgPath,
+        SecretNamePath,
     ),
     request_body = SecretValue,
     responses(
@@ -80,7 +81,8 @@ pub async fn list_org(
 )]
 pub async fn put_org(
     State(state): State<Shared>,
-    Path((org, name)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(SecretNamePath { name }): Path<SecretNamePath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> ApiResult<Json<StatusMessage>> {
@@ -96,8 +98,8 @@ pub async fn put_org(
     operation_id = "delete_org_secret",
     summary = "Delete an organization's secret",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("name" = String, Path, description = "The secret's name"),
+        OrgPath,
+        SecretNamePath,
     ),
     responses(
         (status = 200, description = "The secret is deleted", body = StatusMessage),
@@ -107,7 +109,8 @@ pub async fn put_org(
 )]
 pub async fn delete_org(
     State(state): State<Shared>,
-    Path((org, name)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(SecretNamePath { name }): Path<SecretNamePath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     require_admin(&caller)?;
@@ -122,8 +125,8 @@ pub async fn delete_org(
     operation_id = "list_action_secrets",
     summary = "List an action's secrets",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     responses(
         (status = 200, description = "The names and times of the action's own secrets, by name (never their values; the organization's are listed at /api/{org}/secrets)", body = DataList<SecretInfo>),
@@ -133,7 +136,8 @@ pub async fn delete_org(
 )]
 pub async fn list_action(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<DataList<SecretInfo>>> {
     state
@@ -152,9 +156,9 @@ pub async fn list_action(
     operation_id = "put_action_secret",
     summary = "Store an action's secret",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
-        ("name" = String, Path, description = "The secret's name, the environment variable it becomes (^[A-Z][A-Z0-9_]*$)"),
+        OrgPath,
+        ActionIdPath,
+        SecretNamePath,
     ),
     request_body = SecretValue,
     responses(
@@ -167,7 +171,9 @@ pub async fn list_action(
 )]
 pub async fn put_action(
     State(state): State<Shared>,
-    Path((org, id, name)): Path<(String, String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
+    Path(SecretNamePath { name }): Path<SecretNamePath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> ApiResult<Json<StatusMessage>> {
@@ -186,9 +192,9 @@ pub async fn put_action(
     operation_id = "delete_action_secret",
     summary = "Delete an action's secret",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
-        ("name" = String, Path, description = "The secret's name"),
+        OrgPath,
+        ActionIdPath,
+        SecretNamePath,
     ),
     responses(
         (status = 200, description = "The secret is deleted", body = StatusMessage),
@@ -198,7 +204,9 @@ pub async fn put_action(
 )]
 pub async fn delete_action(
     State(state): State<Shared>,
-    Path((org, id, name)): Path<(String, String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
+    Path(SecretNamePath { name }): Path<SecretNamePath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
     state

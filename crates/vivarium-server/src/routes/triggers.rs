@@ -13,6 +13,7 @@ use vivarium_sandbox::{ActionError, Input, LogLine, ResultShape};
 use vivarium_store::{Action, Page, Refusal, Run, RunOutcome, Trigger};
 
 use super::Shared;
+use super::paths::{ActionIdPath, OrgPath, RunIdPath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::{RunReport, RunRequest};
 use crate::extract::ApiJson;
@@ -34,8 +35,8 @@ pub struct TestRun {
     operation_id = "test_action",
     summary = "Run an action by hand",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     request_body = TestRun,
     responses(
@@ -48,7 +49,8 @@ pub struct TestRun {
 )]
 pub async fn test_run(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TestRun>,
 ) -> ApiResult<Response> {
@@ -83,8 +85,8 @@ pub struct AlertRun {
     operation_id = "alert_action",
     summary = "Run an action for the alert engine",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     request_body = AlertRun,
     responses(
@@ -97,7 +99,8 @@ pub struct AlertRun {
 )]
 pub async fn alert(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<AlertRun>,
 ) -> ApiResult<Response> {
@@ -118,8 +121,8 @@ pub async fn alert(
     operation_id = "webhook_action",
     summary = "Run an action for a webhook alert destination",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     request_body(
         description = "The rendered alert template, as JSON: an object or an array; any Content-Type",
@@ -138,7 +141,8 @@ pub async fn alert(
 )]
 pub async fn webhook(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -188,8 +192,8 @@ pub struct TransformRun {
     operation_id = "transform_action",
     summary = "Transform Logs-page hits with an action",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
     ),
     request_body = TransformRun,
     responses(
@@ -202,7 +206,8 @@ pub struct TransformRun {
 )]
 pub async fn transform(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<TransformRun>,
 ) -> ApiResult<Response> {
@@ -279,8 +284,8 @@ fn default_per_page() -> u32 {
     operation_id = "list_runs",
     summary = "List an action's runs",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
+        OrgPath,
+        ActionIdPath,
         RunPaging,
     ),
     responses(
@@ -292,7 +297,8 @@ fn default_per_page() -> u32 {
 )]
 pub async fn list_runs(
     State(state): State<Shared>,
-    Path((org, id)): Path<(String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
     paging: Result<Query<RunPaging>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunPage>> {
@@ -328,9 +334,9 @@ pub async fn list_runs(
     operation_id = "get_run",
     summary = "Read one run with its logs",
     params(
-        ("org" = String, Path, description = "The organization"),
-        ("id" = String, Path, description = "The action's id"),
-        ("run_id" = String, Path, description = "The run's id"),
+        OrgPath,
+        ActionIdPath,
+        RunIdPath,
     ),
     responses(
         (status = 200, description = "The run with its logs and traceback", body = RunDetails),
@@ -340,7 +346,9 @@ pub async fn list_runs(
 )]
 pub async fn get_run(
     State(state): State<Shared>,
-    Path((org, id, run_id)): Path<(String, String, String)>,
+    Path(OrgPath { org }): Path<OrgPath>,
+    Path(ActionIdPath { id }): Path<ActionIdPath>,
+    Path(RunIdPath { run_id }): Path<RunIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<RunDetails>> {
     state
