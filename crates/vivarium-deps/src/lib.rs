@@ -34,6 +34,7 @@
 mod candidates;
 mod environment;
 mod error;
+mod graph;
 mod hashing;
 mod html;
 mod http;

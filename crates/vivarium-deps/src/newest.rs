@@ -14,9 +14,9 @@ use pep508_rs::PackageName;
 
 use crate::candidates::Candidates;
 use crate::error::DepsError;
+use crate::graph::Vs;
 use crate::lock::HeldBack;
 use crate::report;
-use crate::resolver::Vs;
 
 /// One requirement on a package in a solution: who declares it and the versions it allows.
 pub(crate) struct Demand {

@@ -10,7 +10,7 @@ use pep440_rs::Version;
 use pubgrub::{DerivationTree, External, Ranges};
 
 use crate::error::DepsError;
-use crate::resolver::{Pkg, Vs};
+use crate::graph::{Pkg, Vs};
 
 /// The usable versions of a package, as far as resolution looked them up.
 pub(crate) type KnownVersions<'a> = &'a dyn Fn(&Pkg) -> Vec<Version>;

@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -24,6 +23,7 @@ use pubgrub::{
 use crate::candidates::Candidates;
 use crate::environment::TargetPython;
 use crate::error::DepsError;
+use crate::graph::{Pkg, Vs};
 use crate::index::IndexClient;
 use crate::lock::{Lock, LockedPackage};
 use crate::metadata;
@@ -31,40 +31,6 @@ use crate::newest::{self, Demand};
 use crate::progress::Progress;
 use crate::pyproject::Requirements;
 use crate::report;
-
-/// Version sets as PubGrub handles them.
-pub(crate) type Vs = Ranges<Version>;
-
-/// A node of the dependency graph.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Pkg {
-    /// The action itself.
-    Root,
-    /// A distribution.
-    Base(PackageName),
-    /// A distribution with one extra enabled; depends on `Base` at the same version.
-    Extra(PackageName, ExtraName),
-}
-
-impl fmt::Display for Pkg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Pkg::Root => f.write_str("the action"),
-            Pkg::Base(name) => write!(f, "{name}"),
-            Pkg::Extra(name, extra) => write!(f, "{name}[{extra}]"),
-        }
-    }
-}
-
-impl Pkg {
-    /// The distribution name, if this is not the root.
-    pub fn name(&self) -> Option<&PackageName> {
-        match self {
-            Pkg::Root => None,
-            Pkg::Base(name) | Pkg::Extra(name, _) => Some(name),
-        }
-    }
-}
 
 /// The requirements of one published version, or why they cannot be used.
 type VersionDeps = Rc<Result<Vec<Requirement<VerbatimUrl>>, String>>;

@@ -4,26 +4,35 @@
 
 use std::collections::BTreeSet;
 
-use crate::scan::Planned;
 use crate::{DEPENDENCIES_DIR, PackageError};
 
 /// File-name suffixes of native code, compared without regard to ASCII case.
 const NATIVE_SUFFIXES: [&str; 3] = ["so", "pyd", "dylib"];
 
-/// Refuses a plan holding compiled extension files, naming them (in archive order) and their
-/// packages (sorted, without duplicates).
-pub(crate) fn check(entries: &[Planned]) -> Result<(), PackageError> {
-    let compiled: Vec<&Planned> = entries
-        .iter()
-        .filter(|e| !e.is_dir)
-        .filter(|e| e.components.last().is_some_and(|name| is_native(name)))
+/// A file of an archive: its name as written (for messages) and its path's components
+/// relative to the action root.
+pub(crate) struct ArchiveFile<'a> {
+    /// The name as written in the archive.
+    pub name: &'a str,
+    /// The path relative to the action root; never empty.
+    pub components: &'a [String],
+}
+
+/// Refuses an archive holding compiled extension files, naming them (in archive order) and
+/// their packages (sorted, without duplicates).
+pub(crate) fn check<'a>(
+    files: impl IntoIterator<Item = ArchiveFile<'a>>,
+) -> Result<(), PackageError> {
+    let compiled: Vec<ArchiveFile<'a>> = files
+        .into_iter()
+        .filter(|file| file.components.last().is_some_and(|name| is_native(name)))
         .collect();
     if compiled.is_empty() {
         return Ok(());
     }
-    let packages: BTreeSet<String> = compiled.iter().map(|e| package_of(&e.components)).collect();
+    let packages: BTreeSet<String> = compiled.iter().map(|f| package_of(f.components)).collect();
     Err(PackageError::CompiledExtensions {
-        files: compiled.iter().map(|e| e.name.clone()).collect(),
+        files: compiled.iter().map(|f| f.name.to_owned()).collect(),
         packages: packages.into_iter().collect(),
     })
 }

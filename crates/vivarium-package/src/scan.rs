@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use zip::read::ZipFileEntry;
 use zip::{CompressionMethod, ZipArchive};
 
-use crate::extensions;
+use crate::extensions::{self, ArchiveFile};
 use crate::names::{self, EntryPath, Named};
 use crate::{
     DEPENDENCIES_DIR, MAIN_FILE, PYPROJECT_FILE, PackageError, PackageLimits, RATIO_CHECK_MIN_BYTES,
@@ -130,7 +130,10 @@ pub(crate) fn plan(
     let prefix = find_prefix(&candidates)?;
     let entries = strip_prefix(candidates, &prefix);
     check_declared_total(&entries, limits)?;
-    extensions::check(&entries)?;
+    extensions::check(entries.iter().filter(|e| !e.is_dir).map(|e| ArchiveFile {
+        name: &e.name,
+        components: &e.components,
+    }))?;
     Ok(Plan {
         digest: sha256_hex(bytes),
         prefix,

@@ -23,7 +23,6 @@ use vivarium_store::{
     RunOutcome, StoreError, Trigger,
 };
 
-use crate::identity::principal_may;
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
@@ -187,15 +186,16 @@ impl Executor {
             .map_err(|e| RunError::InputTooLarge(e.to_string()))?;
         let action = &request.action;
         let started_at = now_micros();
-        let allowed = principal_may(
-            self.meta.as_ref(),
-            &action.org,
-            &action.service_account,
-            Verb::Get,
-            ResourceKind::ActionScripts,
-            Some(&action.id),
-        )
-        .await?;
+        let allowed = self
+            .meta
+            .principal_may(
+                &action.org,
+                &action.service_account,
+                Verb::Get,
+                ResourceKind::ActionScripts,
+                Some(&action.id),
+            )
+            .await?;
         if !allowed {
             return self.record_refusal(&request, started_at).await;
         }

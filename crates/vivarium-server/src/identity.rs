@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use vivarium_auth::{
     Credentials, ResourceKind, TokenHash, Verb, parse_basic_auth, verify_password, verify_token,
 };
-use vivarium_store::{MetadataStore, OrgRole, StoreError};
+use vivarium_store::{MetadataStore, OrgRole};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -190,19 +190,6 @@ fn cache_key(credentials: &Credentials, stored: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Whether `email` may do `verb` on `resource` (object `object`, or the kind as a whole).
-pub async fn principal_may(
-    store: &dyn MetadataStore,
-    org: &str,
-    email: &str,
-    verb: Verb,
-    resource: ResourceKind,
-    object: Option<&str>,
-) -> Result<bool, StoreError> {
-    let grants = store.grants_of(org, email).await?;
-    Ok(vivarium_auth::allows(&grants, verb, resource, object))
-}
-
 /// 403 unless `caller` may do `verb` on `resource`: administrators may do everything, others
 /// what their roles grant.
 pub async fn require(
@@ -213,7 +200,10 @@ pub async fn require(
     resource: ResourceKind,
     object: Option<&str>,
 ) -> ApiResult<()> {
-    if caller.is_admin() || principal_may(store, org, &caller.email, verb, resource, object).await?
+    if caller.is_admin()
+        || store
+            .principal_may(org, &caller.email, verb, resource, object)
+            .await?
     {
         return Ok(());
     }

@@ -11,7 +11,6 @@ pub mod catalog;
 pub mod config;
 mod error;
 pub mod executor;
-mod extract;
 mod identity;
 pub mod mask;
 mod metrics;

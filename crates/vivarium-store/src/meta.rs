@@ -1,7 +1,7 @@
 //! The metadata store: every read and write of the service's records goes through this trait.
 
 use async_trait::async_trait;
-use vivarium_auth::{Grant, Sealed};
+use vivarium_auth::{Grant, ResourceKind, Sealed, Verb};
 
 use crate::error::StoreError;
 use crate::model::{
@@ -88,6 +88,19 @@ pub trait MetadataStore: Send + Sync {
     ) -> Result<Role, StoreError>;
     /// Every grant of every role assigned to `email` in `org`, sorted, each once.
     async fn grants_of(&self, org: &str, email: &str) -> Result<Vec<Grant>, StoreError>;
+    /// Whether the roles of `email` in `org` allow `verb` on `resource`: on the object
+    /// `object`, or on the kind as a whole when `None` (listing, creating).
+    async fn principal_may(
+        &self,
+        org: &str,
+        email: &str,
+        verb: Verb,
+        resource: ResourceKind,
+        object: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let grants = self.grants_of(org, email).await?;
+        Ok(vivarium_auth::allows(&grants, verb, resource, object))
+    }
 
     /// Stores a new action; `Conflict` when its name is taken in its organization (or its id
     /// anywhere).

@@ -16,10 +16,10 @@ use vivarium_store::{Action, ActionStatus, ExecutionKind};
 
 use super::Shared;
 use super::answers::StatusMessage;
+use super::extract::ApiJson;
 use super::paths::{ActionIdPath, OrgPath};
 use crate::catalog::{NewAction, SettingsChange, Upload};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiJson;
 use crate::identity::Caller;
 
 /// `GET /api/{org}/actions`: the organization's actions, newest first.

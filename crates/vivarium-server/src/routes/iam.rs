@@ -10,10 +10,10 @@ use vivarium_store::{Membership, Org, OrgRole, Role, RoleChange, ServiceAccount,
 
 use super::Shared;
 use super::answers::{DataList, StatusMessage};
+use super::extract::ApiJson;
 use super::paths::{AccountEmailPath, MemberEmailPath, OrgPath, RoleNamePath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
-use crate::extract::ApiJson;
 use crate::identity::{Caller, require_admin};
 use crate::secrets::check_origin_cluster_url;
 use crate::validate;

@@ -2,6 +2,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod answers;
+pub(crate) mod extract;
 pub(crate) mod iam;
 pub(crate) mod ops;
 pub(crate) mod paths;

@@ -10,10 +10,10 @@ use vivarium_store::{SecretInfo, SecretRecord};
 
 use super::Shared;
 use super::answers::{DataList, StatusMessage};
+use super::extract::ApiJson;
 use super::paths::{ActionIdPath, OrgPath, SecretNamePath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::now_micros;
-use crate::extract::ApiJson;
 use crate::identity::{Caller, require_admin};
 use crate::secrets::{check_name, check_value};
 

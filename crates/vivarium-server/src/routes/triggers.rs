@@ -13,10 +13,10 @@ use vivarium_sandbox::{ActionError, Input, LogLine, ResultShape};
 use vivarium_store::{Action, Page, Refusal, Run, RunOutcome, Trigger};
 
 use super::Shared;
+use super::extract::ApiJson;
 use super::paths::{ActionIdPath, OrgPath, RunIdPath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::{RunReport, RunRequest};
-use crate::extract::ApiJson;
 use crate::identity::Caller;
 
 /// The body of a manual run.

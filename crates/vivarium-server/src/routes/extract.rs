@@ -5,8 +5,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::Shared;
 use crate::error::ApiError;
-use crate::routes::Shared;
 
 /// A JSON body; a malformed, mistyped or oversized one is a clear `{"code", "message"}` error.
 pub struct ApiJson<T>(pub T);
