@@ -45,6 +45,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         dependency_layer: layer.as_deref(),
         egress: Some(&egress),
         cpu_slot: None,
+        state: None,
     };
     let outcome = sandbox
         .run(&call)

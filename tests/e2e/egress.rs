@@ -572,6 +572,7 @@ def main(data, logger):
                 dependency_layer: None,
                 egress,
                 cpu_slot: None,
+                state: None,
             })
             .expect("the call")
     };

@@ -24,4 +24,5 @@ mod malicious_zips;
 mod run_cli;
 mod runtime_cli;
 mod snapshot_runtime;
+mod state_sandbox;
 mod validation;

@@ -141,6 +141,7 @@ fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
                 dependency_layer: None,
                 egress: None,
                 cpu_slot: None,
+                state: None,
             })
             .expect("the call");
         assert_eq!(

@@ -52,6 +52,7 @@ fn main() -> BenchResult<()> {
         dependency_layer: None,
         egress: None,
         cpu_slot: None,
+        state: None,
     };
     let mut fuel = (0, 0);
     let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
@@ -156,6 +157,7 @@ fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
         dependency_layer: None,
         egress: None,
         cpu_slot: None,
+        state: None,
     };
     run_ok(sandbox, &call)?;
     std::thread::sleep(Duration::from_millis(500));

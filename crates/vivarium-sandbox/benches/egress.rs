@@ -122,6 +122,7 @@ fn bench_call<'a>(
         dependency_layer: Some(layer),
         egress,
         cpu_slot: None,
+        state: None,
     }
 }
 

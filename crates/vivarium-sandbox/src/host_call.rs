@@ -1,5 +1,5 @@
 //! Host calls: how the guest asks the host for what the sandbox does not give it directly
-//! (an HTTP exchange today). One mechanism serves every operation:
+//! (an HTTP exchange, the action's durable state). One mechanism serves every operation:
 //!
 //! - `vivarium.host_call(op, ptr, len) -> i64` reads a marshalled request from the guest's
 //!   memory, performs operation `op` (an async host function: the guest's fiber is suspended
@@ -24,6 +24,7 @@ use crate::marshal::{decode_exchange_request, encode_exchange_reply};
 use crate::output::CappedOutput;
 use crate::protocol::{EGRESS_LOGGER, LogLine};
 use crate::sandbox::CallState;
+use crate::state::{StateFailure, StateSession, StateWrite};
 
 /// The import module of the host calls.
 pub(crate) const HOST_MODULE: &str = "vivarium";
@@ -34,6 +35,11 @@ const TAKE: &str = "host_take";
 
 /// The operations, by number (the shim's `_vivarium.host_call` passes them through).
 const OP_HTTP_SEND: i32 = 1;
+/// A state operation (`vivarium.state`): JSON in, JSON out.
+const OP_STATE: i32 = 2;
+
+/// Fuel one state operation costs, so that a loop of them is bounded like any other work.
+const FUEL_PER_STATE_OPERATION: u64 = 200_000;
 
 /// Why a host call returned no answer (negative results of `host_call` and `host_take`).
 #[repr(i64)]
@@ -55,12 +61,14 @@ pub trait CpuSlot: Send + Sync + std::fmt::Debug {
     fn reacquire(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-/// What one call's host calls keep: the call's egress, its CPU slot, the answer not taken
-/// yet, the audit records, and the stderr stream the audit lines are placed in.
+/// What one call's host calls keep: the call's egress, its CPU slot, its state session, the
+/// answer not taken yet, the audit records, and the stderr stream the audit lines are placed
+/// in.
 #[derive(Default)]
 pub(crate) struct HostCalls {
     egress: Option<CallEgress>,
     cpu: Option<Arc<dyn CpuSlot>>,
+    state: Option<StateSession>,
     answer: Option<Vec<u8>>,
     audit: Vec<PlacedAudit>,
     stderr: Option<CappedOutput>,
@@ -82,11 +90,13 @@ impl HostCalls {
     pub(crate) fn new(
         egress: Option<CallEgress>,
         cpu: Option<Arc<dyn CpuSlot>>,
+        state: Option<StateSession>,
         stderr: CappedOutput,
     ) -> Self {
         Self {
             egress,
             cpu,
+            state,
             answer: None,
             audit: Vec::new(),
             stderr: Some(stderr),
@@ -107,6 +117,23 @@ impl HostCalls {
     /// The audit records of the call, in order.
     pub(crate) fn take_audit(&mut self) -> Vec<PlacedAudit> {
         std::mem::take(&mut self.audit)
+    }
+
+    /// The call's state writes, in order, for the host to commit with the run.
+    pub(crate) fn take_state_writes(&mut self) -> Vec<StateWrite> {
+        self.state
+            .take()
+            .map(StateSession::into_writes)
+            .unwrap_or_default()
+    }
+
+    /// The largest state request the host copies out of the guest's memory: a value at its
+    /// quota, a key, and room for the framing.
+    fn most_state_request_bytes(&self) -> usize {
+        const FRAMING: usize = 4 * 1024;
+        self.state.as_ref().map_or(FRAMING, |state| {
+            usize::try_from(state.most_request_bytes()).unwrap_or(usize::MAX) + FRAMING
+        })
     }
 }
 
@@ -177,6 +204,19 @@ async fn host_call(
                 return Ok(CallStatus::OutOfBounds as i64);
             };
             http_send(caller, &request).await?
+        }
+        OP_STATE => {
+            let most = caller.data().host.most_state_request_bytes();
+            if usize::try_from(len).is_ok_and(|len| len > most) {
+                state_answer(Err(StateFailure::Quota(format!(
+                    "the state request is {len} bytes, over the {most} a value at its quota takes"
+                ))))
+            } else {
+                let Some(request) = read_guest(caller, ptr, len) else {
+                    return Ok(CallStatus::OutOfBounds as i64);
+                };
+                state_operation(caller, &request).await?
+            }
         }
         _ => return Ok(CallStatus::UnknownOperation as i64),
     };
@@ -282,6 +322,122 @@ async fn http_send(
     caller.data_mut().host.egress = Some(egress);
     place_audit(caller, record);
     Ok(encode_exchange_reply(&reply))
+}
+
+/// A state operation as the guest's `vivarium.state` sends it.
+#[derive(serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum StateRequest {
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: serde_json::Value,
+        ttl: Option<String>,
+        if_version: Option<i64>,
+    },
+    Incr {
+        key: String,
+        delta: i64,
+        ttl: Option<String>,
+    },
+    Delete {
+        key: String,
+        if_version: Option<i64>,
+    },
+    Keys {
+        prefix: String,
+    },
+}
+
+/// One state operation: charged in fuel, performed on the call's session (reads go to the
+/// store; the CPU slot is kept, as a store read is short).
+async fn state_operation(
+    caller: &mut Caller<'_, CallState>,
+    request: &[u8],
+) -> wasmtime::Result<Vec<u8>> {
+    let fuel = caller.get_fuel()?;
+    caller.set_fuel(fuel.saturating_sub(FUEL_PER_STATE_OPERATION))?;
+    let request: StateRequest = match serde_json::from_slice(request) {
+        Ok(request) => request,
+        Err(problem) => {
+            let failure =
+                StateFailure::Invalid(format!("the state request is malformed: {problem}"));
+            return Ok(state_answer(Err(failure)));
+        }
+    };
+    let Some(mut session) = caller.data_mut().host.state.take() else {
+        let failure = StateFailure::Unavailable(
+            "this call has no state: state is kept for actions the service runs, and by vivarium run".into(),
+        );
+        return Ok(state_answer(Err(failure)));
+    };
+    let answer = perform(&mut session, request).await;
+    caller.data_mut().host.state = Some(session);
+    Ok(state_answer(answer))
+}
+
+/// Performs `request` on `session`; answers what the guest's function returns.
+async fn perform(
+    session: &mut StateSession,
+    request: StateRequest,
+) -> Result<serde_json::Value, StateFailure> {
+    use serde_json::to_value;
+    let json = |value: Result<serde_json::Value, serde_json::Error>| {
+        value.map_err(|e| StateFailure::Invalid(e.to_string()))
+    };
+    match request {
+        StateRequest::Get { key } => json(to_value(session.get(&key).await?)),
+        StateRequest::Set {
+            key,
+            value,
+            ttl,
+            if_version,
+        } => {
+            let ttl = parse_ttl(ttl.as_deref())?;
+            json(to_value(session.set(&key, value, ttl, if_version).await?))
+        }
+        StateRequest::Incr { key, delta, ttl } => {
+            let ttl = parse_ttl(ttl.as_deref())?;
+            json(to_value(session.incr(&key, delta, ttl).await?))
+        }
+        StateRequest::Delete { key, if_version } => {
+            json(to_value(session.delete(&key, if_version).await?))
+        }
+        StateRequest::Keys { prefix } => json(to_value(session.keys(&prefix).await?)),
+    }
+}
+
+/// A time to live such as `90s` or `1h`.
+fn parse_ttl(ttl: Option<&str>) -> Result<Option<std::time::Duration>, StateFailure> {
+    ttl.map(|text| {
+        humantime::parse_duration(text)
+            .ok()
+            .filter(|ttl| !ttl.is_zero())
+            .ok_or_else(|| {
+                StateFailure::Invalid(format!(
+                    "ttl {text:?} is not a duration: give seconds or a text such as \"90s\" or \"1h\""
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// The guest's answer to a state operation: `{"ok": value}` or `{"error": {"kind", "message"}}`.
+fn state_answer(answer: Result<serde_json::Value, StateFailure>) -> Vec<u8> {
+    let document = match answer {
+        Ok(value) => serde_json::json!({ "ok": value }),
+        Err(failure) => {
+            let kind = match failure {
+                StateFailure::Quota(_) => "quota",
+                StateFailure::Invalid(_) => "invalid",
+                StateFailure::Unavailable(_) => "unavailable",
+            };
+            serde_json::json!({ "error": { "kind": kind, "message": failure.to_string() } })
+        }
+    };
+    document.to_string().into_bytes()
 }
 
 /// Keeps `record` with its place in the guest's stderr, and tells the host's own log.

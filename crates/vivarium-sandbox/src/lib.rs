@@ -18,6 +18,7 @@ mod prepare;
 mod protocol;
 mod sandbox;
 mod snapshot;
+mod state;
 mod working_set;
 
 pub use bytecode::BYTECODE_MOUNT;
@@ -32,3 +33,7 @@ pub use sandbox::{
     ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine, new_pooling_engine,
 };
 pub use snapshot::{STDLIB_MOUNT, ensure_snapshot};
+pub use state::{
+    StateAccess, StateEntry, StateFailure, StateFuture, StateQuotas, StateReader, StateSession,
+    StateUsage, StateWrite, value_bytes,
+};

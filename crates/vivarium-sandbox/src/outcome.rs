@@ -13,6 +13,7 @@ use crate::limits::{Limits, human_bytes};
 use crate::protocol::{
     GuestDocument, GuestError, LogLine, MAX_NESTING, ProtocolError, parse_document,
 };
+use crate::state::StateWrite;
 
 /// The class of a call's ending. Each is reported under its own name (its serde wire name,
 /// also its `Display`) and CLI exit status.
@@ -124,6 +125,10 @@ pub struct Outcome {
     /// `logs`).
     #[serde(skip)]
     pub egress: Vec<AuditRecord>,
+    /// The call's writes to its action's state, in order, for the host to commit when the
+    /// run succeeded.
+    #[serde(skip)]
+    pub state_writes: Vec<StateWrite>,
 }
 
 fn serialize_millis<S: serde::Serializer>(

@@ -30,6 +30,7 @@ use crate::protocol::{
     request_json_len,
 };
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
+use crate::state::StateAccess;
 
 /// Where the action's folder appears inside the guest.
 pub const ACTION_MOUNT: &str = "/action";
@@ -133,6 +134,8 @@ pub struct Call<'a> {
     /// The CPU slot the call holds, given back while it waits on the network; `None` when
     /// the caller does not bound running calls.
     pub cpu_slot: Option<Arc<dyn CpuSlot>>,
+    /// The action's durable state; `None`: `vivarium.state` raises that there is none.
+    pub state: Option<StateAccess>,
 }
 
 /// The interpreter, linked and ready to be instantiated afresh for each call.
@@ -299,6 +302,7 @@ impl Sandbox {
             limits: COMPILE_LIMITS,
             shape: ResultShape::Any,
             egress: None,
+            state: None,
             ..call.clone()
         };
         let outcome = runtime.block_on(self.run_on_this_thread(
@@ -346,7 +350,9 @@ impl Sandbox {
         let deadline = Instant::now() + call.limits.timeout;
         let store = prepared.store();
         let egress = call.egress.map(|egress| egress.for_call(deadline));
-        store.data_mut().host = HostCalls::new(egress, call.cpu_slot.clone(), stderr.clone());
+        let state = call.state.as_ref().map(StateAccess::session);
+        store.data_mut().host =
+            HostCalls::new(egress, call.cpu_slot.clone(), state, stderr.clone());
         let memory_refused = store.data().memory.refused.clone();
         store
             .set_fuel(call.limits.fuel)
@@ -381,6 +387,7 @@ impl Sandbox {
             .into_iter()
             .map(|placed| ((placed.offset, placed.line), placed.record))
             .unzip();
+        let state_writes = store.data_mut().host.take_state_writes();
         self.retire(prepared);
         let (stderr_bytes, stderr_dropped) = stderr.take();
         let (kind, result, error) = classify(Evidence {
@@ -405,6 +412,7 @@ impl Sandbox {
             peak_memory_bytes,
             duration,
             egress: audit,
+            state_writes,
         })
     }
 

@@ -204,6 +204,10 @@ const VIVARIUM_PACKAGE: &[(&str, &str)] = &[
         "vivarium.http",
         include_str!("../../../python-wasm/vivarium/http.py"),
     ),
+    (
+        "vivarium.state",
+        include_str!("../../../python-wasm/vivarium/state.py"),
+    ),
 ];
 
 /// Loads [`VIVARIUM_PACKAGE`] into `sys.modules` from the sources it is given, before the

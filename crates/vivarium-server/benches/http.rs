@@ -142,6 +142,7 @@ fn bare_sandbox(
         dependency_layer: None,
         egress: None,
         cpu_slot: None,
+        state: None,
     };
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {

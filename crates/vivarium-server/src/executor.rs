@@ -407,6 +407,7 @@ impl Executor {
                 dependency_layer: layer.as_deref(),
                 egress: Some(&egress),
                 cpu_slot: Some(slot.cpu.clone()),
+                state: None,
             };
             let outcome = sandbox.run(&call);
             drop(slot);
