@@ -388,3 +388,45 @@ fn killing_a_replica_mid_run_loses_nothing_and_the_other_keeps_serving() {
     );
     assert_eq!(status, json!("errored"));
 }
+
+#[test]
+#[cfg_attr(
+    not(vivarium_backends),
+    ignore = "needs PostgreSQL and S3: run `eval \"$(.ci/backends)\"` first"
+)]
+fn counters_kept_in_state_never_lose_a_count_across_replicas() {
+    let state = SharedState::create();
+    let (first_dirs, second_dirs) = (ReplicaDirs::new(), ReplicaDirs::new());
+    let first = replica(&state, &first_dirs, "");
+    let second = replica(&state, &second_dirs, "");
+    add_runner(&first);
+    let root = Creds::root();
+    let counter = "from vivarium import state\n\ndef main(data, logger):\n    return [{'count': state.incr('count')}]\n";
+    let id = first.create_action(
+        ORG,
+        &root,
+        &service_action("counter", &zip_main(counter), RUNNER),
+    );
+    const RUNS_PER_REPLICA: usize = 8;
+    std::thread::scope(|scope| {
+        for server in [&first, &second] {
+            for _ in 0..RUNS_PER_REPLICA {
+                let id = &id;
+                let root = &root;
+                scope.spawn(move || {
+                    let answer = server.test_run(ORG, root, id, &json!([])).ok_json();
+                    assert_eq!(answer["outcome"], json!("ok"), "{answer}");
+                });
+            }
+        }
+    });
+    let listed = second
+        .get(&format!("/api/{ORG}/actions/{id}/state"), &root)
+        .ok_json();
+    assert_eq!(listed["data"][0]["key"], json!("count"), "{listed}");
+    assert_eq!(
+        listed["data"][0]["value"],
+        json!(2 * RUNS_PER_REPLICA),
+        "every increment counted: {listed}"
+    );
+}

@@ -18,6 +18,7 @@ mod http_operations;
 mod http_permissions;
 mod http_replicas;
 mod http_secrets;
+mod http_state;
 mod http_validation;
 mod http_walkthrough;
 mod malicious_zips;

@@ -15,7 +15,7 @@ use serde_json::Value;
 pub type StateFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 
 /// A stored entry: its value and its version (1 when first written, one more at each write).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StateEntry {
     /// The JSON value.
     pub value: Value,
@@ -80,8 +80,10 @@ impl StateWrite {
     }
 }
 
-/// The limits on an action's stored state.
+/// The limits on an action's stored state (in the service's configuration, the `[state]`
+/// table; absent fields keep their defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StateQuotas {
     /// Live keys per action.
     pub keys_per_action: u64,
@@ -366,6 +368,11 @@ impl StateSession {
     }
 
     fn check_key(&self, key: &str) -> Result<(), StateFailure> {
+        if key.contains('\0') {
+            return Err(StateFailure::Invalid(format!(
+                "a state key cannot hold a NUL character; {key:?} does"
+            )));
+        }
         if key.is_empty() || key.len() as u64 > self.quotas.key_bytes {
             return Err(StateFailure::Invalid(format!(
                 "a state key is 1 to {} bytes; {key:?} is {}",

@@ -10,7 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use vivarium_egress::{EgressClient, EgressLimits, OperatorEgress, SystemLookup};
-use vivarium_sandbox::{Limits, RuntimeChoice};
+use vivarium_sandbox::{Limits, RuntimeChoice, StateQuotas};
 use vivarium_store::{BadBlobLocation, BlobLocation};
 
 /// Everything the service can be told. Field names are the TOML keys and, upper-cased with a
@@ -89,6 +89,9 @@ pub struct ServerConfig {
     /// `request_timeout`, `request_body_bytes`, `response_body_bytes`, `header_bytes`,
     /// `requests_per_call`, `bytes_per_call`, `fuel_per_request`). Default: see the README.
     pub egress: EgressLimits,
+    /// The quotas of every action's durable state (a table: `keys_per_action`,
+    /// `value_bytes`, `bytes_per_action`, `key_bytes`). Default: see the README.
+    pub state: StateQuotas,
     /// The URL of the cluster actions belong to (OpenObserve's `ORIGIN_CLUSTER_URL`): given
     /// to every run in that variable, and reachable by it. An organization's own
     /// `origin_cluster_url` (`PUT /api/organizations/{org}`) wins. Default: none.
@@ -167,6 +170,7 @@ const KEYS: &[&str] = &[
     "egress_internal_hosts",
     "egress_ca_file",
     "egress",
+    "state",
     "origin_cluster_url",
     "secrets_key",
     "secrets_key_file",
@@ -205,6 +209,7 @@ impl Default for ServerConfig {
             egress_internal_hosts: Vec::new(),
             egress_ca_file: None,
             egress: EgressLimits::DEFAULT,
+            state: StateQuotas::DEFAULT,
             origin_cluster_url: None,
             secrets_key: None,
             secrets_key_file: None,

@@ -17,12 +17,14 @@ use vivarium_egress::{Allowlist, Author, Egress, EgressClient, OperatorEgress};
 use vivarium_package::{ACTIONS_DIR, PackageLimits};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, Outcome, OutcomeKind, ResultShape, Sandbox, SandboxError,
+    StateAccess, StateQuotas, StateWrite,
 };
 use vivarium_store::{
-    Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, Refusal, Run,
-    RunOutcome, StoreError, Trigger,
+    Action, ActionStatus, BlobKey, BlobStore, CommitFailure, ExecutionKind, MetadataStore, Refusal,
+    Run, RunOutcome, StoreError, Trigger,
 };
 
+use crate::action_state::StoreStateReader;
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
@@ -117,6 +119,8 @@ pub struct RunSettings {
     pub keyring: Arc<Keyring>,
     /// The service's origin cluster URL, for organizations without their own.
     pub origin_cluster_url: Option<String>,
+    /// The quotas of every action's durable state.
+    pub state_quotas: StateQuotas,
 }
 
 /// Runs actions for every trigger.
@@ -396,6 +400,12 @@ impl Executor {
             egress,
             mask,
         } = prepared;
+        let reader =
+            StoreStateReader::new(self.meta.clone(), &request.action.org, &request.action.id);
+        let state = StateAccess {
+            reader: Arc::new(reader),
+            quotas: self.settings.state_quotas,
+        };
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -407,7 +417,7 @@ impl Executor {
                 dependency_layer: layer.as_deref(),
                 egress: Some(&egress),
                 cpu_slot: Some(slot.cpu.clone()),
-                state: None,
+                state: Some(state),
             };
             let outcome = sandbox.run(&call);
             drop(slot);
@@ -479,14 +489,56 @@ impl Executor {
             (OutcomeKind::Ok, _) => ActionStatus::Ready,
             _ => ActionStatus::Errored,
         };
-        self.meta.record_run(&run, status).await?;
+        let writes = match outcome.kind {
+            OutcomeKind::Ok => outcome.state_writes.as_slice(),
+            _ => &[],
+        };
+        let committed = self.record_with_state(&mut run, status, writes).await?;
         self.count(&run);
         self.metrics.fuel.inc_by(outcome.fuel_used);
         self.metrics.count_egress(&outcome.egress);
         Ok(RunReport {
             run,
-            result: outcome.result,
+            result: committed.then_some(outcome.result).flatten(),
         })
+    }
+
+    /// Records `run` with its state `writes`, in one transaction. When the store refuses the
+    /// writes (a compare-and-set conflict, a quota passed at commit), nothing of them is
+    /// applied and the run is recorded as failed with outcome `state_conflict`; answers
+    /// whether the writes were committed.
+    async fn record_with_state(
+        &self,
+        run: &mut Run,
+        status: ActionStatus,
+        writes: &[StateWrite],
+    ) -> Result<bool, RunError> {
+        if writes.is_empty() {
+            self.meta.record_run(run, status).await?;
+            return Ok(true);
+        }
+        let quotas = &self.settings.state_quotas;
+        let now = now_micros();
+        match self
+            .meta
+            .record_run_with_state(run, status, writes, quotas, now)
+            .await?
+        {
+            Ok(changed) => {
+                run.state_changes = changed;
+                Ok(true)
+            }
+            Err(refusal) => {
+                run.outcome = RunOutcome::Uncommitted(CommitFailure::StateConflict);
+                run.error_type = Some("StateConflict".into());
+                run.error_message = Some(format!(
+                    "the run's state writes were not committed, so the run changed nothing: {refusal}"
+                ));
+                run.output_count = None;
+                self.meta.record_run(run, ActionStatus::Errored).await?;
+                Ok(false)
+            }
+        }
     }
 
     fn count(&self, run: &Run) {
@@ -565,6 +617,7 @@ fn base_run(request: &RunRequest, started_at: i64, outcome: RunOutcome) -> Run {
         logs_truncated: false,
         input_count,
         output_count: None,
+        state_changes: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! the [`catalog::Catalog`]. Both know nothing of HTTP: the routes parse, call them, and map
 //! their typed errors to statuses in one place (`error`).
 
+mod action_state;
 pub mod catalog;
 pub mod config;
 mod error;

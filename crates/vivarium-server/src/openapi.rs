@@ -46,6 +46,7 @@ since the Unix epoch.";
         (name = "actions", description = "Upload, read, change, download, pause and delete actions."),
         (name = "triggers", description = "Run an action: by hand, for the alert engine, or as a Logs-page transform."),
         (name = "runs", description = "The run history of an action: outcomes, resource use, logs and tracebacks."),
+        (name = "state", description = "An action's durable state, which its runs change through vivarium.state: read it, store or remove one key, clear it."),
         (name = "secrets", description = "Secrets of an organization and of one action, given to runs as environment variables: stored sealed, never shown again, masked in run logs."),
         (name = "iam", description = "Organizations, users, service accounts (tokens shown once), roles and their grants."),
         (name = "operations", description = "Health, readiness, Prometheus metrics and this document; no credentials needed."),
@@ -333,6 +334,7 @@ mod tests {
                 "actions",
                 "triggers",
                 "runs",
+                "state",
                 "secrets",
                 "iam",
                 "operations"

@@ -1,6 +1,7 @@
 //! Scheduled actions: `once` and `repeat` actions fire on their cron expression (UTC),
 //! calling `main()` with no arguments. Each firing is claimed in the database before it runs,
-//! so a firing happens once even when several replicas share the database.
+//! so a firing happens once even when several replicas share the database. The same loop
+//! removes expired state keys once a minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +62,14 @@ pub async fn run_scheduler(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut swept_at = 0;
     loop {
         ticker.tick().await;
         let now = now_micros();
+        if now - swept_at >= STATE_SWEEP_INTERVAL_MICROS {
+            sweep_expired_state(meta.as_ref(), now).await;
+            swept_at = now;
+        }
         match meta.due_actions(now).await {
             Ok(due) => {
                 for action in due {
@@ -72,6 +78,18 @@ pub async fn run_scheduler(
             }
             Err(error) => tracing::error!(%error, "could not read due schedules"),
         }
+    }
+}
+
+/// How often expired state keys are removed (reads already treat them as absent).
+const STATE_SWEEP_INTERVAL_MICROS: i64 = 60_000_000;
+
+/// Removes the state keys of every action that expired by `now`.
+async fn sweep_expired_state(meta: &dyn MetadataStore, now: i64) {
+    match meta.sweep_expired_state(now).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::debug!(swept, "expired state keys removed"),
+        Err(error) => tracing::warn!(%error, "could not remove expired state keys"),
     }
 }
 

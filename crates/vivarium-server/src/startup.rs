@@ -208,6 +208,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
             egress_client,
             keyring: keyring.clone(),
             origin_cluster_url,
+            state_quotas: config.state,
         },
         capacity,
         metrics.clone(),

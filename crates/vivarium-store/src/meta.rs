@@ -1,12 +1,16 @@
 //! The metadata store: every read and write of the service's records goes through this trait.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use serde_json::Value;
 use vivarium_auth::{Grant, ResourceKind, Sealed, Verb};
+use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
 use crate::error::StoreError;
 use crate::model::{
     Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
-    SecretRecord, ServiceAccount, User,
+    SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
 };
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
@@ -137,7 +141,8 @@ pub trait MetadataStore: Send + Sync {
         cutoff: i64,
         status: ActionStatus,
     ) -> Result<u64, StoreError>;
-    /// Deletes an action with its runs and its secrets, all at once; `NotFound` when absent.
+    /// Deletes an action with its runs, its secrets and its state, all at once; `NotFound` when
+    /// absent.
     async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError>;
     /// How many actions of `org` use the ZIP with `digest` (to know when its blob can go).
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
@@ -194,6 +199,84 @@ pub trait MetadataStore: Send + Sync {
         secret: &SecretRecord,
         previous: &Sealed,
     ) -> Result<bool, StoreError>;
+
+    /// The live entry under `key` of an action's state at `now` (an expired one is absent).
+    async fn state_get(
+        &self,
+        org: &str,
+        action_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StateEntry>, StoreError>;
+    /// The live keys of an action's state at `now` that start with `prefix` (taken literally:
+    /// `%` and `_` are characters like any other), sorted.
+    async fn state_keys(
+        &self,
+        org: &str,
+        action_id: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// How many live keys an action's state holds at `now`, and their bytes (each key's length
+    /// plus its value's JSON text length).
+    async fn state_usage(
+        &self,
+        org: &str,
+        action_id: &str,
+        now: i64,
+    ) -> Result<StateUsage, StoreError>;
+    /// The live entries of an action's state at `now`, by key.
+    async fn state_list(
+        &self,
+        org: &str,
+        action_id: &str,
+        now: i64,
+    ) -> Result<Vec<StoredState>, StoreError>;
+    /// Applies a run's state `writes`, in order, and records the run as
+    /// [`record_run`](Self::record_run) does, with the keys they changed as its
+    /// `state_changes`, all in one transaction at `now`: a key's version
+    /// is 1 when first written and one more at each write; an `if_version` must name the stored
+    /// version (0 when absent or expired); an increment adds to the integer stored at commit
+    /// (absent counts as 0), so concurrent runs never lose a count; a `ttl` expires the key
+    /// that long after `now` (a set without one clears any expiry, an increment without one
+    /// keeps it). The resulting state is held to `quotas`.
+    ///
+    /// Answers the keys the writes changed, sorted, each once; or, when a write is refused, the
+    /// refusal, and then nothing changed and no run was recorded (the caller records the run
+    /// again with a failure). `NotFound` when the action is absent from the run's organization,
+    /// `Conflict` when the run id is taken; either way nothing changes. Without writes it is
+    /// [`record_run`](Self::record_run).
+    async fn record_run_with_state(
+        &self,
+        run: &Run,
+        status: ActionStatus,
+        writes: &[StateWrite],
+        quotas: &StateQuotas,
+        now: i64,
+    ) -> Result<Result<Vec<String>, StateRefusal>, StoreError>;
+    /// Stores `value` under `key` in an action's state at `now` (an operator's or owner's
+    /// write), expiring after `ttl` when given, held to `quotas`; answers the entry as stored,
+    /// or the refusal (and then nothing changed). `NotFound` when the action is absent.
+    #[allow(clippy::too_many_arguments)]
+    async fn state_put(
+        &self,
+        org: &str,
+        action_id: &str,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        quotas: &StateQuotas,
+        now: i64,
+    ) -> Result<Result<StateEntry, StateRefusal>, StoreError>;
+    /// Removes `key` from an action's state; whether an entry was stored under it (an expired
+    /// one the sweep had not removed yet counts).
+    async fn state_delete(&self, org: &str, action_id: &str, key: &str)
+    -> Result<bool, StoreError>;
+    /// Removes every entry of an action's state; how many were stored (expired ones the sweep
+    /// had not removed yet count).
+    async fn state_clear(&self, org: &str, action_id: &str) -> Result<u64, StoreError>;
+    /// Removes the entries of every action's state expired at `now`; how many.
+    async fn sweep_expired_state(&self, now: i64) -> Result<u64, StoreError>;
 
     /// Scheduled actions (`once`, `repeat`) not paused whose `next_run_at` is at or before
     /// `now`, across every organization, soonest first.

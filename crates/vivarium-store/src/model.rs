@@ -240,6 +240,9 @@ pub struct Run {
     pub input_count: i64,
     /// Records returned, when it succeeded with a list.
     pub output_count: Option<i64>,
+    /// The keys of the action's state the run changed (committed with it), sorted.
+    #[serde(default)]
+    pub state_changes: Vec<String>,
 }
 
 impl Run {
@@ -249,9 +252,10 @@ impl Run {
     }
 }
 
-/// How a run ended: the sandbox's outcome kind when the action ran, or the host's refusal
-/// to start it. On the wire and in the database, the kind's own name (`ok`, `out_of_fuel`,
-/// ...) or `permission_denied`.
+/// How a run ended: the sandbox's outcome kind when the action ran, the host's refusal to
+/// start it, or the host's failure to commit what a successful call did. On the wire and in
+/// the database, the kind's own name (`ok`, `out_of_fuel`, ...), `permission_denied` or
+/// `state_conflict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum RunOutcome {
@@ -259,6 +263,17 @@ pub enum RunOutcome {
     Ran(OutcomeKind),
     /// The host refused to start the action.
     Refused(Refusal),
+    /// The call succeeded but what it did could not be committed, so the run changed nothing.
+    Uncommitted(CommitFailure),
+}
+
+/// Why a successful call's effects were not committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitFailure {
+    /// The store refused the call's state writes: a compare-and-set found another version,
+    /// an increment found no integer, or a quota was passed at commit.
+    StateConflict,
 }
 
 /// Why the host refused to start a run.
@@ -272,10 +287,10 @@ pub enum Refusal {
 impl RunOutcome {
     /// Every outcome a run can have, in a stable order (for metrics and documentation).
     pub fn all() -> impl Iterator<Item = RunOutcome> {
-        OutcomeKind::ALL
-            .into_iter()
-            .map(Self::Ran)
-            .chain([Self::Refused(Refusal::PermissionDenied)])
+        OutcomeKind::ALL.into_iter().map(Self::Ran).chain([
+            Self::Refused(Refusal::PermissionDenied),
+            Self::Uncommitted(CommitFailure::StateConflict),
+        ])
     }
 }
 
@@ -323,5 +338,52 @@ pub struct SecretInfo {
     /// When it was first stored.
     pub created_at: i64,
     /// When its value last changed.
+    pub updated_at: i64,
+}
+
+/// Why the store refused to commit an action's state writes: nothing they would have changed
+/// was changed, and the run they came with was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateRefusal {
+    /// A compare-and-set found another version than the one it named: another run (or an
+    /// operator) changed the key since this run read it.
+    #[error(
+        "the state key {key:?} is at version {found}, not the version {expected} the write \
+         expected (0 means absent): it changed since the run read it; read it again and retry"
+    )]
+    Conflict {
+        /// The key.
+        key: String,
+        /// The version the write named.
+        expected: i64,
+        /// The version stored at commit (0 when absent or expired).
+        found: i64,
+    },
+    /// An increment found a value that is not an integer under its key at commit.
+    #[error(
+        "incr needs an integer under the state key {key:?}, which holds another kind of value \
+         at commit; set it to an integer first, or count under another key"
+    )]
+    NotAnInteger {
+        /// The key.
+        key: String,
+    },
+    /// The writes would pass a limit (the message names the key and the limit).
+    #[error("{0}")]
+    Quota(String),
+}
+
+/// An entry of an action's stored state, as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoredState {
+    /// The key.
+    pub key: String,
+    /// The JSON value.
+    pub value: serde_json::Value,
+    /// How many writes made it (1 for the first).
+    pub version: i64,
+    /// When it expires; `None` when it does not.
+    pub expires_at: Option<i64>,
+    /// When it was last written.
     pub updated_at: i64,
 }

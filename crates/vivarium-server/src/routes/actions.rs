@@ -73,10 +73,7 @@ pub async fn get(
     Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<ActionDetails>> {
-    state
-        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
-        .await?;
-    let action = state.catalog.find(&org, &id).await?;
+    let action = state.action_for(&org, &caller, Verb::Get, &id).await?;
     Ok(Json(ActionDetails::of(&action)))
 }
 
@@ -103,10 +100,7 @@ pub async fn download(
     Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<ZipFile> {
-    state
-        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
-        .await?;
-    let action = state.catalog.find(&org, &id).await?;
+    let action = state.action_for(&org, &caller, Verb::Get, &id).await?;
     let bytes = state.catalog.zip(&action).await?;
     Ok(ZipFile(StoredZip {
         bytes,

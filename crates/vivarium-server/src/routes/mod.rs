@@ -7,6 +7,7 @@ pub(crate) mod iam;
 pub(crate) mod ops;
 pub(crate) mod paths;
 pub(crate) mod secrets;
+pub(crate) mod state;
 pub(crate) mod triggers;
 
 use std::collections::HashMap;
@@ -52,6 +53,8 @@ pub fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(triggers::get_run))
         .routes(routes!(secrets::list_action))
         .routes(routes!(secrets::put_action, secrets::delete_action))
+        .routes(routes!(state::list, state::clear))
+        .routes(routes!(state::put, state::delete_key))
         .routes(routes!(secrets::list_org))
         .routes(routes!(secrets::put_org, secrets::delete_org))
         .routes(routes!(
@@ -152,6 +155,19 @@ impl AppState {
             object,
         )
         .await
+    }
+
+    /// Action `id` of `org`, once `caller` is known to be allowed `verb` on it: 403 when not
+    /// allowed, 404 when it does not exist.
+    pub async fn action_for(
+        &self,
+        org: &str,
+        caller: &Caller,
+        verb: Verb,
+        id: &str,
+    ) -> ApiResult<vivarium_store::Action> {
+        self.require_on_actions(org, caller, verb, Some(id)).await?;
+        Ok(self.catalog.find(org, id).await?)
     }
 
     /// The authenticated caller of a request to `org`: 401 without valid credentials, 404 when

@@ -60,3 +60,11 @@ pub struct RoleNamePath {
     /// The role's name.
     pub role: String,
 }
+
+/// `{key}` of an action's state.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct StateKeyPath {
+    /// The state key (percent-encoded in the path when it holds `/`).
+    pub key: String,
+}

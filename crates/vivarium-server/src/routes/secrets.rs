@@ -140,10 +140,7 @@ pub async fn list_action(
     Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<DataList<SecretInfo>>> {
-    state
-        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
-        .await?;
-    state.catalog.find(&org, &id).await?;
+    state.action_for(&org, &caller, Verb::Get, &id).await?;
     list(&state, &org, &id).await
 }
 
@@ -177,10 +174,7 @@ pub async fn put_action(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> ApiResult<Json<StatusMessage>> {
-    state
-        .require_on_actions(&org, &caller, Verb::Put, Some(&id))
-        .await?;
-    state.catalog.find(&org, &id).await?;
+    state.action_for(&org, &caller, Verb::Put, &id).await?;
     put(&state, &org, &id, &name, &body).await
 }
 
@@ -209,10 +203,7 @@ pub async fn delete_action(
     Path(SecretNamePath { name }): Path<SecretNamePath>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<StatusMessage>> {
-    state
-        .require_on_actions(&org, &caller, Verb::Put, Some(&id))
-        .await?;
-    state.catalog.find(&org, &id).await?;
+    state.action_for(&org, &caller, Verb::Put, &id).await?;
     delete(&state, &org, &id, &name).await
 }
 

@@ -250,10 +250,7 @@ async fn run(
 
 /// The action, once the caller is known to hold POST on it (running it is a POST).
 async fn runnable(state: &Shared, org: &str, id: &str, caller: &Caller) -> ApiResult<Action> {
-    state
-        .require_on_actions(org, caller, Verb::Post, Some(id))
-        .await?;
-    Ok(state.catalog.find(org, id).await?)
+    state.action_for(org, caller, Verb::Post, id).await
 }
 
 /// Paging of the run history: `?page=1&per_page=20` (at most 100 a page).
@@ -309,10 +306,7 @@ pub async fn list_runs(
             "page starts at 1 and per_page is between 1 and 100",
         ));
     }
-    state
-        .require_on_actions(&org, &caller, Verb::Get, Some(&id))
-        .await?;
-    state.catalog.find(&org, &id).await?;
+    state.action_for(&org, &caller, Verb::Get, &id).await?;
     let page = Page {
         offset: (paging.page - 1).saturating_mul(paging.per_page),
         limit: paging.per_page,
@@ -518,6 +512,8 @@ pub struct RunSummary {
     output_count: Option<i64>,
     /// Whether the logs were cut at the limit.
     logs_truncated: bool,
+    /// The keys of the action's state the run changed, sorted.
+    state_changes: Vec<String>,
 }
 
 impl RunSummary {
@@ -537,6 +533,7 @@ impl RunSummary {
             input_count: run.input_count,
             output_count: run.output_count,
             logs_truncated: run.logs_truncated,
+            state_changes: run.state_changes,
         }
     }
 }

@@ -181,8 +181,8 @@ pub(super) async fn reset_running(db: &SqlStore, status: ActionStatus) -> Result
     Ok(done.rows_affected())
 }
 
-/// Deletes an action and its secrets in one transaction; its runs go with it (the foreign key
-/// cascades). `NotFound` when absent from `org`, and then nothing changes.
+/// Deletes an action and its secrets in one transaction; its runs and its state go with it
+/// (their foreign keys cascade). `NotFound` when absent from `org`, and then nothing changes.
 pub(super) async fn delete(db: &SqlStore, org: &str, id: &str) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM actions WHERE org = $1 AND id = $2")

@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0004_allowed_hosts", ALLOWED_HOSTS),
     ("0005_secrets", SECRETS),
     ("0006_grant_forms", GRANT_FORMS),
+    ("0007_action_state", ACTION_STATE),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -273,4 +274,25 @@ const GRANT_FORMS: &[&str] = &[
         SELECT org, role, resource, object, verb, 'vivarium' FROM role_grants",
     "DROP TABLE role_grants",
     "ALTER TABLE role_grants_by_form RENAME TO role_grants",
+];
+
+/// Each action's durable state: a JSON value (as text) per key, its version (1 when first
+/// written, one more at each write), its size (key and JSON text bytes, for the quotas) and
+/// when it expires (NULL: never). It goes with its action; the sweep finds expired entries by
+/// `expires_at`.
+const ACTION_STATE: &[&str] = &[
+    "CREATE TABLE action_state (
+        org TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        expires_at BIGINT,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (org, action_id, key),
+        FOREIGN KEY (org, action_id) REFERENCES actions (org, id) ON DELETE CASCADE
+    )",
+    "CREATE INDEX action_state_by_expiry ON action_state (expires_at)",
+    "ALTER TABLE runs ADD COLUMN state_changes TEXT NOT NULL DEFAULT '[]'",
 ];

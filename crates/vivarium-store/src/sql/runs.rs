@@ -17,7 +17,7 @@ macro_rules! run_columns {
     () => {
         "id, org, action_id, trigger_kind, trace_id, started_at, duration_ms, fuel_used, \
          peak_memory_bytes, outcome, error_type, error_message, traceback, logs, logs_truncated, \
-         input_count, output_count"
+         input_count, output_count, state_changes"
     };
 }
 
@@ -43,20 +43,30 @@ pub(super) async fn record(
     status: ActionStatus,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
+    record_in(&mut tx, run, status).await?;
+    tx.commit().await.map_err(backend("recording a run"))
+}
+
+/// Does what [`record`] does in the caller's transaction (which commits it with whatever
+/// else it changed, such as the run's state writes).
+pub(super) async fn record_in(
+    conn: &mut AnyConnection,
+    run: &Run,
+    status: ActionStatus,
+) -> Result<(), StoreError> {
     let moved = sqlx::query(MOVE_ACTION)
         .bind(&run.org)
         .bind(&run.action_id)
         .bind(run.started_at)
         .bind(flag_value(run.succeeded()))
         .bind(wire_name(&status)?)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(backend("recording a run"))?;
     require_one(moved.rows_affected(), || {
         not_found(&run.org, &run.action_id)
     })?;
-    insert(&mut tx, run).await?;
-    tx.commit().await.map_err(backend("recording a run"))
+    insert(conn, run).await
 }
 
 /// Inserts a run row.
@@ -71,7 +81,7 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     sqlx::query(concat!(
         "INSERT INTO runs (",
         run_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&run.id)
     .bind(&run.org)
@@ -90,6 +100,7 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     .bind(flag_value(run.logs_truncated))
     .bind(run.input_count)
     .bind(run.output_count)
+    .bind(to_json(&run.state_changes)?)
     .execute(conn)
     .await
     .map_err(|err| context.classify(err))?;
@@ -171,5 +182,6 @@ fn run_from_row(row: &AnyRow) -> Result<Run, StoreError> {
         logs_truncated: flag(row, "logs_truncated")?,
         input_count: column(row, "input_count")?,
         output_count: column(row, "output_count")?,
+        state_changes: json_column(row, "state_changes")?,
     })
 }

@@ -1,14 +1,18 @@
 //! [`MetadataStore`] for [`SqlStore`]: each method hands over to the module for its records.
 
-use async_trait::async_trait;
-use vivarium_auth::{Grant, Sealed};
+use std::time::Duration;
 
-use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets};
+use async_trait::async_trait;
+use serde_json::Value;
+use vivarium_auth::{Grant, Sealed};
+use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
+
+use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets, state};
 use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
     Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
-    SecretRecord, ServiceAccount, User,
+    SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
 };
 
 #[async_trait]
@@ -247,6 +251,91 @@ impl MetadataStore for SqlStore {
         previous: &Sealed,
     ) -> Result<bool, StoreError> {
         secrets::reseal(self, secret, previous).await
+    }
+
+    async fn state_get(
+        &self,
+        org: &str,
+        action_id: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<StateEntry>, StoreError> {
+        state::get(self, org, action_id, key, now).await
+    }
+
+    async fn state_keys(
+        &self,
+        org: &str,
+        action_id: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        state::keys(self, org, action_id, prefix, now).await
+    }
+
+    async fn state_usage(
+        &self,
+        org: &str,
+        action_id: &str,
+        now: i64,
+    ) -> Result<StateUsage, StoreError> {
+        state::usage(self, org, action_id, now).await
+    }
+
+    async fn state_list(
+        &self,
+        org: &str,
+        action_id: &str,
+        now: i64,
+    ) -> Result<Vec<StoredState>, StoreError> {
+        state::list(self, org, action_id, now).await
+    }
+
+    async fn record_run_with_state(
+        &self,
+        run: &Run,
+        status: ActionStatus,
+        writes: &[StateWrite],
+        quotas: &StateQuotas,
+        now: i64,
+    ) -> Result<Result<Vec<String>, StateRefusal>, StoreError> {
+        state::record_run(self, run, status, writes, quotas, now).await
+    }
+
+    async fn state_put(
+        &self,
+        org: &str,
+        action_id: &str,
+        key: &str,
+        value: Value,
+        ttl: Option<Duration>,
+        quotas: &StateQuotas,
+        now: i64,
+    ) -> Result<Result<StateEntry, StateRefusal>, StoreError> {
+        let write = StateWrite::Set {
+            key: key.to_string(),
+            value,
+            ttl,
+            if_version: None,
+        };
+        state::put(self, org, action_id, write, quotas, now).await
+    }
+
+    async fn state_delete(
+        &self,
+        org: &str,
+        action_id: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        state::delete(self, org, action_id, key).await
+    }
+
+    async fn state_clear(&self, org: &str, action_id: &str) -> Result<u64, StoreError> {
+        state::clear(self, org, action_id).await
+    }
+
+    async fn sweep_expired_state(&self, now: i64) -> Result<u64, StoreError> {
+        state::sweep(self, now).await
     }
 
     async fn due_actions(&self, now: i64) -> Result<Vec<Action>, StoreError> {

@@ -129,6 +129,7 @@ pub(crate) fn run(org: &str, action_id: &str, id: &str, started_at: i64) -> Run 
         logs_truncated: false,
         input_count: 3,
         output_count: Some(2),
+        state_changes: vec!["seen".to_string()],
     }
 }
 

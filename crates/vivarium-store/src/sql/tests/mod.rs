@@ -55,10 +55,21 @@ on_every_backend! {
         deleting_an_action_deletes_its_secrets,
         resealing_is_compare_and_set,
         origin_cluster_urls_are_set_cleared_and_listed,
+        state_writes_follow_versions_and_reads_see_them,
+        no_writes_record_the_run_alone,
+        a_failed_compare_and_set_refuses_the_whole_commit,
+        incrementing_a_non_integer_is_refused,
+        expired_entries_are_absent_and_swept,
+        quotas_hold_at_commit,
+        key_prefixes_are_literal,
+        state_is_scoped_to_its_action_and_org,
+        operators_put_delete_and_clear_state,
+        deleting_an_action_deletes_its_state,
     ],
     db: [
         reopening_keeps_data_and_applies_no_migration_twice,
         placeholders_bind_by_number,
+        concurrent_increments_all_count,
     ],
 }
 

@@ -10,6 +10,7 @@ mod roles;
 mod runs;
 mod schedule;
 mod secrets;
+mod state;
 
 pub(crate) use actions::*;
 pub(crate) use database::*;
@@ -19,3 +20,4 @@ pub(crate) use roles::*;
 pub(crate) use runs::*;
 pub(crate) use schedule::*;
 pub(crate) use secrets::*;
+pub(crate) use state::*;
