@@ -1,7 +1,8 @@
 //! HTTP load on the test route (`POST /api/{org}/actions/test/{id}`) with the user guide's
 //! example over 100 records, at concurrency 1, 2 and 8, against the bare sandbox call measured
-//! in the same run. Run with `cargo xtask bench`; `VIVARIUM_BENCH_REQUESTS` sets the requests
-//! per concurrency level.
+//! in the same run; then what three state operations add to a trivial run, on SQLite and (when
+//! `VIVARIUM_TEST_POSTGRES_URL` names a server) PostgreSQL. Run with `cargo xtask bench`;
+//! `VIVARIUM_BENCH_REQUESTS` sets the requests per concurrency level.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,16 +35,8 @@ fn main() -> Result<()> {
 
     let data = tempfile::tempdir()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: data.path().to_path_buf(),
-        cache_dir: Some(cache),
-        run_queue_capacity: 256,
-        per_org_max_runs: 256,
-        root_user_email: Some(ROOT_EMAIL.into()),
-        root_user_password: Some(ROOT_PASSWORD.into()),
-        ..ServerConfig::default()
-    };
+    let cache_dir = cache.clone();
+    let config = base_config(data.path(), &cache);
     let server = runtime.block_on(vivarium_server::start(config))?;
     let base = format!("http://{}/api/default", server.addr);
     let action = set_up(&base, &root.join("fixtures/actions/uppercase_distinct.zip"))?;
@@ -97,8 +90,93 @@ fn main() -> Result<()> {
         ms(pct(&latencies, 0.99))
     );
     runtime.block_on(server.shutdown())?;
+
+    println!(
+        "\nstate: a trivial run against one with three state operations (get, incr, set), concurrency 1"
+    );
+    println!("| database | no state: p50 | three operations: p50 | ratio |");
+    println!("|---|---|---|---|");
+    state_cost(
+        &runtime,
+        "SQLite",
+        base_config(data.path(), &cache_dir),
+        requests,
+    )?;
+    match std::env::var("VIVARIUM_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => {
+            let shared = tempfile::tempdir()?;
+            let config = ServerConfig {
+                database_url: Some(url),
+                secrets_key: Some(BENCH_SECRETS_KEY.to_string().into()),
+                ..base_config(shared.path(), &cache_dir)
+            };
+            state_cost(&runtime, "PostgreSQL", config, requests)?;
+        }
+        _ => println!(
+            "| PostgreSQL | not measured: set VIVARIUM_TEST_POSTGRES_URL (`eval \"$(.ci/backends)\"`) | | |"
+        ),
+    }
     Ok(())
 }
+
+/// A key for the PostgreSQL bench's secrets (32 bytes of 7, in base64): a bench stores none.
+const BENCH_SECRETS_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// The bench service's settings over `data`, sharing the interpreter cache `cache`.
+fn base_config(data: &Path, cache: &Path) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0"
+            .parse()
+            .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()),
+        data_dir: data.to_path_buf(),
+        cache_dir: Some(cache.to_path_buf()),
+        run_queue_capacity: 256,
+        per_org_max_runs: 256,
+        root_user_email: Some(ROOT_EMAIL.into()),
+        root_user_password: Some(ROOT_PASSWORD.into()),
+        ..ServerConfig::default()
+    }
+}
+
+/// The p50 of a trivial run and of one making three state operations, through a service on
+/// `config`'s database, measured in turn on the same service.
+fn state_cost(
+    runtime: &tokio::runtime::Runtime,
+    database: &str,
+    config: ServerConfig,
+    requests: usize,
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = runtime.block_on(vivarium_server::start(config))?;
+    let base = format!("http://{}/api/default", server.addr);
+    let plain = set_up(&base, &source_zip(dir.path(), "plain", TRIVIAL_MAIN)?)?;
+    let stateful = set_up_named(
+        &base,
+        "stateful",
+        &source_zip(dir.path(), "stateful", STATEFUL_MAIN)?,
+    )?;
+    let body = Arc::new(serde_json::to_vec(&json!({ "inputs": [{"n": 1}] }))?);
+    let mut p50 = Vec::new();
+    for id in [&plain, &stateful] {
+        let url = Arc::new(format!("{base}/actions/test/{id}"));
+        parallel(&url, &body, 1, WARM_UP_REQUESTS)?;
+        p50.push(pct(&parallel(&url, &body, 1, requests * 2)?, 0.5));
+    }
+    println!(
+        "| {database} | {:.2} ms | {:.2} ms | {:.2}x |",
+        ms(p50[0]),
+        ms(p50[1]),
+        p50[1].as_secs_f64() / p50[0].as_secs_f64()
+    );
+    runtime.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// An action that returns its input.
+const TRIVIAL_MAIN: &str = "def main(data, logger):\n    return data\n";
+
+/// An action that reads, counts and writes its state once each, then returns its input.
+const STATEFUL_MAIN: &str = "from vivarium import state\n\ndef main(data, logger):\n    state.get('last')\n    state.incr('runs')\n    state.set('last', data[0])\n    return data\n";
 
 /// Requests made before measuring each action: enough for every slot of the pooling allocator
 /// to have been used once, as in a service that has been up for a while.
@@ -109,11 +187,16 @@ const TRIVIAL_CONCURRENCY: usize = 8;
 
 /// A ZIP holding a `main.py` that returns its input, written under `dir`.
 fn trivial_zip(dir: &Path) -> Result<std::path::PathBuf> {
+    source_zip(dir, "trivial", TRIVIAL_MAIN)
+}
+
+/// A ZIP `name.zip` under `dir` holding `main` as its `main.py`.
+fn source_zip(dir: &Path, name: &str, main: &str) -> Result<std::path::PathBuf> {
     use std::io::Write;
-    let path = dir.join("trivial.zip");
+    let path = dir.join(format!("{name}.zip"));
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path)?);
     zip.start_file("main.py", zip::write::SimpleFileOptions::default())?;
-    zip.write_all(b"def main(data, logger):\n    return data\n")?;
+    zip.write_all(main.as_bytes())?;
     zip.finish()?;
     Ok(path)
 }
