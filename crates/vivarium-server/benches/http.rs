@@ -96,10 +96,11 @@ fn main() -> Result<()> {
     );
     println!("| database | no state: p50 | three operations: p50 | ratio |");
     println!("|---|---|---|---|");
+    let embedded = tempfile::tempdir()?;
     state_cost(
         &runtime,
         "SQLite",
-        base_config(data.path(), &cache_dir),
+        base_config(embedded.path(), &cache_dir),
         requests,
     )?;
     match std::env::var("VIVARIUM_TEST_POSTGRES_URL") {
@@ -149,10 +150,20 @@ fn state_cost(
     let dir = tempfile::tempdir()?;
     let server = runtime.block_on(vivarium_server::start(config))?;
     let base = format!("http://{}/api/default", server.addr);
-    let plain = set_up(&base, &source_zip(dir.path(), "plain", TRIVIAL_MAIN)?)?;
+    // A database kept from an earlier bench run (PostgreSQL) has the account and actions.
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let plain = set_up(&base, &source_zip(dir.path(), "plain", TRIVIAL_MAIN)?).or_else(|_| {
+        set_up_named(
+            &base,
+            &format!("plain{tag}"),
+            &source_zip(dir.path(), "plain", TRIVIAL_MAIN)?,
+        )
+    })?;
     let stateful = set_up_named(
         &base,
-        "stateful",
+        &format!("stateful{tag}"),
         &source_zip(dir.path(), "stateful", STATEFUL_MAIN)?,
     )?;
     let body = Arc::new(serde_json::to_vec(&json!({ "inputs": [{"n": 1}] }))?);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use vivarium_sandbox::{StateEntry, StateFuture, StateReader, StateUsage};
 use vivarium_store::MetadataStore;
 
-use crate::executor::now_micros;
+use crate::clock::now_micros;
 
 /// Reads one action's state from the metadata store.
 pub struct StoreStateReader {

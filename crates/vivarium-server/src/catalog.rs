@@ -17,7 +17,7 @@ use vivarium_store::{
     Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, StoreError,
 };
 
-use crate::executor::now_micros;
+use crate::clock::now_micros;
 use crate::scheduler::{Schedule, next_run};
 use crate::shared_wheels;
 use crate::validate::{self, Checked, Invalid};

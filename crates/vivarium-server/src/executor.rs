@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,6 +25,7 @@ use vivarium_store::{
 };
 
 use crate::action_state::StoreStateReader;
+use crate::clock::now_micros;
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
@@ -619,12 +620,4 @@ fn base_run(request: &RunRequest, started_at: i64, outcome: RunOutcome) -> Run {
         output_count: None,
         state_changes: Vec::new(),
     }
-}
-
-/// Microseconds since the Unix epoch, the unit of every stored timestamp.
-pub fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

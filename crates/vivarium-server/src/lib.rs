@@ -9,6 +9,7 @@
 
 mod action_state;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 mod error;
 pub mod executor;

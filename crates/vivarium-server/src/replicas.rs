@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vivarium_store::{ActionStatus, MetadataStore, StoreError};
 
-use crate::executor::now_micros;
+use crate::clock::now_micros;
 
 /// A replica name for this start: unique, and telling operators which process it was.
 pub fn generated_id() -> String {

@@ -11,7 +11,8 @@ use croner::Cron;
 use vivarium_sandbox::{Input, ResultShape};
 use vivarium_store::{Action, ExecutionKind, MetadataStore, Trigger};
 
-use crate::executor::{Executor, RunRequest, now_micros};
+use crate::clock::now_micros;
+use crate::executor::{Executor, RunRequest};
 
 /// A cron expression that was checked: five fields (minute to weekday) or six (with seconds).
 #[derive(Debug, Clone)]

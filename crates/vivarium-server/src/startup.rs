@@ -18,8 +18,9 @@ use vivarium_store::{
 };
 
 use crate::catalog::Catalog;
+use crate::clock::now_micros;
 use crate::config::ServerConfig;
-use crate::executor::{Capacity, Executor, RunSettings, now_micros};
+use crate::executor::{Capacity, Executor, RunSettings};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
 use crate::{AppState, replicas, routes, scheduler, secrets};

@@ -12,8 +12,8 @@ use super::Shared;
 use super::answers::{DataList, StatusMessage};
 use super::extract::ApiJson;
 use super::paths::{ActionIdPath, OrgPath, SecretNamePath};
+use crate::clock::now_micros;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::executor::now_micros;
 use crate::identity::{Caller, require_admin};
 use crate::secrets::{check_name, check_value};
 

@@ -15,8 +15,8 @@ use super::Shared;
 use super::answers::{DataList, StatusMessage};
 use super::extract::ApiJson;
 use super::paths::{ActionIdPath, OrgPath, StateKeyPath};
+use crate::clock::now_micros;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::executor::now_micros;
 use crate::identity::Caller;
 
 /// `GET /api/{org}/actions/{id}/state`: the live entries of the action's state, by key.
