@@ -200,3 +200,24 @@ fn a_call_without_state_says_so() {
     assert_eq!(error.type_name, "StateError");
     assert!(error.message.contains("no state"), "{}", error.message);
 }
+
+#[test]
+fn nothing_of_one_calls_state_module_is_seen_by_the_next() {
+    let main = r#"from vivarium import state
+
+def main(data, logger):
+    seen = getattr(state, "left_behind", None)
+    state.left_behind = "by an earlier call"
+    state.set("k", 1)
+    return {"seen": seen}
+"#;
+    for _ in 0..2 {
+        let outcome = call(main, Some(access(&[], StateQuotas::DEFAULT)));
+        assert_eq!(outcome.result, Some(json!({"seen": null})), "{outcome:?}");
+        assert_eq!(
+            outcome.state_writes.len(),
+            1,
+            "each call hands back only its own writes"
+        );
+    }
+}
