@@ -140,44 +140,14 @@ impl std::fmt::Debug for KeyText {
 
 const MIB: usize = 1024 * 1024;
 
-/// Every key, so that other `VIVARIUM_*` variables (the CLI's, the tests') are not mistaken
-/// for configuration.
-const KEYS: &[&str] = &[
-    "listen",
-    "data_dir",
-    "database_url",
-    "blob_store",
-    "cache_dir",
-    "runtime",
-    "warm_pool_size",
-    "max_concurrent_runs",
-    "max_runs_waiting_on_network",
-    "run_queue_capacity",
-    "per_org_max_runs",
-    "max_body_bytes",
-    "run_fuel",
-    "run_memory_bytes",
-    "run_timeout",
-    "run_log_bytes",
-    "run_result_bytes",
-    "run_input_bytes",
-    "scheduler_interval",
-    "replica_id",
-    "heartbeat_interval",
-    "replica_timeout",
-    "package_index",
-    "wheelhouse",
-    "egress_internal_hosts",
-    "egress_ca_file",
-    "egress",
-    "state",
-    "origin_cluster_url",
-    "secrets_key",
-    "secrets_key_file",
-    "secrets_previous_keys",
-    "root_user_email",
-    "root_user_password",
-];
+/// Every key (the fields' serde names, read off the defaults), so that other `VIVARIUM_*`
+/// variables (the CLI's, the tests') are not mistaken for configuration.
+fn keys() -> Vec<String> {
+    match serde_json::to_value(ServerConfig::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -230,8 +200,9 @@ impl ServerConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("VIVARIUM_").filter(|key| {
-            KEYS.iter()
+        let keys = keys();
+        let env = Env::prefixed("VIVARIUM_").filter(move |key| {
+            keys.iter()
                 .any(|known| key.as_str().eq_ignore_ascii_case(known))
         });
         figment
@@ -346,6 +317,20 @@ mod humantime_duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keys_are_the_fields_unset_ones_included() {
+        let keys = keys();
+        for key in [
+            "listen",
+            "secrets_key",
+            "origin_cluster_url",
+            "egress",
+            "state",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+    }
 
     #[test]
     fn defaults_listen_on_localhost_with_embedded_storage() {
