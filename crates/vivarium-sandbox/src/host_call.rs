@@ -411,17 +411,8 @@ async fn perform(
 
 /// A time to live such as `90s` or `1h`.
 fn parse_ttl(ttl: Option<&str>) -> Result<Option<std::time::Duration>, StateFailure> {
-    ttl.map(|text| {
-        humantime::parse_duration(text)
-            .ok()
-            .filter(|ttl| !ttl.is_zero())
-            .ok_or_else(|| {
-                StateFailure::Invalid(format!(
-                    "ttl {text:?} is not a duration: give seconds or a text such as \"90s\" or \"1h\""
-                ))
-            })
-    })
-    .transpose()
+    ttl.map(|text| crate::state::parse_ttl(text).map_err(StateFailure::Invalid))
+        .transpose()
 }
 
 /// The guest's answer to a state operation: `{"ok": value}` or `{"error": {"kind", "message"}}`.

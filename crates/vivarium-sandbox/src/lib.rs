@@ -35,5 +35,5 @@ pub use sandbox::{
 pub use snapshot::{STDLIB_MOUNT, ensure_snapshot};
 pub use state::{
     StateAccess, StateEntry, StateFailure, StateFuture, StateQuotas, StateReader, StateSession,
-    StateUsage, StateWrite, value_bytes,
+    StateUsage, StateWrite, parse_ttl, value_bytes,
 };

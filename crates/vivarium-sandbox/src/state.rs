@@ -392,6 +392,19 @@ fn version_of(known: &Known) -> i64 {
     }
 }
 
+/// A key's time to live from its text (`90s`, `1h`, ...): a positive duration, or the message
+/// saying what to give instead. Runs and the API read it alike.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|ttl| !ttl.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "ttl {text:?} is not a positive duration: give seconds or a text such as \"90s\" or \"1h\""
+            )
+        })
+}
+
 /// The bytes of a value's JSON text.
 pub fn value_bytes(value: &Value) -> u64 {
     serde_json::to_string(value).map_or(u64::MAX, |text| text.len() as u64)

@@ -6,10 +6,10 @@
 //! holds what is not one route's: the document's description, tags and security scheme, and
 //! the rules that add the answers every route of a kind shares (401, 413, 415, 429).
 
-use std::sync::Arc;
-
-use axum::{Extension, Json};
-use serde_json::Value;
+use axum::Extension;
+use axum::http::header;
+use axum::response::IntoResponse;
+use bytes::Bytes;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
@@ -73,15 +73,18 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The finished document, shared by the router with [`document`].
+/// The finished document as JSON, written once and shared by the router with [`document`].
 #[derive(Clone)]
-pub struct Document(Arc<utoipa::openapi::OpenApi>);
+pub struct Document(Bytes);
 
 impl Document {
-    /// The document the routes derived, with the answers they share added.
+    /// The document the routes derived, with the answers they share added. (An OpenAPI
+    /// document, with its string keys only, always serializes; `null` stands for the
+    /// impossible failure.)
     pub fn new(mut openapi: utoipa::openapi::OpenApi) -> Self {
         add_shared_answers(&mut openapi);
-        Self(Arc::new(openapi))
+        let json = serde_json::to_vec(&openapi).unwrap_or_else(|_| b"null".to_vec());
+        Self(Bytes::from(json))
     }
 }
 
@@ -94,11 +97,11 @@ impl Document {
     summary = "The OpenAPI document",
     security(),
     responses(
-        (status = 200, description = "The OpenAPI document of every route", body = Value),
+        (status = 200, description = "The OpenAPI document of every route", body = serde_json::Value),
     ),
 )]
-pub async fn document(Extension(document): Extension<Document>) -> Json<Value> {
-    Json(serde_json::to_value(&*document.0).unwrap_or_default())
+pub async fn document(Extension(document): Extension<Document>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document.0)
 }
 
 /// A shared answer: its component name, its description, and the header it carries.
@@ -250,7 +253,7 @@ mod tests {
 
     fn document() -> Value {
         let finished = Document::new(crate::routes::api().into_openapi());
-        serde_json::to_value(&*finished.0).expect("the document serializes")
+        serde_json::from_slice(&finished.0).expect("the document is JSON")
     }
 
     /// Every (method, path, operation) of the document.

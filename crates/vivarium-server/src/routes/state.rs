@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use vivarium_auth::Verb;
-use vivarium_sandbox::StateEntry;
+use vivarium_sandbox::{StateEntry, parse_ttl};
 use vivarium_store::StoredState;
 
 use super::Shared;
@@ -84,14 +84,9 @@ pub async fn put(
     let ttl = body
         .ttl
         .as_deref()
-        .map(|text| {
-            humantime::parse_duration(text).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "ttl {text:?} is not a duration ({e}); give one such as \"90s\" or \"1h\""
-                ))
-            })
-        })
-        .transpose()?;
+        .map(parse_ttl)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
     let quotas = state.config.state;
     let stored = state
         .meta
