@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use vivarium_sandbox::{Limits, RuntimeChoice};
 
-use crate::exit::EXIT_STATUS_HELP;
+use crate::exit::exit_status_help;
 
 /// Run user-written Python actions in a WebAssembly sandbox (CPython on WASI, under wasmtime).
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run an action once on a JSON array of records and print its result.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = exit_status_help())]
     Run(RunArgs),
     /// Build, download, verify and describe the Python interpreters.
     #[command(subcommand)]
@@ -135,6 +135,20 @@ pub struct RunArgs {
     /// Log output kept, such as 1MiB; the rest is dropped with a marker. At most 64MiB.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     pub max_logs: u64,
+
+    /// Disk the call's scratch folder /tmp may take, such as 64MiB (counted as du counts); at
+    /// most 4GiB.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_scratch: u64,
+
+    /// Files, folders and links the call's scratch folder /tmp may hold; at most 100000.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.scratch_files)]
+    pub max_scratch_files: u64,
+
+    /// The JSON file keeping the action's state (vivarium.state) between runs; by default
+    /// the action's own under the cache folder (state/NAME-DIGEST.json).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 
     /// Where the action's pyproject.toml dependencies come from.
     #[command(flatten)]
@@ -238,6 +252,8 @@ impl RunArgs {
             input_bytes: usize::try_from(self.max_input).unwrap_or(usize::MAX),
             result_bytes: usize::try_from(self.max_result).unwrap_or(usize::MAX),
             log_bytes: usize::try_from(self.max_logs).unwrap_or(usize::MAX),
+            scratch_bytes: self.max_scratch,
+            scratch_files: self.max_scratch_files,
         }
     }
 }

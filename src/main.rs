@@ -7,6 +7,7 @@ mod exit;
 mod run;
 mod runtime_cmd;
 mod serve;
+mod state_file;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! `vivarium run ACTION --input FILE`: one call, result on stdout, logs on stderr.
+//! `vivarium run ACTION --input FILE`: one call, result on stdout, logs on stderr, the
+//! action's state kept in a file between runs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,12 @@ use vivarium_sandbox::{
     RuntimeChoice,
 };
 
+use vivarium_store::{CommitFailure, RunOutcome, StateRefusal};
+
 use crate::cli::{Cli, DepsArgs, EgressArgs, RunArgs};
 use crate::exit::{Exit, Failure};
 use crate::runtime_cmd::{cache_dir, ready_sandbox};
+use crate::state_file::StateFile;
 
 /// Runs the action once and reports its outcome.
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
@@ -35,6 +39,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         ..FetchOptions::default()
     };
     let egress = egress(&args.egress, &args.env)?;
+    let state = StateFile::for_action(args.state.as_deref(), &cache, &args.action)?;
     let sandbox = ready_sandbox(&cache, runtime, &options)?;
     let call = Call {
         action_dir: &action.root,
@@ -45,13 +50,69 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         dependency_layer: layer.as_deref(),
         egress: Some(&egress),
         cpu_slot: None,
-        state: None,
+        state: Some(state.access()?),
     };
-    let outcome = sandbox
+    let mut outcome = sandbox
         .run(&call)
         .map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
+    let committed = commit_state(&state, &mut outcome)?;
     report(&outcome, cli.json_logs);
-    Ok(Exit::for_outcome(outcome.kind))
+    match committed {
+        Ok(changed) => {
+            report_state(&state, &changed, cli.json_logs);
+            Ok(Exit::for_outcome(outcome.kind))
+        }
+        Err(refusal) => {
+            print_refusal(&refusal, cli.json_logs);
+            Ok(Exit::StateConflict)
+        }
+    }
+}
+
+/// Commits a successful call's state writes to the file; on a refusal withholds its result,
+/// as the service does.
+fn commit_state(
+    state: &StateFile,
+    outcome: &mut Outcome,
+) -> Result<Result<Vec<String>, StateRefusal>, Failure> {
+    if outcome.kind != OutcomeKind::Ok || outcome.state_writes.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let committed = state.commit(&outcome.state_writes)?;
+    if committed.is_err() {
+        outcome.result = None;
+    }
+    Ok(committed)
+}
+
+/// Says on stderr which keys the run changed and where they are kept.
+fn report_state(state: &StateFile, changed: &[String], json: bool) {
+    if changed.is_empty() {
+        return;
+    }
+    let file = state.path().display().to_string();
+    if json {
+        let line = serde_json::json!({
+            "level": "INFO", "logger": "vivarium", "message": "state committed",
+            "state_changes": changed, "state_file": file,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("state: changed {} in {file}", changed.join(", "));
+    }
+}
+
+fn print_refusal(refusal: &StateRefusal, json: bool) {
+    if json {
+        let line = serde_json::json!({
+            "level": "ERROR", "logger": "vivarium", "outcome": CommitFailure::StateConflict,
+            "message": refusal.to_string(),
+        });
+        eprintln!("{line}");
+    } else {
+        let kind = RunOutcome::Uncommitted(CommitFailure::StateConflict);
+        eprintln!("error[{kind}]: {refusal}; nothing was stored and the result is withheld");
+    }
 }
 
 /// The action's egress from the command line: its allowed hosts, the internal hosts, and

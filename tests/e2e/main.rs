@@ -24,6 +24,8 @@ mod http_walkthrough;
 mod malicious_zips;
 mod run_cli;
 mod runtime_cli;
+mod scratch_sandbox;
 mod snapshot_runtime;
+mod state_cli;
 mod state_sandbox;
 mod validation;

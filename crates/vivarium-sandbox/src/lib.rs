@@ -2,8 +2,8 @@
 //! per-call limits and the classification of how the call ended.
 //!
 //! The host stays unharmed whatever the guest does: every limit ends the call with its own
-//! [`OutcomeKind`], and the guest sees only its read-only action folder and its own
-//! environment variables.
+//! [`OutcomeKind`], and the guest sees only its read-only action folder, a scratch `/tmp` of
+//! its own (capped, and removed when the call ends) and its own environment variables.
 
 mod bytecode;
 mod env;
@@ -17,6 +17,7 @@ mod pool;
 mod prepare;
 mod protocol;
 mod sandbox;
+mod scratch;
 mod snapshot;
 mod state;
 mod working_set;
@@ -32,6 +33,7 @@ pub use protocol::{Input, LogLine, RUNNER_SOURCE};
 pub use sandbox::{
     ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine, new_pooling_engine,
 };
+pub use scratch::{SCRATCH_MOUNT, ScratchUsage};
 pub use snapshot::{STDLIB_MOUNT, ensure_snapshot};
 pub use state::{
     StateAccess, StateEntry, StateFailure, StateFuture, StateQuotas, StateReader, StateSession,

@@ -21,12 +21,17 @@ pub struct Limits {
     pub result_bytes: usize,
     /// Log output kept per call, in bytes; the rest is dropped with a marker.
     pub log_bytes: usize,
+    /// Disk the call's scratch folder (`/tmp`) may take, in bytes of blocks as `du` counts.
+    pub scratch_bytes: u64,
+    /// Files, folders and links the call's scratch folder may hold.
+    pub scratch_files: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
 
 impl Limits {
-    /// Defaults: 2e10 fuel, 256 MiB memory, 10 s, 16 MiB in, 16 MiB out, 1 MiB of logs.
+    /// Defaults: 2e10 fuel, 256 MiB memory, 10 s, 16 MiB in, 16 MiB out, 1 MiB of logs, a
+    /// scratch folder of 64 MiB and 1,000 files.
     pub const DEFAULT: Limits = Limits {
         fuel: 20_000_000_000,
         memory_bytes: 256 * MIB,
@@ -34,10 +39,12 @@ impl Limits {
         input_bytes: 16 * MIB as usize,
         result_bytes: 16 * MIB as usize,
         log_bytes: MIB as usize,
+        scratch_bytes: 64 * MIB,
+        scratch_files: 1_000,
     };
 
     /// Ceilings: 1e12 fuel, 4 GiB memory (all a 32-bit guest can address), 15 minutes,
-    /// 256 MiB in, 256 MiB out, 64 MiB of logs.
+    /// 256 MiB in, 256 MiB out, 64 MiB of logs, a scratch folder of 4 GiB and 100,000 files.
     pub const MAX: Limits = Limits {
         fuel: 1_000_000_000_000,
         memory_bytes: 4096 * MIB,
@@ -45,6 +52,8 @@ impl Limits {
         input_bytes: 256 * MIB as usize,
         result_bytes: 256 * MIB as usize,
         log_bytes: 64 * MIB as usize,
+        scratch_bytes: 4096 * MIB,
+        scratch_files: 100_000,
     };
 
     /// Checks every field against [`Limits::MAX`] and against zero.
@@ -74,6 +83,20 @@ impl Limits {
             size_check("input size", self.input_bytes, Self::MAX.input_bytes),
             size_check("result size", self.result_bytes, Self::MAX.result_bytes),
             size_check("log size", self.log_bytes, Self::MAX.log_bytes),
+            (
+                "scratch size",
+                self.scratch_bytes,
+                Self::MAX.scratch_bytes,
+                human_bytes(self.scratch_bytes),
+                human_bytes(Self::MAX.scratch_bytes),
+            ),
+            (
+                "scratch files",
+                self.scratch_files,
+                Self::MAX.scratch_files,
+                self.scratch_files.to_string(),
+                Self::MAX.scratch_files.to_string(),
+            ),
         ];
         for (name, value, max, shown, shown_max) in checks {
             if value == 0 || value > max {

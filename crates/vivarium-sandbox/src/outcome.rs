@@ -13,6 +13,7 @@ use crate::limits::{Limits, human_bytes};
 use crate::protocol::{
     GuestDocument, GuestError, LogLine, MAX_NESTING, ProtocolError, parse_document,
 };
+use crate::scratch::ScratchUsage;
 use crate::state::StateWrite;
 
 /// The class of a call's ending. Each is reported under its own name (its serde wire name,
@@ -129,6 +130,8 @@ pub struct Outcome {
     /// run succeeded.
     #[serde(skip)]
     pub state_writes: Vec<StateWrite>,
+    /// What the call left in its scratch folder (`/tmp`) when it ended.
+    pub scratch: ScratchUsage,
 }
 
 fn serialize_millis<S: serde::Serializer>(

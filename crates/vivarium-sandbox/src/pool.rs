@@ -9,11 +9,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{InstancePre, Memory, Store, TypedFunc};
-use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::error::SandboxError;
-use crate::host_call::HostCalls;
-use crate::sandbox::{CallState, MemoryCap};
+use crate::sandbox::CallState;
 use crate::working_set::WorkingSet;
 
 /// The reactor's export that runs one call on a pre-initialized instance.
@@ -169,12 +167,7 @@ fn start_filler(
 
 /// A new instance with a placeholder WASI context and no memory limit yet (the call sets it).
 async fn instantiate(instance_pre: &InstancePre<CallState>) -> Result<ReadyInstance, SandboxError> {
-    let state = CallState {
-        wasi: WasiCtxBuilder::new().build_p1(),
-        memory: MemoryCap::new(u64::MAX),
-        host: HostCalls::default(),
-    };
-    let mut store = Store::new(instance_pre.module().engine(), state);
+    let mut store = Store::new(instance_pre.module().engine(), CallState::unassigned());
     store.limiter(|state| &mut state.memory);
     // Filling the table evaluates its elements' initializers, which costs fuel and checks the
     // epoch; the call sets its own fuel and deadline before any guest code runs.

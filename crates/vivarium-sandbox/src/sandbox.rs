@@ -29,6 +29,7 @@ use crate::protocol::{
     Input, RUNNER_SOURCE, ReplyForm, RequestFlags, compile_request, guest_request, parse_logs,
     request_json_len,
 };
+use crate::scratch::{self, SCRATCH_MOUNT, ScratchFolder, ScratchGuard, ScratchUsage};
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 use crate::state::StateAccess;
 
@@ -165,11 +166,32 @@ enum Flavor {
     },
 }
 
-/// What one instance's store holds: its WASI context, its memory cap and its host calls.
+/// What one instance's store holds: its WASI context, its memory cap, its host calls and
+/// the guard over its scratch folder.
 pub(crate) struct CallState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) memory: MemoryCap,
     pub(crate) host: HostCalls,
+    pub(crate) scratch: ScratchGuard,
+}
+
+impl CallState {
+    /// A store's state before its call is known: no mounts, no cap on memory, no host calls.
+    pub(crate) fn unassigned() -> Self {
+        Self {
+            wasi: WasiCtxBuilder::new().build_p1(),
+            memory: MemoryCap::new(u64::MAX),
+            host: HostCalls::default(),
+            scratch: ScratchGuard::default(),
+        }
+    }
+}
+
+/// Where the call's `/tmp` comes from: a fresh folder of its own, writable and guarded, or
+/// (for the compile-only call, which writes nothing) the empty read-only one.
+enum ScratchMount<'a> {
+    Fresh(&'a ScratchFolder),
+    Empty(&'a Path),
 }
 
 /// Why the guest runs.
@@ -338,17 +360,31 @@ impl Sandbox {
     ) -> Result<Outcome, SandboxError> {
         let stdout = CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
         let stderr = CappedOutput::new(call.limits.log_bytes);
-        let bytecode = match purpose {
-            Purpose::Call { bytecode } => bytecode,
-            Purpose::Compile => None,
+        let (bytecode, folder) = match purpose {
+            Purpose::Call { bytecode } => (bytecode, Some(ScratchFolder::create()?)),
+            Purpose::Compile => (None, None),
         };
-        let wasi = self.wasi_context(call, request, bytecode, &stdout, &stderr)?;
+        let scratch_mount = match (&folder, &self.flavor) {
+            (Some(folder), _) => ScratchMount::Fresh(folder),
+            (None, Flavor::Snapshot { empty, .. }) => ScratchMount::Empty(empty),
+            (None, Flavor::Command(_)) => {
+                return Err(SandboxError::Setup(
+                    "the pinned interpreter compiles nothing ahead".into(),
+                ));
+            }
+        };
+        let (wasi, scratch_fd) =
+            self.wasi_context(call, request, bytecode, scratch_mount, &stdout, &stderr)?;
         let mut prepared = self.fresh_instance(wasi, call.limits.memory_bytes).await?;
         if let Purpose::Call { .. } = purpose {
             self.instantiations.fetch_add(1, Ordering::Relaxed);
         }
         let deadline = Instant::now() + call.limits.timeout;
         let store = prepared.store();
+        if let Some(folder) = &folder {
+            store.data_mut().scratch =
+                ScratchGuard::new(folder.path(), scratch_fd, scratch_cap(&call.limits));
+        }
         let egress = call.egress.map(|egress| egress.for_call(deadline));
         let state = call.state.as_ref().map(StateAccess::session);
         store.data_mut().host =
@@ -388,7 +424,9 @@ impl Sandbox {
             .map(|placed| ((placed.offset, placed.line), placed.record))
             .unzip();
         let state_writes = store.data_mut().host.take_state_writes();
+        let scratch = scratch_used(&store.data().scratch);
         self.retire(prepared);
+        drop(folder);
         let (stderr_bytes, stderr_dropped) = stderr.take();
         let (kind, result, error) = classify(Evidence {
             ending,
@@ -413,6 +451,7 @@ impl Sandbox {
             duration,
             egress: audit,
             state_writes,
+            scratch,
         })
     }
 
@@ -436,9 +475,12 @@ impl Sandbox {
     ) -> Result<Prepared, SandboxError> {
         match &self.flavor {
             Flavor::Command(instance_pre) => {
-                let memory = MemoryCap::new(memory_limit);
-                let host = HostCalls::default();
-                let mut store = Store::new(&self.engine, CallState { wasi, memory, host });
+                let state = CallState {
+                    wasi,
+                    memory: MemoryCap::new(memory_limit),
+                    ..CallState::unassigned()
+                };
+                let mut store = Store::new(&self.engine, state);
                 store.limiter(|state| &mut state.memory);
                 Ok(Prepared::Start(store, instance_pre.clone()))
             }
@@ -468,47 +510,130 @@ impl Sandbox {
         ending_within(watchdog, run).await
     }
 
-    /// The call's WASI context: its input on stdin, capped stdout and stderr, its environment
-    /// and its mounts, as the flavor's interpreter expects them.
+    /// The call's WASI context and the descriptor of its `/tmp`: its input on stdin, capped
+    /// stdout and stderr, its environment and its mounts, as the flavor's interpreter expects
+    /// them.
     fn wasi_context(
         &self,
         call: &Call<'_>,
         request: Vec<u8>,
         bytecode: Option<&Path>,
+        scratch: ScratchMount<'_>,
         stdout: &CappedOutput,
         stderr: &CappedOutput,
-    ) -> Result<WasiP1Ctx, SandboxError> {
+    ) -> Result<(WasiP1Ctx, u32), SandboxError> {
         let mut builder = WasiCtxBuilder::new();
         builder
             .allow_blocking_current_thread(true)
             .stdin(MemoryInputPipe::new(request))
             .stdout(stdout.clone())
             .stderr(stderr.clone());
-        for (key, value) in call.env.iter() {
+        for (key, value) in scratch_env(call.env).chain(call.env.iter()) {
             builder.env(key, value);
         }
+        let scratch = match scratch {
+            ScratchMount::Fresh(folder) => (folder.path(), FsPerms::ReadWrite),
+            ScratchMount::Empty(empty) => (empty, FsPerms::ReadOnly),
+        };
+        let mut mounts = Mounts::new(&mut builder);
         match &self.flavor {
             Flavor::Command(_) => {
-                builder.args(&command_args(call));
-                mount(&mut builder, call.action_dir, ACTION_MOUNT)?;
+                mounts.builder.args(&command_args(call));
+                mounts.add(call.action_dir, ACTION_MOUNT, FsPerms::ReadOnly)?;
                 if let Some(layer) = call.dependency_layer {
-                    mount(&mut builder, layer, DEPENDENCY_MOUNT)?;
+                    mounts.add(layer, DEPENDENCY_MOUNT, FsPerms::ReadOnly)?;
                 }
+                mounts.add(scratch.0, SCRATCH_MOUNT, scratch.1)?;
             }
             Flavor::Snapshot { stdlib, empty, .. } => {
-                builder.args(&["python"]);
+                mounts.builder.args(&["python"]);
                 let layer = call.dependency_layer.unwrap_or(empty);
                 let bytecode = bytecode.unwrap_or(empty);
-                for (guest, host) in
-                    MOUNTS_IN_ORDER
-                        .iter()
-                        .zip([stdlib.as_path(), call.action_dir, layer, bytecode])
-                {
-                    mount(&mut builder, host, guest)?;
+                let read_only = |host| (host, FsPerms::ReadOnly);
+                let hosts: [(&Path, FsPerms); MOUNTS_IN_ORDER.len()] = [
+                    read_only(stdlib.as_path()),
+                    read_only(call.action_dir),
+                    read_only(layer),
+                    read_only(bytecode),
+                    scratch,
+                ];
+                for (guest, (host, perms)) in MOUNTS_IN_ORDER.into_iter().zip(hosts) {
+                    mounts.add(host, guest, perms)?;
                 }
             }
         }
-        Ok(builder.build_p1())
+        let scratch_fd = mounts.descriptor_of(SCRATCH_MOUNT)?;
+        Ok((builder.build_p1(), scratch_fd))
+    }
+}
+
+/// `HOME` and `TMPDIR` pointing at the call's `/tmp`, unless the action sets them itself.
+fn scratch_env<'a>(env: &'a ActionEnv) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    ["HOME", "TMPDIR"]
+        .into_iter()
+        .filter(|key| env.iter().all(|(set, _)| set != *key))
+        .map(|key| (key, SCRATCH_MOUNT))
+}
+
+/// The scratch cap `limits` give.
+fn scratch_cap(limits: &Limits) -> ScratchUsage {
+    ScratchUsage {
+        bytes: limits.scratch_bytes,
+        files: limits.scratch_files,
+    }
+}
+
+/// What the call left in its scratch folder (nothing, when it cannot be measured).
+fn scratch_used(guard: &ScratchGuard) -> ScratchUsage {
+    guard.usage().unwrap_or_else(|| {
+        tracing::warn!("a call's scratch folder could not be measured; its run records none");
+        ScratchUsage::default()
+    })
+}
+
+/// A call's preopened folders, numbered as WASI numbers them: from descriptor 3 (after
+/// stdin, stdout and stderr), in the order they are added.
+struct Mounts<'a> {
+    builder: &'a mut WasiCtxBuilder,
+    added: Vec<&'static str>,
+}
+
+impl<'a> Mounts<'a> {
+    /// WASI's first preopen descriptor.
+    const FIRST_DESCRIPTOR: u32 = 3;
+
+    fn new(builder: &'a mut WasiCtxBuilder) -> Self {
+        Self {
+            builder,
+            added: Vec::new(),
+        }
+    }
+
+    /// Preopens `host` at `guest` with `perms`.
+    fn add(
+        &mut self,
+        host: &Path,
+        guest: &'static str,
+        perms: FsPerms,
+    ) -> Result<(), SandboxError> {
+        self.builder
+            .preopened_dir(host, guest, perms)
+            .map_err(|e| SandboxError::ActionFolder {
+                path: host.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        self.added.push(guest);
+        Ok(())
+    }
+
+    /// The descriptor the folder preopened at `guest` gets.
+    fn descriptor_of(&self, guest: &str) -> Result<u32, SandboxError> {
+        self.added
+            .iter()
+            .position(|added| *added == guest)
+            .and_then(|index| u32::try_from(index).ok())
+            .map(|index| Self::FIRST_DESCRIPTOR + index)
+            .ok_or_else(|| SandboxError::Setup(format!("nothing is mounted at {guest}")))
     }
 }
 
@@ -517,6 +642,7 @@ fn link(engine: &Engine, module: &Module) -> Result<InstancePre<CallState>, Sand
     let mut linker: Linker<CallState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
         .map_err(|e| SandboxError::Setup(format!("{e:#}")))?;
+    scratch::add_to_linker(&mut linker)?;
     host_call::add_to_linker(&mut linker)?;
     linker
         .instantiate_pre(module)
@@ -613,17 +739,6 @@ fn command_args(call: &Call<'_>) -> Vec<&'static str> {
         args.push(DEPENDENCY_MOUNT);
     }
     args
-}
-
-/// Preopens `host` read-only at `guest`.
-fn mount(builder: &mut WasiCtxBuilder, host: &Path, guest: &str) -> Result<(), SandboxError> {
-    builder
-        .preopened_dir(host, guest, FsPerms::ReadOnly)
-        .map(drop)
-        .map_err(|e| SandboxError::ActionFolder {
-            path: host.to_path_buf(),
-            reason: format!("{e:#}"),
-        })
 }
 
 /// Advances the engine's epoch every tick until the engine is gone.

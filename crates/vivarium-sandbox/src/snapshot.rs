@@ -26,17 +26,24 @@ use crate::bytecode::BYTECODE_MOUNT;
 use crate::error::SandboxError;
 use crate::protocol::RUNNER_SOURCE;
 use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
+use crate::scratch::SCRATCH_MOUNT;
 
 /// Where the built interpreter's standard library appears inside the guest (its `sys.path`).
 pub const STDLIB_MOUNT: &str = "/usr/local/lib/python3.13";
 /// The guest paths preopened for the pre-initialized interpreter, in the order it was
-/// snapshotted with; every call preopens exactly these, in this order.
-pub const MOUNTS_IN_ORDER: [&str; 4] =
-    [STDLIB_MOUNT, ACTION_MOUNT, DEPENDENCY_MOUNT, BYTECODE_MOUNT];
+/// snapshotted with; every call preopens exactly these, in this order (all read-only but the
+/// call's scratch folder, which the snapshot sees as an empty read-only one).
+pub const MOUNTS_IN_ORDER: [&str; 5] = [
+    STDLIB_MOUNT,
+    ACTION_MOUNT,
+    DEPENDENCY_MOUNT,
+    BYTECODE_MOUNT,
+    SCRATCH_MOUNT,
+];
 /// The reactor's export that starts CPython and loads the runner (read from stdin).
 const INIT_EXPORT: &str = "vivarium_init";
 /// Bumped when how a snapshot is made changes, so that older snapshots are not reused.
-const SNAPSHOT_FORMAT: &str = "vivarium-snapshot-v2";
+const SNAPSHOT_FORMAT: &str = "vivarium-snapshot-v3";
 /// Standard-library modules actions commonly import, loaded into the snapshot besides what
 /// the runner imports, so that a call does not pay for unmarshalling and running them (about
 /// 20 ms for `typing` alone). A module is loaded, never run on behalf of an action: an
@@ -341,7 +348,8 @@ fn init_context(
         .stdin(MemoryInputPipe::new(init_source().into_bytes()))
         .stdout(output.clone())
         .stderr(output.clone());
-    for (guest, host) in MOUNTS_IN_ORDER.iter().zip([stdlib, empty, empty, empty]) {
+    let hosts: [&Path; MOUNTS_IN_ORDER.len()] = [stdlib, empty, empty, empty, empty];
+    for (guest, host) in MOUNTS_IN_ORDER.into_iter().zip(hosts) {
         builder
             .preopened_dir(host, guest, FsPerms::ReadOnly)
             .map_err(|e| setup(format!("mounting {} at {guest}: {e:#}", host.display())))?;

@@ -61,6 +61,11 @@ pub struct ServerConfig {
     pub run_result_bytes: usize,
     /// Input bytes per run. Default 16 MiB.
     pub run_input_bytes: usize,
+    /// Disk a run's scratch folder `/tmp` may take, in bytes (counted as `du` counts).
+    /// Default 64 MiB.
+    pub run_scratch_bytes: u64,
+    /// Files, folders and links a run's scratch folder may hold. Default 1,000.
+    pub run_scratch_files: u64,
     /// How often the scheduler looks for due actions. Default `1s`.
     #[serde(with = "humantime_duration")]
     pub scheduler_interval: Duration,
@@ -170,6 +175,8 @@ impl Default for ServerConfig {
             run_log_bytes: 256 * 1024,
             run_result_bytes: Limits::DEFAULT.result_bytes,
             run_input_bytes: Limits::DEFAULT.input_bytes,
+            run_scratch_bytes: Limits::DEFAULT.scratch_bytes,
+            run_scratch_files: Limits::DEFAULT.scratch_files,
             scheduler_interval: Duration::from_secs(1),
             replica_id: None,
             heartbeat_interval: Duration::from_secs(5),
@@ -292,6 +299,8 @@ impl ServerConfig {
             input_bytes: self.run_input_bytes,
             result_bytes: self.run_result_bytes,
             log_bytes: self.run_log_bytes,
+            scratch_bytes: self.run_scratch_bytes,
+            scratch_files: self.run_scratch_files,
         };
         limits.validate()?;
         Ok(limits)

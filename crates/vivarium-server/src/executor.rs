@@ -472,6 +472,8 @@ impl Executor {
         run.duration_ms = outcome.duration.as_secs_f64() * 1000.0;
         run.fuel_used = i64::try_from(outcome.fuel_used).unwrap_or(i64::MAX);
         run.peak_memory_bytes = i64::try_from(outcome.peak_memory_bytes).unwrap_or(i64::MAX);
+        run.scratch_bytes = i64::try_from(outcome.scratch.bytes).unwrap_or(i64::MAX);
+        run.scratch_files = i64::try_from(outcome.scratch.files).unwrap_or(i64::MAX);
         run.logs = outcome.logs.clone();
         run.logs_truncated = outcome.logs_truncated;
         run.output_count = outcome
@@ -619,5 +621,7 @@ fn base_run(request: &RunRequest, started_at: i64, outcome: RunOutcome) -> Run {
         input_count,
         output_count: None,
         state_changes: Vec::new(),
+        scratch_bytes: 0,
+        scratch_files: 0,
     }
 }

@@ -15,6 +15,7 @@ mod meta;
 mod model;
 mod object_blob;
 mod sql;
+pub mod state_rules;
 
 pub use blob::{BlobKey, BlobStore};
 pub use error::StoreError;

@@ -243,6 +243,12 @@ pub struct Run {
     /// The keys of the action's state the run changed (committed with it), sorted.
     #[serde(default)]
     pub state_changes: Vec<String>,
+    /// Bytes of disk blocks the run left in its scratch folder `/tmp` when it ended.
+    #[serde(default)]
+    pub scratch_bytes: i64,
+    /// Files, folders and links the run left in its scratch folder when it ended.
+    #[serde(default)]
+    pub scratch_files: i64,
 }
 
 impl Run {

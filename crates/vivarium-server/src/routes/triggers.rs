@@ -514,6 +514,10 @@ pub struct RunSummary {
     logs_truncated: bool,
     /// The keys of the action's state the run changed, sorted.
     state_changes: Vec<String>,
+    /// Bytes of disk blocks the run left in its scratch folder `/tmp` when it ended.
+    scratch_bytes: i64,
+    /// Files, folders and links the run left in its scratch folder when it ended.
+    scratch_files: i64,
 }
 
 impl RunSummary {
@@ -534,6 +538,8 @@ impl RunSummary {
             output_count: run.output_count,
             logs_truncated: run.logs_truncated,
             state_changes: run.state_changes,
+            scratch_bytes: run.scratch_bytes,
+            scratch_files: run.scratch_files,
         }
     }
 }

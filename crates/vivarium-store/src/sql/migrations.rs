@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0005_secrets", SECRETS),
     ("0006_grant_forms", GRANT_FORMS),
     ("0007_action_state", ACTION_STATE),
+    ("0008_run_scratch", RUN_SCRATCH),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -295,4 +296,11 @@ const ACTION_STATE: &[&str] = &[
     )",
     "CREATE INDEX action_state_by_expiry ON action_state (expires_at)",
     "ALTER TABLE runs ADD COLUMN state_changes TEXT NOT NULL DEFAULT '[]'",
+];
+
+/// What each run left in its scratch folder `/tmp` when it ended: disk blocks' bytes and
+/// entries (0 for runs recorded before there was one).
+const RUN_SCRATCH: &[&str] = &[
+    "ALTER TABLE runs ADD COLUMN scratch_bytes BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN scratch_files BIGINT NOT NULL DEFAULT 0",
 ];

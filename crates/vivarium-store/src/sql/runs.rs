@@ -17,7 +17,7 @@ macro_rules! run_columns {
     () => {
         "id, org, action_id, trigger_kind, trace_id, started_at, duration_ms, fuel_used, \
          peak_memory_bytes, outcome, error_type, error_message, traceback, logs, logs_truncated, \
-         input_count, output_count, state_changes"
+         input_count, output_count, state_changes, scratch_bytes, scratch_files"
     };
 }
 
@@ -81,7 +81,7 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     sqlx::query(concat!(
         "INSERT INTO runs (",
         run_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     ))
     .bind(&run.id)
     .bind(&run.org)
@@ -101,6 +101,8 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     .bind(run.input_count)
     .bind(run.output_count)
     .bind(to_json(&run.state_changes)?)
+    .bind(run.scratch_bytes)
+    .bind(run.scratch_files)
     .execute(conn)
     .await
     .map_err(|err| context.classify(err))?;
@@ -183,5 +185,7 @@ fn run_from_row(row: &AnyRow) -> Result<Run, StoreError> {
         input_count: column(row, "input_count")?,
         output_count: column(row, "output_count")?,
         state_changes: json_column(row, "state_changes")?,
+        scratch_bytes: column(row, "scratch_bytes")?,
+        scratch_files: column(row, "scratch_files")?,
     })
 }

@@ -12,20 +12,19 @@
 //! writes of several keys in any order cannot deadlock. The sweep removes only entries every
 //! reader already treats as absent.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Transaction};
 use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
 use super::actions::not_found;
-use super::codec::{column, count, json_column, to_json};
+use super::codec::{column, count, json_column};
 use super::errors::{WriteContext, backend};
 use super::{Backend, SqlStore, runs};
 use crate::error::StoreError;
 use crate::model::{ActionStatus, Run, StateRefusal, StoredState};
+use crate::state_rules::{Applied, Commit, Held, Next, touched_keys};
 
 /// The live entry under a key at `$4`, with what a commit needs to replace it.
 const GET: &str = "SELECT value, version, bytes, expires_at FROM action_state
@@ -171,7 +170,7 @@ pub(super) async fn record_run(
         Ok(applied) => applied,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    let changed: Vec<String> = applied.changed.into_iter().collect();
+    let changed: Vec<String> = applied.changed.into_keys().collect();
     let run = Run {
         state_changes: changed.clone(),
         ..run.clone()
@@ -287,16 +286,6 @@ async fn lock_action(
     Ok(row.is_some())
 }
 
-/// A live entry as a commit reads it.
-struct Live {
-    /// Its value and version.
-    entry: StateEntry,
-    /// Its key's and value's bytes.
-    bytes: u64,
-    /// When it expires.
-    expires_at: Option<i64>,
-}
-
 /// The live entry under `key` at `now`.
 async fn read_live(
     conn: &mut AnyConnection,
@@ -304,7 +293,7 @@ async fn read_live(
     action_id: &str,
     key: &str,
     now: i64,
-) -> Result<Option<Live>, StoreError> {
+) -> Result<Option<Held>, StoreError> {
     let row = sqlx::query(GET)
         .bind(org)
         .bind(action_id)
@@ -315,7 +304,7 @@ async fn read_live(
         .map_err(backend("reading a state key"))?;
     row.as_ref()
         .map(|row| {
-            Ok(Live {
+            Ok(Held {
                 entry: StateEntry {
                     value: json_column(row, "value")?,
                     version: column(row, "version")?,
@@ -367,26 +356,6 @@ impl From<StoreError> for Stop {
     }
 }
 
-/// What applying writes did.
-struct Applied {
-    /// The keys whose entry changed (a delete of an absent key changes none).
-    changed: BTreeSet<String>,
-    /// The entry the last write left, if it left one.
-    last: Option<StateEntry>,
-}
-
-/// What a key holds after a write.
-struct Next {
-    /// Its value and version.
-    entry: StateEntry,
-    /// Its value's JSON text.
-    text: String,
-    /// Its key's and value's bytes.
-    bytes: u64,
-    /// When it expires.
-    expires_at: Option<i64>,
-}
-
 /// The action whose state writes apply, the limits they are held to, and when they apply.
 struct Scope<'a> {
     /// The organization.
@@ -424,159 +393,34 @@ impl Scope<'_> {
         }
     }
 
-    /// Applies `writes` in order, in the caller's transaction (which holds the action's
-    /// lock), then holds the resulting state to the quotas. On a refusal the caller rolls
-    /// back what was applied.
+    /// Reads what `writes` touch, applies them by the commit rules, and stores what they
+    /// leave, in the caller's transaction (which holds the action's lock). On a refusal
+    /// nothing was stored.
     async fn apply(
         &self,
         conn: &mut AnyConnection,
         writes: &[StateWrite],
     ) -> Result<Applied, Stop> {
         let found = read_usage(conn, self.org, self.action_id, self.now).await?;
-        let mut usage = found;
-        let mut added_key = None;
-        let mut grew = None;
-        let mut applied = Applied {
-            changed: BTreeSet::new(),
-            last: None,
+        let mut held = BTreeMap::new();
+        for key in touched_keys(writes) {
+            if let Some(live) = read_live(conn, self.org, self.action_id, key, self.now).await? {
+                held.insert(key.to_string(), live);
+            }
+        }
+        let rules = Commit {
+            quotas: self.quotas,
+            now: self.now,
         };
-        for write in writes {
-            let key = write.key();
-            self.check_key(key)?;
-            let before = read_live(conn, self.org, self.action_id, key, self.now).await?;
-            let after = self.next(write, before.as_ref())?;
-            match &after {
+        let applied = rules.apply(found, &held, writes)?;
+        for (key, after) in &applied.changed {
+            match after {
                 Some(next) => self.store(conn, key, next).await?,
-                None if before.is_some() => self.remove(conn, key).await?,
+                None if held.contains_key(key) => self.remove(conn, key).await?,
                 None => {}
             }
-            if before.is_some() || after.is_some() {
-                applied.changed.insert(key.to_string());
-            }
-            let before_bytes = before.as_ref().map_or(0, |live| live.bytes);
-            let after_bytes = after.as_ref().map_or(0, |next| next.bytes);
-            match (&before, &after) {
-                (None, Some(_)) => {
-                    usage.keys += 1;
-                    added_key = Some(key);
-                }
-                (Some(_), None) => usage.keys = usage.keys.saturating_sub(1),
-                _ => {}
-            }
-            usage.bytes = (usage.bytes + after_bytes).saturating_sub(before_bytes);
-            if after_bytes > before_bytes {
-                grew = Some(key);
-            }
-            applied.last = after.map(|next| next.entry);
         }
-        self.check_usage(found, usage, added_key, grew)?;
         Ok(applied)
-    }
-
-    /// What `write` leaves under its key, which holds `before`; refused when its
-    /// compare-and-set fails, when it increments a value that is not an integer (or past
-    /// 64 bits), or when its value passes the size of one.
-    fn next(&self, write: &StateWrite, before: Option<&Live>) -> Result<Option<Next>, Stop> {
-        let found = before.map_or(0, |live| live.entry.version);
-        let (key, value, expires_at) = match write {
-            StateWrite::Set {
-                key,
-                value,
-                ttl,
-                if_version,
-            } => {
-                check_version(key, *if_version, found)?;
-                (key, value.clone(), ttl.map(|ttl| expiry(self.now, ttl)))
-            }
-            StateWrite::Incr { key, delta, ttl } => {
-                let current = match before {
-                    None => 0,
-                    Some(live) => live
-                        .entry
-                        .value
-                        .as_i64()
-                        .ok_or_else(|| StateRefusal::NotAnInteger { key: key.clone() })?,
-                };
-                let sum = current.checked_add(*delta).ok_or_else(|| {
-                    StateRefusal::Quota(format!(
-                        "incrementing the state key {key:?} ({current}) by {delta} would pass \
-                         the 64-bit range an integer in state may hold; reset it with a set"
-                    ))
-                })?;
-                let kept = before.and_then(|live| live.expires_at);
-                let expires_at = ttl.map(|ttl| expiry(self.now, ttl)).or(kept);
-                (key, Value::from(sum), expires_at)
-            }
-            StateWrite::Delete { key, if_version } => {
-                check_version(key, *if_version, found)?;
-                return Ok(None);
-            }
-        };
-        let text = to_json(&value)?;
-        let value_bytes = text.len() as u64;
-        if value_bytes > self.quotas.value_bytes {
-            return Err(StateRefusal::Quota(format!(
-                "the value for the state key {key:?} is {value_bytes} bytes of JSON, over the {} \
-                 a value may hold; store less under one key",
-                self.quotas.value_bytes
-            ))
-            .into());
-        }
-        Ok(Some(Next {
-            entry: StateEntry {
-                value,
-                version: found + 1,
-            },
-            bytes: key.len() as u64 + value_bytes,
-            text,
-            expires_at,
-        }))
-    }
-
-    /// Refuses a key that is empty or longer than a key may be.
-    fn check_key(&self, key: &str) -> Result<(), StateRefusal> {
-        if key.is_empty() || key.len() as u64 > self.quotas.key_bytes {
-            return Err(StateRefusal::Quota(format!(
-                "a state key is 1 to {} bytes; {key:?} is {}",
-                self.quotas.key_bytes,
-                key.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Refuses a resulting state (`usage`, from the `found` one) that passes a quota and
-    /// grew past what was found (so that writes shrinking a state kept over lowered quotas
-    /// are let through). The refusal names the last key that added a key or bytes.
-    fn check_usage(
-        &self,
-        found: StateUsage,
-        usage: StateUsage,
-        added_key: Option<&str>,
-        grew: Option<&str>,
-    ) -> Result<(), StateRefusal> {
-        let limits = self.quotas;
-        if let Some(key) = added_key
-            && usage.keys > limits.keys_per_action
-            && usage.keys > found.keys
-        {
-            return Err(StateRefusal::Quota(format!(
-                "writing the state key {key:?} would make {} keys, over the {} an action may \
-                 keep; delete keys it no longer needs",
-                usage.keys, limits.keys_per_action
-            )));
-        }
-        if let Some(key) = grew
-            && usage.bytes > limits.bytes_per_action
-            && usage.bytes > found.bytes
-        {
-            return Err(StateRefusal::Quota(format!(
-                "writing the state key {key:?} would make {} bytes of state, over the {} an \
-                 action may keep; delete keys it no longer needs",
-                usage.bytes, limits.bytes_per_action
-            )));
-        }
-        Ok(())
     }
 
     /// Stores `next` under `key`.
@@ -597,9 +441,9 @@ impl Scope<'_> {
             .bind(self.action_id)
             .bind(key)
             .bind(&next.text)
-            .bind(next.entry.version)
-            .bind(signed(next.bytes))
-            .bind(next.expires_at)
+            .bind(next.held.entry.version)
+            .bind(signed(next.held.bytes))
+            .bind(next.held.expires_at)
             .bind(self.now)
             .execute(conn)
             .await
@@ -618,23 +462,6 @@ impl Scope<'_> {
             .map_err(backend("deleting a state key"))?;
         Ok(())
     }
-}
-
-/// Refuses a compare-and-set expecting another version than the `found` one.
-fn check_version(key: &str, expected: Option<i64>, found: i64) -> Result<(), StateRefusal> {
-    match expected {
-        Some(expected) if expected != found => Err(StateRefusal::Conflict {
-            key: key.to_string(),
-            expected,
-            found,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// When an entry written at `now` to live for `ttl` expires.
-fn expiry(now: i64, ttl: Duration) -> i64 {
-    now.saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// A byte count as the `BIGINT` stored for it.

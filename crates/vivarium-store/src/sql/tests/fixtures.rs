@@ -130,6 +130,8 @@ pub(crate) fn run(org: &str, action_id: &str, id: &str, started_at: i64) -> Run 
         input_count: 3,
         output_count: Some(2),
         state_changes: vec!["seen".to_string()],
+        scratch_bytes: 8192,
+        scratch_files: 2,
     }
 }
 
