@@ -111,7 +111,12 @@ impl StateFile {
         let now = now_micros();
         let mut document = self.load()?;
         document.entries.retain(|_, entry| entry.live_at(now));
-        let found = usage(&document);
+        let found = usage(
+            document
+                .entries
+                .iter()
+                .map(|(key, entry)| (key, &entry.value)),
+        );
         let held = touched_keys(writes)
             .into_iter()
             .filter_map(|key| {
@@ -236,16 +241,12 @@ fn held(key: &str, entry: &FileEntry) -> Held {
     }
 }
 
-/// How much of the quotas the live `document` uses.
-fn usage(document: &Document) -> StateUsage {
-    StateUsage {
-        keys: document.entries.len() as u64,
-        bytes: document
-            .entries
-            .iter()
-            .map(|(key, entry)| key.len() as u64 + value_bytes(&entry.value))
-            .sum(),
-    }
+/// How much of the quotas `entries` (keys and their values) use.
+fn usage<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>) -> StateUsage {
+    entries.fold(StateUsage::default(), |usage, (key, value)| StateUsage {
+        keys: usage.keys + 1,
+        bytes: usage.bytes + key.len() as u64 + value_bytes(value),
+    })
 }
 
 /// Microseconds since the epoch, as the service stores times.
@@ -276,15 +277,8 @@ impl StateReader for Snapshot {
     }
 
     fn usage(&self) -> StateFuture<'_, StateUsage> {
-        let usage = StateUsage {
-            keys: self.0.len() as u64,
-            bytes: self
-                .0
-                .iter()
-                .map(|(key, entry)| key.len() as u64 + value_bytes(&entry.value))
-                .sum(),
-        };
-        Box::pin(std::future::ready(Ok(usage)))
+        let found = usage(self.0.iter().map(|(key, entry)| (key, &entry.value)));
+        Box::pin(std::future::ready(Ok(found)))
     }
 }
 

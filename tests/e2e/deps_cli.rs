@@ -219,3 +219,35 @@ def main(data, logger):
         .output();
     refused.assert_failure(6, "numpy: no pure-Python wheel");
 }
+
+/// A library from the public index that makes a folder under `~` when it is imported (the
+/// `openobserve` client: `~/.openobserve/logs`) imports, in the call's own `/tmp`.
+#[test]
+#[cfg_attr(
+    not(vivarium_public_index),
+    ignore = "installs from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
+)]
+fn a_library_writing_under_home_at_import_imports() {
+    let main = r#"import os
+import openobserve
+
+
+def main(data, logger):
+    return [{"logs_dir": openobserve.logs_dir, "made": os.path.isdir(openobserve.logs_dir)}]
+"#;
+    let action = write_action(&[
+        ("main.py", main),
+        ("pyproject.toml", &pyproject(&["openobserve==1.0.2"])),
+    ]);
+    let input = write_json(&json!([{}]));
+    let outcome = vivarium()
+        .arg("run")
+        .arg(action.path())
+        .arg("--input")
+        .arg(input.path())
+        .output();
+    assert_eq!(
+        outcome.success_json(),
+        json!([{"logs_dir": "/tmp/.openobserve/logs", "made": true}])
+    );
+}

@@ -969,3 +969,43 @@ fn environment_variables_configure_the_service() {
         "{answer}"
     );
 }
+
+/// The configured scratch cap holds for the service's runs, and a run's record keeps what the
+/// call left in its `/tmp`.
+#[test]
+fn the_scratch_cap_is_configured_and_the_run_record_counts_what_was_left() {
+    let data = data_dir();
+    let server = Server::start_with(
+        data.path(),
+        Options::default().config("run_scratch_files = 3\n"),
+    );
+    add_runner(&server);
+    let main = r#"import errno
+
+def main(data, logger):
+    made = 0
+    try:
+        for n in range(10):
+            open(f"/tmp/f{n}", "w").write("x")
+            made += 1
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    return [{"made": made}]
+"#;
+    let id = server.create_action(
+        ORG,
+        &Creds::root(),
+        &service_action("scratch", &zip_main(main), RUNNER),
+    );
+    let answer = server
+        .test_run(ORG, &Creds::root(), &id, &json!([]))
+        .ok_json();
+    assert_eq!(answer["result"], json!([{"made": 3}]), "{answer}");
+    let history = server.runs(ORG, &id);
+    let run = &history["runs"][0];
+    assert_eq!(run["scratch_files"], json!(3), "{history}");
+    assert!(
+        run["scratch_bytes"].as_i64().is_some_and(|bytes| bytes > 0),
+        "{history}"
+    );
+}

@@ -285,8 +285,9 @@ fn env_variables_reach_the_action_and_host_variables_do_not() {
     let result = outcome.success_json();
     assert_eq!(
         result,
-        json!([{"environ": {"GREETING": "hello world", "EQUATION": "a=b=c", "EMPTY": ""}}]),
-        "os.environ must hold exactly the --env variables{}",
+        json!([{"environ": {"HOME": "/tmp", "TMPDIR": "/tmp", "GREETING": "hello world",
+                            "EQUATION": "a=b=c", "EMPTY": ""}}]),
+        "os.environ must hold exactly the --env variables and the scratch folder's{}",
         outcome.dump()
     );
     assert!(!outcome.stdout.contains(canary) && !outcome.stderr.contains(canary));
@@ -388,6 +389,27 @@ def main(data, logger):
         .assert_stderr_contains("OSError");
 }
 
+/// On either interpreter the action's `/tmp` is its own: empty, writable, and the host's
+/// temporary folder (where the action's own folder was written) is not behind it.
+#[test]
+fn the_action_gets_an_empty_writable_tmp_of_its_own() {
+    let source = "\
+import os, tempfile
+def main(data, logger):
+    found = os.listdir('/tmp')
+    with tempfile.TemporaryFile() as handle:
+        handle.write(b'scratch')
+        handle.seek(0)
+        read = handle.read().decode()
+    return [{'found': found, 'read': read, 'home': os.path.expanduser('~')}]
+";
+    let result = run_source(source, &one_record(), &[]).success_json();
+    assert_eq!(
+        result,
+        json!([{"found": [], "read": "scratch", "home": "/tmp"}])
+    );
+}
+
 #[test]
 fn host_files_are_invisible() {
     let action = write_action(&[(
@@ -407,7 +429,7 @@ fn host_files_are_invisible() {
     let paths = [
         "/",
         "/etc/passwd",
-        "/tmp",
+        "/var/tmp",
         "/proc/self",
         "/root",
         &host_folder,
