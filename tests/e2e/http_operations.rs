@@ -868,7 +868,7 @@ fn run_limits_and_environment_from_the_configuration_apply() {
     );
     assert_eq!(
         run(&env, json!([]))["result"],
-        json!([{"API_KEY": "secret"}])
+        json!([{"HOME": "/tmp", "TMPDIR": "/tmp", "API_KEY": "secret"}])
     );
     server
         .put(
@@ -877,7 +877,10 @@ fn run_limits_and_environment_from_the_configuration_apply() {
             &json!({"environment_variables": {"OTHER": "value"}}),
         )
         .ok_json();
-    assert_eq!(run(&env, json!([]))["result"], json!([{"OTHER": "value"}]));
+    assert_eq!(
+        run(&env, json!([]))["result"],
+        json!([{"HOME": "/tmp", "TMPDIR": "/tmp", "OTHER": "value"}])
+    );
 
     server
         .test_run(ORG, &root, &env, &json!([{"x": "y".repeat(5000)}]))

@@ -47,11 +47,17 @@ fn the_environment_and_arguments_are_the_calls_own() {
     let result = result_of(
         main,
         &json!([]),
-        &["--env", "API_URL=https://example.invalid"],
+        &[
+            "--env",
+            "API_URL=https://example.invalid",
+            "--env",
+            "HOME=/action",
+        ],
     );
     assert_eq!(
         result[0]["env"],
-        json!({"API_URL": "https://example.invalid"})
+        json!({"TMPDIR": "/tmp", "API_URL": "https://example.invalid", "HOME": "/action"}),
+        "the action's own HOME wins over the scratch folder's"
     );
     assert_eq!(result[0]["argv"], json!(["python"]));
     assert_eq!(

@@ -9,7 +9,9 @@
 //! apply one after another: an increment adds to what the previous commit left, a
 //! compare-and-set compares with the version it replaces, the quotas count the whole
 //! resulting state, a delete cannot slip between a commit's read of a key and its write, and
-//! writes of several keys in any order cannot deadlock. The sweep removes only entries every
+//! writes of several keys in any order cannot deadlock. What the writes leave is decided by the
+//! commit rules shared with `vivarium run`'s state file ([`crate::state_rules`]); this module
+//! reads what they need and stores what they leave. The sweep removes only entries every
 //! reader already treats as absent.
 
 use std::collections::BTreeMap;
