@@ -239,13 +239,7 @@ def main(data, logger):
         ("main.py", main),
         ("pyproject.toml", &pyproject(&["openobserve==1.0.2"])),
     ]);
-    let input = write_json(&json!([{}]));
-    let outcome = vivarium()
-        .arg("run")
-        .arg(action.path())
-        .arg("--input")
-        .arg(input.path())
-        .output();
+    let outcome = crate::common::cli::run_on(action.path(), &json!([{}]), &[]);
     assert_eq!(
         outcome.success_json(),
         json!([{"logs_dir": "/tmp/.openobserve/logs", "made": true}])
