@@ -51,6 +51,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         egress: Some(&egress),
         cpu_slot: None,
         state: Some(state.access()?),
+        log_sink: None,
     };
     let mut outcome = sandbox
         .run(&call)

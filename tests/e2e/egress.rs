@@ -573,6 +573,7 @@ def main(data, logger):
                 egress,
                 cpu_slot: None,
                 state: None,
+                log_sink: None,
             })
             .expect("the call")
     };

@@ -41,6 +41,7 @@ fn call(sandbox: &Sandbox, main: &str, limits: Limits) -> Outcome {
             egress: None,
             cpu_slot: None,
             state: None,
+            log_sink: None,
         })
         .expect("the call")
 }

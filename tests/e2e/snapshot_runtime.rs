@@ -148,6 +148,7 @@ fn an_actions_bytecode_is_compiled_once_and_never_used_stale() {
                 egress: None,
                 cpu_slot: None,
                 state: None,
+                log_sink: None,
             })
             .expect("the call");
         assert_eq!(

@@ -76,6 +76,7 @@ fn call(main: &str, state: Option<StateAccess>) -> Outcome {
             egress: None,
             cpu_slot: None,
             state,
+            log_sink: None,
         })
         .expect("the call")
 }

@@ -16,6 +16,6 @@ pub use grants::{Grant, GrantError, ObjectScope, ResourceKind, Verb, allows};
 pub use o2_grants::{GrantForm, O2Grant, O2Permission};
 pub use sealing::{KeyError, Keyring, SECRET_KEY_BYTES, SealError, Sealed, SecretKey, SecretPlace};
 pub use secrets::{
-    PasswordError, TokenHash, generate_password, generate_token, hash_password, hash_token,
-    verify_password, verify_token,
+    PasswordError, TokenHash, csrf_matches, csrf_token, generate_password, generate_session_secret,
+    generate_token, hash_password, hash_token, verify_password, verify_token,
 };

@@ -25,6 +25,32 @@ pub fn generate_password() -> String {
     random_base64(18)
 }
 
+/// A new console session secret: 43 base64url characters (256 random bits). Stored only as
+/// its [`hash_token`], like a token.
+pub fn generate_session_secret() -> String {
+    random_base64(32)
+}
+
+/// The CSRF token of the session whose secret is `session_secret`: derived from it (so it
+/// needs no storage) through a one-way hash (so a page that shows it reveals nothing of the
+/// cookie). A cross-site page can read neither, so a request that carries it comes from the
+/// console's own pages.
+pub fn csrf_token(session_secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"vivarium console csrf\0");
+    hasher.update(session_secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Whether `presented` is the CSRF token of the session `session_secret`, compared in
+/// constant time.
+pub fn csrf_matches(presented: &str, session_secret: &str) -> bool {
+    presented
+        .as_bytes()
+        .ct_eq(csrf_token(session_secret).as_bytes())
+        .into()
+}
+
 fn random_base64(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buffer);
@@ -76,6 +102,16 @@ mod tests {
         let (a, b) = (generate_token(), generate_token());
         assert_ne!(a, b);
         assert!(a.starts_with("viv_") && a.len() == 4 + 43, "{a}");
+    }
+
+    #[test]
+    fn a_csrf_token_belongs_to_its_session_only() {
+        let (one, two) = (generate_session_secret(), generate_session_secret());
+        assert_ne!(one, two);
+        assert!(csrf_matches(&csrf_token(&one), &one));
+        assert!(!csrf_matches(&csrf_token(&two), &one));
+        assert!(!csrf_matches("", &one));
+        assert!(!csrf_token(&one).contains(&one));
     }
 
     #[test]

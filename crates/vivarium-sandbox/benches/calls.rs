@@ -53,6 +53,7 @@ fn main() -> BenchResult<()> {
         egress: None,
         cpu_slot: None,
         state: None,
+        log_sink: None,
     };
     let mut fuel = (0, 0);
     let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
@@ -158,6 +159,7 @@ fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
         egress: None,
         cpu_slot: None,
         state: None,
+        log_sink: None,
     };
     run_ok(sandbox, &call)?;
     std::thread::sleep(Duration::from_millis(500));

@@ -123,6 +123,7 @@ fn bench_call<'a>(
         egress,
         cpu_slot: None,
         state: None,
+        log_sink: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod host_call;
 mod limits;
+mod live_logs;
 mod marshal;
 mod outcome;
 mod output;
@@ -27,6 +28,7 @@ pub use env::{ActionEnv, ORIGIN_CLUSTER_TOKEN, ORIGIN_CLUSTER_URL, is_valid_key}
 pub use error::SandboxError;
 pub use host_call::CpuSlot;
 pub use limits::{Limits, human_bytes};
+pub use live_logs::LogSink;
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
 pub use prepare::{PrepareError, PrepareOptions, RuntimeChoice, prepare};
 pub use protocol::{Input, LogLine, RUNNER_SOURCE};

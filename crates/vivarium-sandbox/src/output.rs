@@ -10,6 +10,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use crate::live_logs::{LineSplitter, LogSink};
+
 /// Largest write the guest is invited to make at once.
 const WRITE_BUDGET: usize = 64 * 1024;
 
@@ -19,11 +21,22 @@ struct Buffer {
     dropped: u64,
 }
 
-/// Captured output of one call: the first `cap` bytes, and how many more were dropped.
-#[derive(Debug, Clone)]
+/// Captured output of one call: the first `cap` bytes, and how many more were dropped; the
+/// kept bytes also go, as they arrive, to the lines of a watched call's live logs.
+#[derive(Clone)]
 pub struct CappedOutput {
     cap: usize,
     buffer: Arc<Mutex<Buffer>>,
+    live: Option<Arc<Mutex<LineSplitter>>>,
+}
+
+impl std::fmt::Debug for CappedOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CappedOutput")
+            .field("cap", &self.cap)
+            .field("watched", &self.live.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CappedOutput {
@@ -32,6 +45,16 @@ impl CappedOutput {
         Self {
             cap,
             buffer: Arc::default(),
+            live: None,
+        }
+    }
+
+    /// An empty stream that keeps at most `cap` bytes and hands each line it keeps to
+    /// `sink` as soon as it is complete.
+    pub fn watched(cap: usize, sink: Arc<dyn LogSink>) -> Self {
+        Self {
+            live: Some(Arc::new(Mutex::new(LineSplitter::new(sink)))),
+            ..Self::new(cap)
         }
     }
 
@@ -58,6 +81,11 @@ impl CappedOutput {
         let kept = room.min(bytes.len());
         buffer.kept.extend_from_slice(&bytes[..kept]);
         buffer.dropped += (bytes.len() - kept) as u64;
+        if let Some(live) = &self.live {
+            live.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .feed(&bytes[..kept]);
+        }
     }
 }
 

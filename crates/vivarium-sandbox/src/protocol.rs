@@ -234,11 +234,25 @@ impl LogLine {
     }
 }
 
+/// One line of the guest's stderr as a log record: a JSON record as the runner writes it,
+/// else the text as a `RAW` line; `None` for a blank line. A record claiming the egress
+/// audit's logger name is marked as the guest's, so that audit lines cannot be forged.
+pub fn parse_log_line(line: &str) -> Option<LogLine> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.trim().is_empty() {
+        return None;
+    }
+    let mut parsed = serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line));
+    if parsed.logger == EGRESS_LOGGER {
+        parsed.logger = format!("guest:{}", parsed.logger);
+    }
+    Some(parsed)
+}
+
 /// Splits captured stderr into log lines; a cut-off tail becomes a marker saying how much
 /// was dropped. The host's own lines (`host_lines`, each with the number of stderr bytes
-/// kept when it happened) are placed among the guest's in order. A guest line that claims
-/// the egress audit's logger name is marked as the guest's, so that audit lines cannot be
-/// forged.
+/// kept when it happened) are placed among the guest's in order; each guest line is read
+/// by [`parse_log_line`].
 pub fn parse_logs(
     stderr: &[u8],
     dropped: u64,
@@ -259,16 +273,7 @@ pub fn parse_logs(
             lines.push(host.clone());
         }
         offset += line.len();
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut parsed =
-            serde_json::from_str::<LogLine>(line).unwrap_or_else(|_| LogLine::raw(line));
-        if parsed.logger == EGRESS_LOGGER {
-            parsed.logger = format!("guest:{}", parsed.logger);
-        }
-        lines.push(parsed);
+        lines.extend(parse_log_line(line));
     }
     lines.extend(pending.map(|(_, host)| host.clone()));
     if dropped > 0 {

@@ -21,6 +21,7 @@ use crate::env::ActionEnv;
 use crate::error::SandboxError;
 use crate::host_call::{self, CpuSlot, HostCalls};
 use crate::limits::{Limits, human_bytes};
+use crate::live_logs::LogSink;
 use crate::marshal::{MARSHAL_TAG, decode_result};
 use crate::outcome::{Ending, Evidence, Outcome, Reply, ResultShape, classify};
 use crate::output::CappedOutput;
@@ -137,6 +138,9 @@ pub struct Call<'a> {
     pub cpu_slot: Option<Arc<dyn CpuSlot>>,
     /// The action's durable state; `None`: `vivarium.state` raises that there is none.
     pub state: Option<StateAccess>,
+    /// Where the call's log lines go as the guest writes them, for watching it live; `None`
+    /// when nobody watches (the recorded logs hold them either way).
+    pub log_sink: Option<Arc<dyn LogSink>>,
 }
 
 /// The interpreter, linked and ready to be instantiated afresh for each call.
@@ -325,6 +329,7 @@ impl Sandbox {
             shape: ResultShape::Any,
             egress: None,
             state: None,
+            log_sink: None,
             ..call.clone()
         };
         let outcome = runtime.block_on(self.run_on_this_thread(
@@ -359,7 +364,12 @@ impl Sandbox {
         purpose: Purpose<'_>,
     ) -> Result<Outcome, SandboxError> {
         let stdout = CappedOutput::new(call.limits.result_bytes + ENVELOPE_BYTES);
-        let stderr = CappedOutput::new(call.limits.log_bytes);
+        let stderr = match (&purpose, &call.log_sink) {
+            (Purpose::Call { .. }, Some(sink)) => {
+                CappedOutput::watched(call.limits.log_bytes, sink.clone())
+            }
+            _ => CappedOutput::new(call.limits.log_bytes),
+        };
         let (bytecode, folder) = match purpose {
             Purpose::Call { bytecode } => (bytecode, Some(ScratchFolder::create()?)),
             Purpose::Compile => (None, None),

@@ -237,6 +237,7 @@ fn bare_sandbox(
         egress: None,
         cpu_slot: None,
         state: None,
+        log_sink: None,
     };
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {

@@ -177,7 +177,12 @@ impl Catalog {
             .as_deref()
             .map(parse_execution)
             .transpose()?
-            .ok_or_else(|| Invalid::new("Missing mandatory fields: execution_details"))?;
+            .ok_or_else(|| {
+                Invalid::of(
+                    "execution_details",
+                    "Missing mandatory fields: execution_details",
+                )
+            })?;
         let cron_expr = check_schedule(execution, settings.cron_expr.as_deref())?;
         let environment_variables =
             validate::environment_json(settings.environment_variables.as_deref().unwrap_or(""))?;
@@ -189,7 +194,12 @@ impl Catalog {
             .service_account
             .clone()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| Invalid::new("Missing mandatory fields: service_account"))?;
+            .ok_or_else(|| {
+                Invalid::of(
+                    "service_account",
+                    "Missing mandatory fields: service_account",
+                )
+            })?;
         let service_account = self.check_service_account(org, &service_account).await?;
         let package = validate_package(upload)?;
         let dependency_lock = self.resolve_dependencies(org, &package).await?;
@@ -320,7 +330,11 @@ impl Catalog {
             .transpose()?
             .is_some_and(|kind| kind != action.execution)
         {
-            return Err(Invalid::new("Execution type of an action cannot be changed").into());
+            return Err(Invalid::of(
+                "execution_details",
+                "Execution type of an action cannot be changed",
+            )
+            .into());
         }
         if let Some(name) = change.name {
             validate::action_name(&name)?;
@@ -362,10 +376,14 @@ impl Catalog {
             self.deps.clone(),
         );
         let lock = tokio::task::spawn_blocking(move || -> CatalogResult<_> {
-            let folder = vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
-                .map_err(|e| Invalid::new(format!("the action ZIP was refused: {e}")))?;
+            let folder =
+                vivarium_package::extract_zip(&bytes, &cache, &PackageLimits::default())
+                    .map_err(|e| Invalid::of("file", format!("the action ZIP was refused: {e}")))?;
             let refused = |e: vivarium_deps::DepsError| {
-                Invalid::new(format!("the action's dependencies were refused: {e}"))
+                Invalid::of(
+                    "file",
+                    format!("the action's dependencies were refused: {e}"),
+                )
             };
             let Some(lock) =
                 vivarium_deps::lock_for_action(&folder.root, &cache, &deps).map_err(refused)?
@@ -395,9 +413,12 @@ impl Catalog {
         if self.meta.get_service_account(org, &email).await?.is_some() {
             return Ok(email);
         }
-        Err(Invalid::new(format!(
-            "service account {email} does not exist in organization {org}; create it first"
-        ))
+        Err(Invalid::of(
+            "service_account",
+            format!(
+                "service account {email} does not exist in organization {org}; create it first"
+            ),
+        )
         .into())
     }
 
@@ -429,16 +450,16 @@ impl Catalog {
 fn parse_execution(text: &str) -> Checked<ExecutionKind> {
     text.trim()
         .parse()
-        .map_err(|_| Invalid::new("Invalid execution details"))
+        .map_err(|_| Invalid::of("execution_details", "Invalid execution details"))
 }
 
 /// The ZIP checked by the package rules, with the name to keep for it.
 fn validate_package(upload: Upload) -> Checked<Package> {
     if upload.bytes.is_empty() {
-        return Err(Invalid::new("File is missing or empty"));
+        return Err(Invalid::of("file", "File is missing or empty"));
     }
     let manifest = vivarium_package::inspect_zip(&upload.bytes, &PackageLimits::default())
-        .map_err(|e| Invalid::new(format!("the action ZIP was refused: {e}")))?;
+        .map_err(|e| Invalid::of("file", format!("the action ZIP was refused: {e}")))?;
     let file_name = upload
         .filename
         .filter(|f| !f.trim().is_empty())
@@ -459,7 +480,7 @@ fn check_schedule(execution: ExecutionKind, cron_expr: Option<&str>) -> Checked<
         ExecutionKind::Service => Ok(None),
         ExecutionKind::Once if expression.is_empty() => Ok(None),
         ExecutionKind::Once | ExecutionKind::Repeat => {
-            Schedule::parse(expression).map_err(Invalid)?;
+            Schedule::parse(expression).map_err(|e| Invalid::of("cron_expr", e))?;
             Ok(Some(expression.to_string()))
         }
     }
@@ -481,7 +502,7 @@ mod tests {
             Some("0 3 * * *".to_string())
         );
         let refused = check_schedule(ExecutionKind::Repeat, None).unwrap_err();
-        assert!(refused.0.contains("required"), "{refused}");
+        assert!(refused.message.contains("required"), "{refused}");
         assert_eq!(
             check_schedule(ExecutionKind::Service, Some("* * * * *")).unwrap(),
             None
@@ -492,14 +513,14 @@ mod tests {
     fn execution_types_parse_from_their_wire_names() {
         assert_eq!(parse_execution(" once ").unwrap(), ExecutionKind::Once);
         assert_eq!(
-            parse_execution("Cron Job").unwrap_err().0,
+            parse_execution("Cron Job").unwrap_err().message,
             "Invalid execution details"
         );
     }
 
     #[test]
     fn an_empty_file_is_refused_with_o2s_message() {
-        let refused = validate_package(Upload::default()).err().map(|e| e.0);
+        let refused = validate_package(Upload::default()).err().map(|e| e.message);
         assert_eq!(refused.as_deref(), Some("File is missing or empty"));
     }
 }

@@ -116,6 +116,12 @@ pub struct ServerConfig {
     pub root_user_email: Option<String>,
     /// Password of the root user created on first start (generated and printed once if unset).
     pub root_user_password: Option<String>,
+    /// How long a console sign-in lasts. Default `8h`.
+    #[serde(with = "humantime_duration")]
+    pub console_session_ttl: Duration,
+    /// Whether the console's cookies are marked Secure (sent over HTTPS only): set it when
+    /// the service is reached through TLS (a terminating proxy). Default `false`.
+    pub console_secure_cookies: bool,
 }
 
 /// A key as the configuration gives it (base64 text). It reads and writes as a plain string,
@@ -193,6 +199,8 @@ impl Default for ServerConfig {
             secrets_previous_keys: Vec::new(),
             root_user_email: None,
             root_user_password: None,
+            console_session_ttl: Duration::from_secs(8 * 3600),
+            console_secure_cookies: false,
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct ErrorBody {
     pub code: u16,
     /// What went wrong, for the user.
     pub message: String,
+    /// The request field the error concerns (its wire name, such as `name` or `cron_expr`),
+    /// when one does: a form shows the message beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// A failed request.
@@ -32,6 +36,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry may succeed (429 only).
     pub retry_after: Option<u64>,
+    /// The request field it concerns, if one does.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -41,6 +47,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            field: None,
         }
     }
 
@@ -99,7 +106,10 @@ impl From<StoreError> for ApiError {
 
 impl From<Invalid> for ApiError {
     fn from(error: Invalid) -> Self {
-        Self::bad_request(error.0)
+        Self {
+            field: error.field,
+            ..Self::bad_request(error.message)
+        }
     }
 }
 
@@ -132,13 +142,20 @@ impl From<CatalogError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The body this error answers with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.status.as_u16(),
+            message: self.message.clone(),
+            field: self.field.map(str::to_string),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.status.as_u16(),
-            message: self.message,
-        };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -1,7 +1,8 @@
 //! The run pipeline: admission (bounded queue, per-organization cap) -> the service account's
 //! permission, checked before anything is instantiated -> the action's package from the
 //! extraction cache or the blob store -> the sandbox, off the async workers -> the outcome,
-//! recorded with its logs -> the answer to the trigger.
+//! recorded with its logs -> the answer to the trigger. Every run is listed among the runs
+//! in flight ([`LiveRuns`]) from admission to its record, so its logs can be watched live.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use vivarium_store::{
 
 use crate::action_state::StoreStateReader;
 use crate::clock::now_micros;
+use crate::live::{LiveHandle, LiveRunInfo, LiveRuns};
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
@@ -135,6 +137,7 @@ pub struct Executor {
     admitted: AtomicUsize,
     per_org: Mutex<HashMap<String, usize>>,
     metrics: Arc<Metrics>,
+    live: LiveRuns,
 }
 
 impl Executor {
@@ -157,6 +160,7 @@ impl Executor {
             admitted: AtomicUsize::new(0),
             per_org: Mutex::default(),
             metrics,
+            live: LiveRuns::default(),
         }
     }
 
@@ -186,11 +190,52 @@ impl Executor {
     /// Performs one run end to end and records it. A permission refusal is a recorded run
     /// with outcome `permission_denied`, not an error.
     pub async fn run(&self, request: RunRequest) -> Result<RunReport, RunError> {
+        let live = self.register(&request);
+        self.run_registered(request, live).await
+    }
+
+    /// Lists `request` among the runs in flight, with the id and start time its record will
+    /// have, so that a trigger can watch it before it starts ([`Self::run_registered`]).
+    pub fn register(&self, request: &RunRequest) -> LiveHandle {
+        self.live.register(LiveRunInfo {
+            id: uuid::Uuid::now_v7().to_string(),
+            org: request.action.org.clone(),
+            action_id: request.action.id.clone(),
+            trigger: request.trigger,
+            started_at: now_micros(),
+        })
+    }
+
+    /// The runs in flight on this replica.
+    pub fn live(&self) -> &LiveRuns {
+        &self.live
+    }
+
+    /// [`Self::run`] for a run already registered as `live`; its watchers see its lines as
+    /// they are logged, then its record, or why it was not performed.
+    pub async fn run_registered(
+        &self,
+        request: RunRequest,
+        live: LiveHandle,
+    ) -> Result<RunReport, RunError> {
+        let performed = self.perform(&request, &live).await;
+        match &performed {
+            Ok(report) => live.ended(&report.run),
+            Err(error) => live.failed(error.to_string()),
+        }
+        performed
+    }
+
+    async fn perform(
+        &self,
+        request: &RunRequest,
+        live: &LiveHandle,
+    ) -> Result<RunReport, RunError> {
         let _admission = self.admit(&request.action.org)?;
         vivarium_sandbox::check_input_size(&request.input, &self.settings.limits)
             .map_err(|e| RunError::InputTooLarge(e.to_string()))?;
         let action = &request.action;
-        let started_at = now_micros();
+        let info = live.info();
         let allowed = self
             .meta
             .principal_may(
@@ -202,20 +247,17 @@ impl Executor {
             )
             .await?;
         if !allowed {
-            return self.record_refusal(&request, started_at).await;
+            return self.record_refusal(request, info).await;
         }
         self.meta
             .mark_running(&action.org, &action.id, &self.settings.replica)
             .await?;
         let outcome = match self.prepare(action).await {
-            Ok(prepared) => self.execute(&request, prepared).await,
+            Ok(prepared) => self.execute(request, prepared, live).await,
             Err(error) => Err(error),
         };
         match outcome {
-            Ok((outcome, mask)) => {
-                self.record_outcome(&request, started_at, outcome, &mask)
-                    .await
-            }
+            Ok((outcome, mask)) => self.record_outcome(request, info, outcome, &mask).await,
             Err(error) => {
                 let reset = self
                     .meta
@@ -263,7 +305,7 @@ impl Executor {
     async fn record_refusal(
         &self,
         request: &RunRequest,
-        started_at: i64,
+        info: &LiveRunInfo,
     ) -> Result<RunReport, RunError> {
         let action = &request.action;
         let message = format!(
@@ -273,7 +315,7 @@ impl Executor {
         tracing::warn!(org = %action.org, action = %action.id, "run refused: {message}");
         let mut run = base_run(
             request,
-            started_at,
+            info,
             RunOutcome::Refused(Refusal::PermissionDenied),
         );
         run.error_type = Some("PermissionDenied".into());
@@ -385,6 +427,7 @@ impl Executor {
         &self,
         request: &RunRequest,
         prepared: Prepared,
+        live: &LiveHandle,
     ) -> Result<(Outcome, SecretMask), RunError> {
         let slot = self
             .slots
@@ -407,6 +450,7 @@ impl Executor {
             reader: Arc::new(reader),
             quotas: self.settings.state_quotas,
         };
+        let log_sink = live.sink(mask.clone());
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let call = Call {
@@ -419,6 +463,7 @@ impl Executor {
                 egress: Some(&egress),
                 cpu_slot: Some(slot.cpu.clone()),
                 state: Some(state),
+                log_sink: Some(log_sink),
             };
             let outcome = sandbox.run(&call);
             drop(slot);
@@ -464,11 +509,11 @@ impl Executor {
     async fn record_outcome(
         &self,
         request: &RunRequest,
-        started_at: i64,
+        info: &LiveRunInfo,
         outcome: Outcome,
         mask: &SecretMask,
     ) -> Result<RunReport, RunError> {
-        let mut run = base_run(request, started_at, outcome.kind.into());
+        let mut run = base_run(request, info, outcome.kind.into());
         run.duration_ms = outcome.duration.as_secs_f64() * 1000.0;
         run.fuel_used = i64::try_from(outcome.fuel_used).unwrap_or(i64::MAX);
         run.peak_memory_bytes = i64::try_from(outcome.peak_memory_bytes).unwrap_or(i64::MAX);
@@ -596,19 +641,19 @@ fn run_env(action: &Action, run_secrets: &RunSecrets) -> Result<ActionEnv, RunEr
     ActionEnv::new(vars).map_err(|e| RunError::Unrunnable(e.to_string()))
 }
 
-fn base_run(request: &RunRequest, started_at: i64, outcome: RunOutcome) -> Run {
+fn base_run(request: &RunRequest, info: &LiveRunInfo, outcome: RunOutcome) -> Run {
     let input_count = match &request.input {
         Input::Data(Value::Array(items)) => items.len() as i64,
         Input::Data(_) => 1,
         Input::Scheduled => 0,
     };
     Run {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: info.id.clone(),
         org: request.action.org.clone(),
         action_id: request.action.id.clone(),
         trigger: request.trigger,
         trace_id: request.trace_id.clone(),
-        started_at,
+        started_at: info.started_at,
         duration_ms: 0.0,
         fuel_used: 0,
         peak_memory_bytes: 0,

@@ -1,5 +1,6 @@
 //! Who is calling, and may they: HTTP Basic credentials checked against users (passwords)
-//! and the organization's service accounts (tokens), then the caller's rights.
+//! and the organization's service accounts (tokens), or a console session (`sessions`), then
+//! the caller's rights.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use vivarium_auth::{
     Credentials, ResourceKind, TokenHash, Verb, parse_basic_auth, verify_password, verify_token,
 };
-use vivarium_store::{MetadataStore, OrgRole};
+use vivarium_store::{MetadataStore, OrgRole, User};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -99,28 +100,51 @@ impl Authenticator {
         credentials: &Credentials,
         org: &str,
     ) -> ApiResult<Option<Caller>> {
-        let Some(user) = store.find_user(&credentials.email).await? else {
+        match self
+            .verified_user(store, &credentials.email, &credentials.secret)
+            .await?
+        {
+            Some(user) => Ok(Some(user_in_org(store, user, org).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The user `email` if `password` is theirs.
+    pub(crate) async fn verified_user(
+        &self,
+        store: &dyn MetadataStore,
+        email: &str,
+        password: &str,
+    ) -> ApiResult<Option<User>> {
+        let Some(user) = store.find_user(email).await? else {
             return Ok(None);
         };
+        let credentials = Credentials {
+            email: email.to_string(),
+            secret: password.to_string(),
+        };
         if !self
-            .password_matches(credentials, &user.password_hash)
+            .password_matches(&credentials, &user.password_hash)
             .await
         {
             return Ok(None);
         }
-        let kind = if user.is_root {
-            CallerKind::Root
-        } else {
-            match store.membership(org, &user.email).await? {
-                Some(OrgRole::Admin) => CallerKind::OrgAdmin,
-                Some(OrgRole::Member) => CallerKind::Member,
-                None => return Err(ApiError::forbidden()),
-            }
-        };
-        Ok(Some(Caller {
-            email: user.email,
-            kind,
-        }))
+        Ok(Some(user))
+    }
+
+    /// The signed-in user `email` as a caller in `org`: 401 when the user is gone, 403 when
+    /// they are no member of it.
+    pub(crate) async fn user_caller(
+        &self,
+        store: &dyn MetadataStore,
+        email: &str,
+        org: &str,
+    ) -> ApiResult<Caller> {
+        let user = store
+            .find_user(email)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        user_in_org(store, user, org).await
     }
 
     async fn password_matches(&self, credentials: &Credentials, stored: &str) -> bool {
@@ -161,6 +185,24 @@ impl Authenticator {
             cache.insert(key, Instant::now());
         }
     }
+}
+
+/// `user` as a caller in `org`: root everywhere, else as their membership says; 403 when
+/// they are no member.
+async fn user_in_org(store: &dyn MetadataStore, user: User, org: &str) -> ApiResult<Caller> {
+    let kind = if user.is_root {
+        CallerKind::Root
+    } else {
+        match store.membership(org, &user.email).await? {
+            Some(OrgRole::Admin) => CallerKind::OrgAdmin,
+            Some(OrgRole::Member) => CallerKind::Member,
+            None => return Err(ApiError::forbidden()),
+        }
+    };
+    Ok(Caller {
+        email: user.email,
+        kind,
+    })
 }
 
 /// The request's Basic credentials, with the email lower-cased as logins are stored; 401

@@ -447,24 +447,24 @@ mod tests {
         check_name("ORIGIN_CLUSTER_TOKEN").unwrap();
         let error = check_name("ORIGIN_CLUSTER_URL").unwrap_err();
         assert!(
-            error.0.contains("PUT /api/organizations/{org}"),
+            error.message.contains("PUT /api/organizations/{org}"),
             "{}",
-            error.0
+            error.message
         );
         for bad in ["", "api_token", "1TOKEN", "API-TOKEN"] {
             let error = check_name(bad).unwrap_err();
-            assert!(error.0.contains("uppercase letter"), "{bad}");
+            assert!(error.message.contains("uppercase letter"), "{bad}");
         }
         check_value("x").unwrap();
         check_value(&"x".repeat(MAX_VALUE_BYTES)).unwrap();
-        assert!(check_value("").unwrap_err().0.contains("empty"));
+        assert!(check_value("").unwrap_err().message.contains("empty"));
         assert!(
             check_value(&"x".repeat(MAX_VALUE_BYTES + 1))
                 .unwrap_err()
-                .0
+                .message
                 .contains("at most 64 KiB")
         );
-        assert!(check_value("a\0b").unwrap_err().0.contains("NUL"));
+        assert!(check_value("a\0b").unwrap_err().message.contains("NUL"));
 
         assert_eq!(
             check_origin_cluster_url(" https://o2.example.com:5080 ").unwrap(),

@@ -4,16 +4,33 @@ use std::collections::BTreeMap;
 
 use vivarium_egress::Allowlist;
 
-/// A rule the input breaks, with a message that says which one and what to do. The core
-/// returns it; the HTTP edge answers it as 400.
+/// A rule the input breaks, with a message that says which one and what to do, and the
+/// field of the request it concerns when there is one. The core returns it; the HTTP edge
+/// answers it as 400, naming the field so that a form can show the message beside it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+#[error("{message}")]
+pub struct Invalid {
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The wire name of the field it concerns (`name`, `cron_expr`, ...), if one does.
+    pub field: Option<&'static str>,
+}
 
 impl Invalid {
     /// A broken rule described by `message`.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A broken rule of the field named `field` on the wire, described by `message`.
+    pub fn of(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(message)
+        }
     }
 }
 
@@ -28,18 +45,20 @@ const FORBIDDEN_NAME_CHARS: &[char] = &[':', '#', '?', '&', '%', '\'', '"', '/']
 /// An action name: non-empty, at most 32 characters, none of `: # ? & % ' " /` or white space.
 pub fn action_name(name: &str) -> Checked<()> {
     if name.trim().is_empty() {
-        return Err(Invalid::new("Name field is missing or empty"));
+        return Err(Invalid::of("name", "Name field is missing or empty"));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Invalid::new(format!(
-            "Name must be at most {MAX_NAME_CHARS} characters long"
-        )));
+        return Err(Invalid::of(
+            "name",
+            format!("Name must be at most {MAX_NAME_CHARS} characters long"),
+        ));
     }
     if name
         .chars()
         .any(|c| c.is_whitespace() || FORBIDDEN_NAME_CHARS.contains(&c))
     {
-        return Err(Invalid::new(
+        return Err(Invalid::of(
+            "name",
             "Name cannot contain spaces or any of these characters: : # ? & % ' \" /",
         ));
     }
@@ -51,8 +70,12 @@ pub fn environment_json(text: &str) -> Checked<BTreeMap<String, String>> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    let vars: BTreeMap<String, String> = serde_json::from_str(text)
-        .map_err(|_| Invalid::new("Invalid JSON in environment variables"))?;
+    let vars: BTreeMap<String, String> = serde_json::from_str(text).map_err(|_| {
+        Invalid::of(
+            "environment_variables",
+            "Invalid JSON in environment variables",
+        )
+    })?;
     environment(&vars)?;
     Ok(vars)
 }
@@ -64,7 +87,7 @@ pub fn allowed_hosts_json(text: &str) -> Checked<Vec<String>> {
         return Ok(Vec::new());
     }
     let entries: Vec<String> = serde_json::from_str(text).map_err(|_| {
-        Invalid::new(
+        Invalid::of("allowed_hosts", 
             r#"Invalid JSON in allowed_hosts: give a list of strings such as ["https://hooks.slack.com", "POST https://api.example.com:8443"]"#,
         )
     })?;
@@ -76,7 +99,7 @@ pub fn allowed_hosts_json(text: &str) -> Checked<Vec<String>> {
 /// returns them trimmed, as stored.
 pub fn allowed_hosts(entries: &[String], internal: &Allowlist) -> Checked<Vec<String>> {
     let list = Allowlist::parse_action(entries, internal)
-        .map_err(|e| Invalid::new(format!("Invalid allowed_hosts: {e}")))?;
+        .map_err(|e| Invalid::of("allowed_hosts", format!("Invalid allowed_hosts: {e}")))?;
     Ok(list.entries())
 }
 
@@ -87,7 +110,8 @@ pub fn environment(vars: &BTreeMap<String, String>) -> Checked<()> {
     {
         return Ok(());
     }
-    Err(Invalid::new(
+    Err(Invalid::of(
+        "environment_variables",
         "Environment variable keys must be uppercase and alphanumeric",
     ))
 }
@@ -101,9 +125,10 @@ pub fn email(email: &str) -> Checked<String> {
     if valid {
         Ok(email.to_lowercase())
     } else {
-        Err(Invalid::new(format!(
-            "{email:?} is not a valid email address"
-        )))
+        Err(Invalid::of(
+            "email",
+            format!("{email:?} is not a valid email address"),
+        ))
     }
 }
 
@@ -131,10 +156,15 @@ mod tests {
         action_name("uppercase_distinct").unwrap();
         action_name(&"a".repeat(32)).unwrap();
         assert_eq!(
-            action_name("").unwrap_err().0,
+            action_name("").unwrap_err().message,
             "Name field is missing or empty"
         );
-        assert!(action_name(&"a".repeat(33)).unwrap_err().0.contains("32"));
+        assert!(
+            action_name(&"a".repeat(33))
+                .unwrap_err()
+                .message
+                .contains("32")
+        );
         for bad in [
             "a b", "a:b", "a#b", "a?b", "a&b", "a%b", "a'b", "a\"b", "a/b", "a\tb",
         ] {
@@ -147,15 +177,15 @@ mod tests {
         assert_eq!(environment_json(r#"{"API_KEY": "x"}"#).unwrap().len(), 1);
         assert_eq!(environment_json("").unwrap().len(), 0);
         assert_eq!(
-            environment_json("{nope").unwrap_err().0,
+            environment_json("{nope").unwrap_err().message,
             "Invalid JSON in environment variables"
         );
         assert_eq!(
-            environment_json(r#"{"lower": "x"}"#).unwrap_err().0,
+            environment_json(r#"{"lower": "x"}"#).unwrap_err().message,
             "Environment variable keys must be uppercase and alphanumeric"
         );
         assert_eq!(
-            environment_json(r#"{"KEY": 1}"#).unwrap_err().0,
+            environment_json(r#"{"KEY": 1}"#).unwrap_err().message,
             "Invalid JSON in environment variables"
         );
     }

@@ -9,8 +9,8 @@ use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
 use crate::error::StoreError;
 use crate::model::{
-    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
-    SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
+    Action, ActionStatus, ConsoleSession, Membership, Org, OrgRole, Page, Role, RoleChange, Run,
+    RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
 };
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
@@ -39,7 +39,8 @@ pub trait MetadataStore: Send + Sync {
     async fn find_user(&self, email: &str) -> Result<Option<User>, StoreError>;
     /// Whether a root user exists.
     async fn has_root_user(&self) -> Result<bool, StoreError>;
-    /// Replaces a user's password hash; `NotFound` when there is no such user.
+    /// Replaces a user's password hash and ends their console sessions; `NotFound` when
+    /// there is no such user.
     async fn set_user_password(&self, email: &str, password_hash: &str) -> Result<(), StoreError>;
     /// Makes `email` a member of `org` with `role` (replacing an existing membership);
     /// `NotFound` when the organization or the user does not exist.
@@ -153,13 +154,35 @@ pub trait MetadataStore: Send + Sync {
     /// `NotFound` when the action is absent from the run's organization, `Conflict` when the
     /// run id is taken; either way nothing changes.
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError>;
-    /// A page of an action's runs, newest first, and the total count.
+    /// A page of an action's runs that `filter` keeps, newest first, and how many it keeps
+    /// in all.
     async fn list_runs(
         &self,
         org: &str,
         action_id: &str,
+        filter: RunFilter,
         page: Page,
     ) -> Result<(Vec<Run>, u64), StoreError>;
+    /// The runs of `org`'s actions that started at or after `since` (microseconds), oldest
+    /// first, at most `limit` of the newest of them: what the dashboard charts.
+    async fn run_points(
+        &self,
+        org: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<RunPoint>, StoreError>;
+
+    /// Stores a new console session, and forgets the sessions that expired before it began.
+    async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;
+    /// The session whose secret hashes to `secret_hash`, if it exists and has not expired
+    /// at `now`.
+    async fn find_session(
+        &self,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Ends a session (signing out); ending one that is gone is not an error.
+    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError>;
     /// One run.
     async fn get_run(
         &self,

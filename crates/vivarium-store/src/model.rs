@@ -43,6 +43,8 @@ pub enum OrgRole {
     Member,
 }
 
+serde_plain::derive_display_from_serialize!(OrgRole);
+
 /// A user's membership of one organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Membership {
@@ -308,6 +310,42 @@ impl From<OutcomeKind> for RunOutcome {
 
 serde_plain::derive_display_from_serialize!(RunOutcome);
 serde_plain::derive_fromstr_from_deserialize!(RunOutcome);
+
+/// Which runs of an action a history listing keeps; `None` keeps every value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs that ended this way.
+    pub outcome: Option<RunOutcome>,
+    /// Only runs started by this trigger.
+    pub trigger: Option<Trigger>,
+}
+
+/// What the dashboard needs of one run: which action, when, how long, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPoint {
+    /// The action that ran.
+    pub action_id: String,
+    /// When it started, in microseconds since the epoch.
+    pub started_at: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub outcome: RunOutcome,
+}
+
+/// A console session: who signed in, and until when it holds. The store keeps only the
+/// SHA-256 of the session's secret, so a copy of the database signs nobody in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// Hex SHA-256 of the secret the browser's cookie carries.
+    pub secret_hash: String,
+    /// The signed-in user's email.
+    pub email: String,
+    /// When it was created, in microseconds since the epoch.
+    pub created_at: i64,
+    /// When it stops holding, in microseconds since the epoch.
+    pub expires_at: i64,
+}
 
 /// A page of a listing: `offset` items skipped, at most `limit` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -501,31 +501,32 @@ async fn set_paused(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionSummary {
     /// Its id (a UUID).
-    id: String,
+    pub(crate) id: String,
     /// Unique within the organization, at most 32 characters.
-    name: String,
+    pub(crate) name: String,
     /// Free text.
-    description: String,
+    pub(crate) description: String,
     /// When it was created (µs since the epoch).
-    created_at: i64,
+    pub(crate) created_at: i64,
     /// When it last ran.
-    last_run_at: Option<i64>,
+    pub(crate) last_run_at: Option<i64>,
     /// When it last ran successfully.
-    last_successful_at: Option<i64>,
+    pub(crate) last_successful_at: Option<i64>,
     /// Its owner: the upload's `owner`, else who uploaded it (O2's "Created By").
-    created_by: String,
+    pub(crate) created_by: String,
     /// Where it stands.
-    status: ActionStatus,
+    pub(crate) status: ActionStatus,
     /// How it is triggered.
-    execution_details_type: ExecutionKind,
+    pub(crate) execution_details_type: ExecutionKind,
     /// A paused scheduled action does not fire.
-    paused: bool,
+    pub(crate) paused: bool,
     /// When the scheduler fires it next (`once` and `repeat` only).
-    next_run_at: Option<i64>,
+    pub(crate) next_run_at: Option<i64>,
 }
 
 impl ActionSummary {
-    fn of(action: &Action) -> Self {
+    /// The answer for the stored record.
+    pub(crate) fn of(action: &Action) -> Self {
         Self {
             id: action.id.clone(),
             name: action.name.clone(),
@@ -546,57 +547,58 @@ impl ActionSummary {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionDetails {
     /// Its id (a UUID).
-    id: String,
+    pub(crate) id: String,
     /// Unique within the organization, at most 32 characters.
-    name: String,
+    pub(crate) name: String,
     /// Free text.
-    description: String,
+    pub(crate) description: String,
     /// Passed to every run.
-    environment_variables: BTreeMap<String, String>,
+    pub(crate) environment_variables: BTreeMap<String, String>,
     /// The origins its runs may send requests to (`[METHODS ]scheme://host[:port]`, `*.suffix`
     /// wildcards); empty for no network.
-    allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     /// How it is triggered.
-    execution_details: ExecutionKind,
+    pub(crate) execution_details: ExecutionKind,
     /// Cron expression (UTC) of `once` and `repeat` actions; null for `service`, and for a
     /// `once` action saved without one (it runs right after it is saved).
-    cron_expr: Option<String>,
+    pub(crate) cron_expr: Option<String>,
     /// The uploaded file's name.
-    zip_file_name: String,
+    pub(crate) zip_file_name: String,
     /// SHA-256 of the stored ZIP, in hex.
-    zip_sha256: String,
+    pub(crate) zip_sha256: String,
     /// Size of the stored ZIP in bytes.
-    zip_size: i64,
+    pub(crate) zip_size: i64,
     /// Email of the service account its runs use.
-    service_account: String,
+    pub(crate) service_account: String,
     /// Its owner: the upload's `owner`, else who uploaded it.
-    owner: String,
+    pub(crate) owner: String,
     /// The same owner, under the name O2's list shows it.
-    created_by: String,
+    pub(crate) created_by: String,
     /// Who uploaded it.
-    uploaded_by: String,
+    pub(crate) uploaded_by: String,
     /// When it was created (µs since the epoch).
-    created_at: i64,
+    pub(crate) created_at: i64,
     /// When its settings or ZIP last changed.
-    updated_at: i64,
+    pub(crate) updated_at: i64,
     /// When it last ran.
-    last_run_at: Option<i64>,
+    pub(crate) last_run_at: Option<i64>,
     /// When it last ran successfully.
-    last_successful_at: Option<i64>,
+    pub(crate) last_successful_at: Option<i64>,
     /// Where it stands.
-    status: ActionStatus,
+    pub(crate) status: ActionStatus,
     /// A paused scheduled action does not fire.
-    paused: bool,
+    pub(crate) paused: bool,
     /// When the scheduler fires it next (`once` and `repeat` only).
-    next_run_at: Option<i64>,
+    pub(crate) next_run_at: Option<i64>,
     /// The locked pyproject.toml dependencies installed for its runs (empty when none).
-    dependencies: Vec<LockedPackage>,
+    pub(crate) dependencies: Vec<LockedPackage>,
     /// The locked packages that are not their project's newest release, and why.
-    held_back: Vec<HeldBack>,
+    pub(crate) held_back: Vec<HeldBack>,
 }
 
 impl ActionDetails {
-    fn of(action: &Action) -> Self {
+    /// The answer for the stored record.
+    pub(crate) fn of(action: &Action) -> Self {
         let lock = lock_of(action);
         Self {
             id: action.id.clone(),

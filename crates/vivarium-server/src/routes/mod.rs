@@ -4,6 +4,7 @@ pub(crate) mod actions;
 pub(crate) mod answers;
 pub(crate) mod extract;
 pub(crate) mod iam;
+pub(crate) mod live_logs;
 pub(crate) mod ops;
 pub(crate) mod paths;
 pub(crate) mod secrets;
@@ -14,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Request};
-use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
@@ -27,6 +29,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Caller, require};
+use crate::sessions::has_session_cookie;
 use vivarium_auth::{ResourceKind, Verb};
 
 /// The shared state as handlers receive it.
@@ -51,6 +54,7 @@ pub fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(triggers::transform))
         .routes(routes!(triggers::list_runs))
         .routes(routes!(triggers::get_run))
+        .routes(routes!(live_logs::run_logs))
         .routes(routes!(secrets::list_action))
         .routes(routes!(secrets::put_action, secrets::delete_action))
         .routes(routes!(state::list, state::clear))
@@ -91,6 +95,7 @@ pub fn router(state: Shared) -> Router {
     let body_limit = state.config.max_body_bytes;
     let (router, document) = api().split_for_parts();
     router
+        .merge(crate::console::router())
         .layer(Extension(crate::openapi::Document::new(document)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -108,7 +113,7 @@ async fn authenticate_org_caller(
     next: Next,
 ) -> Response {
     let org = params.get("org").map(String::as_str).unwrap_or_default();
-    match state.caller(request.headers(), org).await {
+    match state.caller(request.headers(), request.method(), org).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -170,13 +175,23 @@ impl AppState {
         Ok(self.catalog.find(org, id).await?)
     }
 
-    /// The authenticated caller of a request to `org`: 401 without valid credentials, 404 when
-    /// the organization does not exist.
-    pub async fn caller(&self, headers: &HeaderMap, org: &str) -> ApiResult<Caller> {
-        let caller = self
-            .authenticator
-            .authenticate(self.meta.as_ref(), headers, org)
-            .await?;
+    /// The authenticated caller of a `method` request to `org`: by its credentials, else by
+    /// its console session (with the CSRF token when it changes something); 401 without
+    /// either, 404 when the organization does not exist.
+    pub async fn caller(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        org: &str,
+    ) -> ApiResult<Caller> {
+        let meta = self.meta.as_ref();
+        let caller = if !headers.contains_key(AUTHORIZATION) && has_session_cookie(headers) {
+            self.authenticator
+                .session_caller(meta, headers, method, org)
+                .await?
+        } else {
+            self.authenticator.authenticate(meta, headers, org).await?
+        };
         if !self.meta.org_exists(org).await? {
             return Err(ApiError::not_found(format!("organization {org}")));
         }

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -10,10 +10,11 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use vivarium_auth::Verb;
 use vivarium_sandbox::{ActionError, Input, LogLine, ResultShape};
-use vivarium_store::{Action, Page, Refusal, Run, RunOutcome, Trigger};
+use vivarium_store::{Action, Page, Refusal, Run, RunFilter, RunOutcome, Trigger};
 
 use super::Shared;
 use super::extract::ApiJson;
+use super::live_logs::{streamed_run, wants_event_stream};
 use super::paths::{ActionIdPath, OrgPath, RunIdPath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::{RunReport, RunRequest};
@@ -40,7 +41,10 @@ pub struct TestRun {
     ),
     request_body = TestRun,
     responses(
-        (status = 200, description = "The run finished, whatever its outcome: result, error, logs and resource use", body = RunAnswer),
+        (status = 200, description = "The run finished, whatever its outcome: result, error, logs and resource use. With `Accept: text/event-stream` the answer is a stream instead: a `log` event (a LogLine) per line as the action writes it, then one `result` event (this RunAnswer, whatever the outcome) or one `error` event (an ErrorBody: the run was not performed)", content(
+            (RunAnswer = "application/json"),
+            (String = "text/event-stream"),
+        )),
         (status = 400, description = "Malformed JSON, or the action could not be prepared to run", body = ErrorBody),
         (status = 403, description = "The caller lacks POST on the action or is no member of the organization (code and message only); or the action's service account lacks GET on it, a refusal recorded as a run with outcome permission_denied (run_id and outcome given)", body = RunFailureBody),
         (status = 404, description = "No such organization or action", body = ErrorBody),
@@ -52,10 +56,15 @@ pub async fn test_run(
     Path(OrgPath { org }): Path<OrgPath>,
     Path(ActionIdPath { id }): Path<ActionIdPath>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<TestRun>,
 ) -> ApiResult<Response> {
     let action = runnable(&state, &org, &id, &caller).await?;
-    let report = run(&state, action, Trigger::Manual, None, body.inputs).await?;
+    let request = run_request(action, Trigger::Manual, None, body.inputs);
+    if wants_event_stream(&headers) {
+        return Ok(streamed_run(state, request));
+    }
+    let report = state.executor.run(request).await?;
     if let Some(refused) = RunFailureBody::refusal(&report) {
         return Ok(refused.into_response());
     }
@@ -225,8 +234,7 @@ pub async fn transform(
     Ok(Json(answer).into_response())
 }
 
-/// Runs `action` on `inputs` for `trigger`; a trigger that passes records expects records
-/// back, the others anything JSON.
+/// Runs `action` on `inputs` for `trigger`.
 async fn run(
     state: &Shared,
     action: Action,
@@ -234,18 +242,29 @@ async fn run(
     trace_id: Option<String>,
     inputs: Vec<Value>,
 ) -> ApiResult<RunReport> {
+    let request = run_request(action, trigger, trace_id, inputs);
+    Ok(state.executor.run(request).await?)
+}
+
+/// The run of `action` on `inputs` for `trigger`; a trigger that passes records expects
+/// records back, the others anything JSON.
+fn run_request(
+    action: Action,
+    trigger: Trigger,
+    trace_id: Option<String>,
+    inputs: Vec<Value>,
+) -> RunRequest {
     let shape = match trigger {
         Trigger::Manual | Trigger::Logs => ResultShape::Records,
         Trigger::Alert | Trigger::Webhook | Trigger::Schedule => ResultShape::Any,
     };
-    let request = RunRequest {
+    RunRequest {
         action,
         trigger,
         trace_id,
         input: Input::Data(Value::Array(inputs)),
         shape,
-    };
-    Ok(state.executor.run(request).await?)
+    }
 }
 
 /// The action, once the caller is known to hold POST on it (running it is a POST).
@@ -253,10 +272,19 @@ async fn runnable(state: &Shared, org: &str, id: &str, caller: &Caller) -> ApiRe
     state.action_for(org, caller, Verb::Post, id).await
 }
 
-/// Paging of the run history: `?page=1&per_page=20` (at most 100 a page).
+/// Paging and filters of the run history: `?page=1&per_page=20` (at most 100 a page),
+/// optionally `&outcome=ok` and `&trigger=schedule`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunPaging {
+    /// Only runs that ended this way (`ok`, `error`, `out_of_fuel`, `permission_denied`, ...).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    outcome: Option<RunOutcome>,
+    /// Only runs started by this trigger (`manual`, `alert`, `logs`, `schedule`, `webhook`).
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    trigger: Option<Trigger>,
     #[serde(default = "first_page")]
     #[param(minimum = 1, default = 1)]
     page: u32,
@@ -273,7 +301,8 @@ fn default_per_page() -> u32 {
     20
 }
 
-/// `GET /api/{org}/actions/{id}/runs`: the action's runs, newest first.
+/// `GET /api/{org}/actions/{id}/runs`: the action's runs, newest first, optionally only
+/// those of one outcome or trigger.
 #[utoipa::path(
     get,
     path = "/api/{org}/actions/{id}/runs",
@@ -286,8 +315,8 @@ fn default_per_page() -> u32 {
         RunPaging,
     ),
     responses(
-        (status = 200, description = "One page of the run history, newest first", body = RunPage),
-        (status = 400, description = "Invalid paging: page starts at 1 and per_page is between 1 and 100", body = ErrorBody),
+        (status = 200, description = "One page of the run history that the filters keep, newest first", body = RunPage),
+        (status = 400, description = "Invalid paging (page starts at 1 and per_page is between 1 and 100), or an unknown outcome or trigger", body = ErrorBody),
         (status = 403, description = "The caller lacks GET on the action, or is no member of the organization", body = ErrorBody),
         (status = 404, description = "No such organization or action", body = ErrorBody),
     ),
@@ -300,7 +329,7 @@ pub async fn list_runs(
     paging: Result<Query<RunPaging>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunPage>> {
     let Query(paging) =
-        paging.map_err(|e| ApiError::bad_request(format!("invalid paging: {}", e.body_text())))?;
+        paging.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
     if paging.page == 0 || paging.per_page == 0 || paging.per_page > 100 {
         return Err(ApiError::bad_request(
             "page starts at 1 and per_page is between 1 and 100",
@@ -311,7 +340,11 @@ pub async fn list_runs(
         offset: (paging.page - 1).saturating_mul(paging.per_page),
         limit: paging.per_page,
     };
-    let (runs, total) = state.meta.list_runs(&org, &id, page).await?;
+    let filter = RunFilter {
+        outcome: paging.outcome,
+        trigger: paging.trigger,
+    };
+    let (runs, total) = state.meta.list_runs(&org, &id, filter, page).await?;
     Ok(Json(RunPage {
         runs: runs.into_iter().map(RunSummary::of).collect(),
         total,
@@ -383,7 +416,7 @@ pub struct RunAnswer {
 
 impl RunAnswer {
     /// The answer of `report`, with `main`'s result when `with_result`.
-    fn of(report: RunReport, with_result: bool) -> Self {
+    pub(super) fn of(report: RunReport, with_result: bool) -> Self {
         let run = report.run;
         Self {
             error: error_of(&run),
@@ -485,43 +518,44 @@ pub struct TransformAnswer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunSummary {
     /// Its id (a UUID).
-    id: String,
+    pub(crate) id: String,
     /// The action that ran.
-    action_id: String,
+    pub(crate) action_id: String,
     /// What started it.
-    trigger: Trigger,
+    pub(crate) trigger: Trigger,
     /// The caller's trace id (alerts send one).
-    trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     /// When it started (µs since the epoch).
-    started_at: i64,
+    pub(crate) started_at: i64,
     /// How long it took, in milliseconds.
-    duration_ms: f64,
+    pub(crate) duration_ms: f64,
     /// Fuel consumed.
-    fuel_used: i64,
+    pub(crate) fuel_used: i64,
     /// Largest linear memory reached, in bytes.
-    peak_memory_bytes: i64,
+    pub(crate) peak_memory_bytes: i64,
     /// How it ended.
-    outcome: RunOutcome,
+    pub(crate) outcome: RunOutcome,
     /// The error's type, when it failed.
-    error_type: Option<String>,
+    pub(crate) error_type: Option<String>,
     /// The error's message, when it failed.
-    error_message: Option<String>,
+    pub(crate) error_message: Option<String>,
     /// Records passed in.
-    input_count: i64,
+    pub(crate) input_count: i64,
     /// Records returned, when it succeeded with a list.
-    output_count: Option<i64>,
+    pub(crate) output_count: Option<i64>,
     /// Whether the logs were cut at the limit.
-    logs_truncated: bool,
+    pub(crate) logs_truncated: bool,
     /// The keys of the action's state the run changed, sorted.
-    state_changes: Vec<String>,
+    pub(crate) state_changes: Vec<String>,
     /// Bytes of disk blocks the run left in its scratch folder `/tmp` when it ended.
-    scratch_bytes: i64,
+    pub(crate) scratch_bytes: i64,
     /// Files, folders and links the run left in its scratch folder when it ended.
-    scratch_files: i64,
+    pub(crate) scratch_files: i64,
 }
 
 impl RunSummary {
-    fn of(run: Run) -> Self {
+    /// The summary of `run` as the history lists it.
+    pub(crate) fn of(run: Run) -> Self {
         Self {
             id: run.id,
             action_id: run.action_id,
@@ -549,7 +583,7 @@ impl RunSummary {
 pub struct RunPage {
     /// The runs of this page.
     runs: Vec<RunSummary>,
-    /// Runs in the whole history.
+    /// Runs the filters keep in the whole history.
     total: u64,
     /// This page's number, from 1.
     page: u32,
@@ -562,15 +596,16 @@ pub struct RunPage {
 pub struct RunDetails {
     /// The run as listed.
     #[serde(flatten)]
-    summary: RunSummary,
+    pub(crate) summary: RunSummary,
     /// The run's log records.
-    logs: Vec<LogLine>,
+    pub(crate) logs: Vec<LogLine>,
     /// The user's frames, when the action raised.
-    traceback: Vec<String>,
+    pub(crate) traceback: Vec<String>,
 }
 
 impl RunDetails {
-    fn of(mut run: Run) -> Self {
+    /// The answer for the stored record.
+    pub(crate) fn of(mut run: Run) -> Self {
         let logs = std::mem::take(&mut run.logs);
         let traceback = std::mem::take(&mut run.traceback);
         Self {

@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0006_grant_forms", GRANT_FORMS),
     ("0007_action_state", ACTION_STATE),
     ("0008_run_scratch", RUN_SCRATCH),
+    ("0009_console", CONSOLE),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -303,4 +304,17 @@ const ACTION_STATE: &[&str] = &[
 const RUN_SCRATCH: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN scratch_bytes BIGINT NOT NULL DEFAULT 0",
     "ALTER TABLE runs ADD COLUMN scratch_files BIGINT NOT NULL DEFAULT 0",
+];
+
+/// The console's sessions (the SHA-256 of each secret, never the secret), gone with their
+/// user; and an index for the dashboard, which reads an organization's runs by time.
+const CONSOLE: &[&str] = &[
+    "CREATE TABLE console_sessions (
+        secret_hash TEXT NOT NULL PRIMARY KEY,
+        email TEXT NOT NULL REFERENCES users (email) ON DELETE CASCADE,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
+    "CREATE INDEX runs_by_org_and_time ON runs (org, started_at)",
 ];

@@ -16,6 +16,7 @@ mod replicas;
 mod roles;
 mod runs;
 mod secrets;
+mod sessions;
 mod state;
 mod store;
 #[cfg(test)]

@@ -148,13 +148,20 @@ pub(super) async fn set_user_password(
     email: &str,
     password_hash: &str,
 ) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
         .bind(email)
         .bind(password_hash)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await
         .map_err(backend("changing a password"))?;
-    require_one(done.rows_affected(), || format!("user {email:?}"))
+    require_one(done.rows_affected(), || format!("user {email:?}"))?;
+    sqlx::query("DELETE FROM console_sessions WHERE email = $1")
+        .bind(email)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend("ending the user's sessions"))?;
+    tx.commit().await.map_err(backend("changing a password"))
 }
 
 /// Makes `email` a member of `org` with `role`, replacing any membership it had; `NotFound`

@@ -10,7 +10,7 @@ use super::codec::{
 };
 use super::errors::{WriteContext, backend, require_one};
 use crate::error::StoreError;
-use crate::model::{ActionStatus, Page, Run};
+use crate::model::{ActionStatus, Page, Run, RunFilter, RunPoint};
 
 /// The columns a [`Run`] is read from, as a `SELECT` list.
 macro_rules! run_columns {
@@ -109,28 +109,46 @@ async fn insert(conn: &mut AnyConnection, run: &Run) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A page of an action's runs, newest first, with how many it has in all.
+/// Keeps the runs of one action that a [`RunFilter`] keeps: `$1` organization, `$2` action,
+/// `$3` outcome and `$4` trigger, each of the last two NULL when the filter leaves it open.
+macro_rules! filtered_runs {
+    () => {
+        " FROM runs WHERE org = $1 AND action_id = $2 \
+         AND (CAST($3 AS TEXT) IS NULL OR outcome = $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR trigger_kind = $4)"
+    };
+}
+
+/// A page of an action's runs that `filter` keeps, newest first, with how many it keeps in
+/// all.
 pub(super) async fn list(
     db: &SqlStore,
     org: &str,
     action_id: &str,
+    filter: RunFilter,
     page: Page,
 ) -> Result<(Vec<Run>, u64), StoreError> {
+    let outcome = filter.outcome.map(|o| wire_name(&o)).transpose()?;
+    let trigger = filter.trigger.map(|t| wire_name(&t)).transpose()?;
     let mut conn = db.conn().await?;
-    let total = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE org = $1 AND action_id = $2")
+    let total = sqlx::query(concat!("SELECT COUNT(*) AS n", filtered_runs!()))
         .bind(org)
         .bind(action_id)
+        .bind(outcome.as_deref())
+        .bind(trigger.as_deref())
         .fetch_one(&mut *conn)
         .await
         .map_err(backend("counting runs"))?;
     let rows = sqlx::query(concat!(
         "SELECT ",
         run_columns!(),
-        " FROM runs WHERE org = $1 AND action_id = $2",
-        " ORDER BY started_at DESC, id DESC LIMIT $3 OFFSET $4"
+        filtered_runs!(),
+        " ORDER BY started_at DESC, id DESC LIMIT $5 OFFSET $6"
     ))
     .bind(org)
     .bind(action_id)
+    .bind(outcome.as_deref())
+    .bind(trigger.as_deref())
     .bind(i64::from(page.limit))
     .bind(i64::from(page.offset))
     .fetch_all(&mut *conn)
@@ -141,6 +159,38 @@ pub(super) async fn list(
         .map(run_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     Ok((runs, count(&total)?))
+}
+
+/// The newest `limit` runs of `org` since `since`, oldest first, as the dashboard reads them.
+pub(super) async fn points(
+    db: &SqlStore,
+    org: &str,
+    since: i64,
+    limit: u32,
+) -> Result<Vec<RunPoint>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT action_id, started_at, duration_ms, outcome FROM runs
+         WHERE org = $1 AND started_at >= $2 ORDER BY started_at DESC, id DESC LIMIT $3",
+    )
+    .bind(org)
+    .bind(since)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await
+    .map_err(backend("reading recent runs"))?;
+    let mut points = rows
+        .iter()
+        .map(|row| {
+            Ok(RunPoint {
+                action_id: column(row, "action_id")?,
+                started_at: column(row, "started_at")?,
+                duration_ms: column(row, "duration_ms")?,
+                outcome: from_wire_name(column(row, "outcome")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    points.reverse();
+    Ok(points)
 }
 
 /// One run of an action of `org`.

@@ -7,12 +7,12 @@ use serde_json::Value;
 use vivarium_auth::{Grant, Sealed};
 use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
-use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets, state};
+use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets, sessions, state};
 use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
-    Action, ActionStatus, Membership, Org, OrgRole, Page, Role, RoleChange, Run, SecretInfo,
-    SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
+    Action, ActionStatus, ConsoleSession, Membership, Org, OrgRole, Page, Role, RoleChange, Run,
+    RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
 };
 
 #[async_trait]
@@ -198,9 +198,35 @@ impl MetadataStore for SqlStore {
         &self,
         org: &str,
         action_id: &str,
+        filter: RunFilter,
         page: Page,
     ) -> Result<(Vec<Run>, u64), StoreError> {
-        runs::list(self, org, action_id, page).await
+        runs::list(self, org, action_id, filter, page).await
+    }
+
+    async fn run_points(
+        &self,
+        org: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<RunPoint>, StoreError> {
+        runs::points(self, org, since, limit).await
+    }
+
+    async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {
+        sessions::create(self, session).await
+    }
+
+    async fn find_session(
+        &self,
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        sessions::find(self, secret_hash, now).await
+    }
+
+    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
+        sessions::delete(self, secret_hash).await
     }
 
     async fn get_run(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, action, run, two_orgs};
-use crate::{Action, ActionStatus, ExecutionKind, MetadataStore, Page, StoreError};
+use crate::{Action, ActionStatus, ExecutionKind, MetadataStore, Page, RunFilter, StoreError};
 
 pub(crate) async fn actions_are_scoped_to_their_org(store: &dyn MetadataStore) {
     two_orgs(store).await;
@@ -255,10 +255,20 @@ pub(crate) async fn deleting_an_action_deletes_its_runs(store: &dyn MetadataStor
         limit: 10,
     };
     assert_eq!(
-        store.list_runs(ACME, "a1", page).await.unwrap(),
+        store
+            .list_runs(ACME, "a1", RunFilter::default(), page)
+            .await
+            .unwrap(),
         (vec![], 0)
     );
-    assert_eq!(store.list_runs(ACME, "a2", page).await.unwrap().1, 1);
+    assert_eq!(
+        store
+            .list_runs(ACME, "a2", RunFilter::default(), page)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
     let again = store.delete_action(ACME, "nope").await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 use crate::sql::migrations::{self, MIGRATIONS};
 use crate::sql::tests::fixtures::{ACME, action, grant, run, two_orgs};
 use crate::sql::tests::harness::TestDb;
-use crate::{ActionStatus, MetadataStore, Page, RoleChange};
+use crate::{ActionStatus, MetadataStore, Page, RoleChange, RunFilter};
 use vivarium_auth::{ObjectScope, Verb};
 
 pub(crate) async fn reopening_keeps_data_and_applies_no_migration_twice(db: &TestDb) {
@@ -51,6 +51,7 @@ pub(crate) async fn reopening_keeps_data_and_applies_no_migration_twice(db: &Tes
         .list_runs(
             ACME,
             "a1",
+            RunFilter::default(),
             Page {
                 offset: 0,
                 limit: 5,

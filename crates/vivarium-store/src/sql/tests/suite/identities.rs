@@ -1,7 +1,7 @@
 //! Organizations, users, memberships and service accounts.
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, account, two_orgs, user};
-use crate::{Membership, MetadataStore, OrgRole, StoreError, User};
+use crate::{ConsoleSession, Membership, MetadataStore, OrgRole, StoreError, User};
 
 pub(crate) async fn ensure_org_creates_once_and_lists_by_name(store: &dyn MetadataStore) {
     let first = store.ensure_org("globex").await.unwrap();
@@ -300,4 +300,53 @@ pub(crate) async fn service_account_changes_stay_in_their_org(store: &dyn Metada
         matches!(no_org, Err(StoreError::NotFound(ref what)) if what.contains("ghost")),
         "{no_org:?}"
     );
+}
+
+fn session(secret_hash: &str, email: &str, created_at: i64, expires_at: i64) -> ConsoleSession {
+    ConsoleSession {
+        secret_hash: secret_hash.to_string(),
+        email: email.to_string(),
+        created_at,
+        expires_at,
+    }
+}
+
+pub(crate) async fn sessions_hold_until_they_expire_or_end(store: &dyn MetadataStore) {
+    store.create_user(&user("ada@acme.io")).await.unwrap();
+    let first = session("h1", "ada@acme.io", 100, 200);
+    store.create_session(&first).await.unwrap();
+    assert_eq!(store.find_session("h1", 150).await.unwrap(), Some(first));
+    assert_eq!(store.find_session("h1", 200).await.unwrap(), None);
+    assert_eq!(store.find_session("nope", 150).await.unwrap(), None);
+
+    let second = session("h2", "ada@acme.io", 300, 400);
+    store.create_session(&second).await.unwrap();
+    assert_eq!(store.find_session("h1", 0).await.unwrap(), None, "swept");
+    store.delete_session("h2").await.unwrap();
+    assert_eq!(store.find_session("h2", 350).await.unwrap(), None);
+    store.delete_session("h2").await.unwrap();
+
+    let orphan = store
+        .create_session(&session("h3", "nobody@acme.io", 300, 400))
+        .await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+}
+
+pub(crate) async fn a_new_password_ends_the_users_sessions(store: &dyn MetadataStore) {
+    store.create_user(&user("bob@acme.io")).await.unwrap();
+    store.create_user(&user("eve@acme.io")).await.unwrap();
+    store
+        .create_session(&session("other", "eve@acme.io", 100, 200))
+        .await
+        .unwrap();
+    store
+        .create_session(&session("h1", "bob@acme.io", 100, 200))
+        .await
+        .unwrap();
+    store
+        .set_user_password("bob@acme.io", "$argon2id$other")
+        .await
+        .unwrap();
+    assert_eq!(store.find_session("h1", 150).await.unwrap(), None);
+    assert!(store.find_session("other", 150).await.unwrap().is_some());
 }

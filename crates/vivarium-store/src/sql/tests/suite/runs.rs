@@ -1,7 +1,8 @@
 //! Runs and what they do to their action.
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, action, failed_run, run, two_orgs};
-use crate::{ActionStatus, MetadataStore, Page, Run, StoreError};
+use crate::{ActionStatus, MetadataStore, Page, Run, RunFilter, StoreError, Trigger};
+use vivarium_sandbox::OutcomeKind;
 
 pub(crate) async fn record_run_moves_the_action(store: &dyn MetadataStore) {
     two_orgs(store).await;
@@ -117,9 +118,19 @@ pub(crate) async fn record_run_is_all_or_nothing(store: &dyn MetadataStore) {
         offset: 0,
         limit: 10,
     };
-    assert_eq!(store.list_runs(ACME, "a1", page).await.unwrap().1, 1);
     assert_eq!(
-        store.list_runs(GLOBEX, "a1", page).await.unwrap(),
+        store
+            .list_runs(ACME, "a1", RunFilter::default(), page)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    assert_eq!(
+        store
+            .list_runs(GLOBEX, "a1", RunFilter::default(), page)
+            .await
+            .unwrap(),
         (vec![], 0)
     );
     assert_eq!(
@@ -160,6 +171,7 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
         .list_runs(
             ACME,
             "a1",
+            RunFilter::default(),
             Page {
                 offset: 0,
                 limit: 2,
@@ -175,6 +187,7 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
         .list_runs(
             ACME,
             "a1",
+            RunFilter::default(),
             Page {
                 offset: 2,
                 limit: 2,
@@ -190,6 +203,7 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
         .list_runs(
             ACME,
             "a1",
+            RunFilter::default(),
             Page {
                 offset: 4,
                 limit: 2,
@@ -202,6 +216,7 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
         .list_runs(
             ACME,
             "a1",
+            RunFilter::default(),
             Page {
                 offset: 10,
                 limit: 2,
@@ -216,6 +231,7 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
             .list_runs(
                 GLOBEX,
                 "a1",
+                RunFilter::default(),
                 Page {
                     offset: 0,
                     limit: 10
@@ -235,4 +251,98 @@ pub(crate) async fn runs_are_paged_newest_first_with_a_total(store: &dyn Metadat
             .map(|run| run.started_at),
         Some(10)
     );
+}
+
+pub(crate) async fn runs_are_filtered_by_outcome_and_trigger(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+    let runs = [
+        run(ACME, "a1", "ok-manual", 10),
+        failed_run(ACME, "a1", "error-alert", 20),
+        Run {
+            trigger: Trigger::Alert,
+            ..run(ACME, "a1", "ok-alert", 30)
+        },
+    ];
+    for run in &runs {
+        store.record_run(run, ActionStatus::Ready).await.unwrap();
+    }
+    let page = Page {
+        offset: 0,
+        limit: 10,
+    };
+    let listed = |filter| async move {
+        let (runs, total) = store.list_runs(ACME, "a1", filter, page).await.unwrap();
+        (
+            runs.into_iter().map(|run| run.id).collect::<Vec<_>>(),
+            total,
+        )
+    };
+    let ok = Some(OutcomeKind::Ok.into());
+    assert_eq!(
+        listed(RunFilter {
+            outcome: ok,
+            trigger: None
+        })
+        .await,
+        (vec!["ok-alert".to_string(), "ok-manual".to_string()], 2)
+    );
+    assert_eq!(
+        listed(RunFilter {
+            outcome: None,
+            trigger: Some(Trigger::Alert)
+        })
+        .await,
+        (vec!["ok-alert".to_string(), "error-alert".to_string()], 2)
+    );
+    assert_eq!(
+        listed(RunFilter {
+            outcome: ok,
+            trigger: Some(Trigger::Alert)
+        })
+        .await,
+        (vec!["ok-alert".to_string()], 1)
+    );
+    assert_eq!(
+        listed(RunFilter {
+            outcome: Some(OutcomeKind::Timeout.into()),
+            trigger: None
+        })
+        .await,
+        (vec![], 0)
+    );
+}
+
+pub(crate) async fn run_points_are_the_newest_of_the_org_since_a_time(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    for org in [ACME, GLOBEX] {
+        store
+            .insert_action(&action(org, "a1", "etl", 100))
+            .await
+            .unwrap();
+    }
+    for started_at in [10, 20, 30, 40] {
+        let id = format!("r{started_at}");
+        store
+            .record_run(&run(ACME, "a1", &id, started_at), ActionStatus::Ready)
+            .await
+            .unwrap();
+    }
+    store
+        .record_run(&failed_run(GLOBEX, "a1", "g", 35), ActionStatus::Ready)
+        .await
+        .unwrap();
+    let points = store.run_points(ACME, 20, 2).await.unwrap();
+    assert_eq!(
+        points
+            .iter()
+            .map(|point| (point.started_at, point.outcome))
+            .collect::<Vec<_>>(),
+        vec![(30, OutcomeKind::Ok.into()), (40, OutcomeKind::Ok.into())]
+    );
+    assert_eq!(points[0].action_id, "a1");
+    assert_eq!(points[0].duration_ms, 12.5);
 }

@@ -7,7 +7,9 @@ use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, action, failed_run, run, two_orgs};
 use crate::sql::tests::harness::TestDb;
-use crate::{ActionStatus, MetadataStore, Page, Run, StateRefusal, StoreError, StoredState};
+use crate::{
+    ActionStatus, MetadataStore, Page, Run, RunFilter, StateRefusal, StoreError, StoredState,
+};
 
 /// A second, in microseconds.
 const SECOND: i64 = 1_000_000;
@@ -99,7 +101,11 @@ async fn run_count(store: &dyn MetadataStore) -> u64 {
         offset: 0,
         limit: 100,
     };
-    store.list_runs(ACME, "a1", page).await.unwrap().1
+    store
+        .list_runs(ACME, "a1", RunFilter::default(), page)
+        .await
+        .unwrap()
+        .1
 }
 
 pub(crate) async fn state_writes_follow_versions_and_reads_see_them(store: &dyn MetadataStore) {
