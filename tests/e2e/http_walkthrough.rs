@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 const ORG: &str = "default";
 const ACCOUNT: &str = "action_script@gmail.com";
 
-fn seed_records() -> Vec<Value> {
+pub(crate) fn seed_records() -> Vec<Value> {
     let text = std::fs::read_to_string(k8s_logs()).expect("reading the seed records");
     serde_json::from_str::<Value>(&text)
         .expect("the seed records are JSON")
@@ -63,7 +63,7 @@ fn upper_cased(record: &Value) -> Value {
 }
 
 /// Checks the example's answer: the upper-cased records, then the summary.
-fn check_example_result(result: &Value, records: &[Value]) {
+pub(crate) fn check_example_result(result: &Value, records: &[Value]) {
     let result = result
         .as_array()
         .unwrap_or_else(|| panic!("the result {result} is not a list"));

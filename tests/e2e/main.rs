@@ -7,6 +7,7 @@
 mod common;
 
 mod conformance;
+mod console_browser;
 mod deps_cli;
 mod egress;
 mod http_deps;

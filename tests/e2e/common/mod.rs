@@ -2,13 +2,15 @@
 //! ([`cli`]), files and folders ([`files`]), action ZIPs ([`zips`]) and upload forms
 //! ([`forms`]), the interpreter cache ([`cache`]), wheels ([`wheels`]); a `vivarium serve`
 //! process ([`process`]), the HTTP client ([`client`]) and the API's calls ([`api`]) it and
-//! the in-process router ([`in_process`]) share, and metrics ([`metrics`]).
+//! the in-process router ([`in_process`]) share, metrics ([`metrics`]), and a real browser for
+//! the console ([`browser`]).
 //!
 //! Every invocation uses one shared cache folder under `CARGO_TARGET_TMPDIR`, so the interpreter
 //! is downloaded and compiled once for the whole suite (the binary locks around both, so tests
 //! running in parallel may hit a cold cache safely).
 
 pub mod api;
+pub mod browser;
 pub mod cache;
 pub mod cli;
 pub mod client;

@@ -183,7 +183,10 @@ mod tests {
         let svg = decoded(&chart.draw().unwrap());
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("Runs per minute"));
-        assert!(svg.contains(">ok<"), "{svg}");
+        assert!(
+            svg.contains("\nok\n</text>"),
+            "the legend names the series: {svg}"
+        );
     }
 
     #[test]

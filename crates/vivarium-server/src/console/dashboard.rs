@@ -117,6 +117,8 @@ pub(super) async fn page(
 struct Window {
     span: i64,
     bucket: i64,
+    /// The wider bucket percentiles are taken over (a divisor of `span`).
+    duration_bucket: i64,
     unit: i64,
     unit_name: &'static str,
 }
@@ -125,12 +127,14 @@ impl Window {
     const HOUR: Self = Self {
         span: HOUR,
         bucket: MINUTE,
+        duration_bucket: 5 * MINUTE,
         unit: MINUTE,
         unit_name: "min",
     };
     const DAY: Self = Self {
         span: DAY,
         bucket: 15 * MINUTE,
+        duration_bucket: HOUR,
         unit: HOUR,
         unit_name: "h",
     };
@@ -209,7 +213,7 @@ fn rate_chart(title: &str, points: &[&RunPoint], now: i64, window: Window) -> Ch
 
 fn duration_chart(title: &str, points: &[&RunPoint], now: i64, window: Window) -> Chart {
     let coarse = Window {
-        bucket: window.bucket * 5,
+        bucket: window.duration_bucket,
         ..window
     };
     let mut durations = vec![Vec::new(); coarse.buckets()];
@@ -359,6 +363,40 @@ mod tests {
         assert_eq!(window.bucket_of(now - HOUR, now), None);
         assert_eq!(window.bucket_of(now + 1, now), None);
         assert_eq!(window.x_of(59), 0.0);
+    }
+
+    #[test]
+    fn every_chart_draws_with_runs_and_without() {
+        let now = 10 * DAY;
+        let points: Vec<RunPoint> = (0..50)
+            .map(|i| RunPoint {
+                action_id: "a".into(),
+                started_at: now - i * 7 * MINUTE,
+                duration_ms: 1.5 + i as f64,
+                outcome: if i % 3 == 0 {
+                    OutcomeKind::Timeout.into()
+                } else {
+                    OutcomeKind::Ok.into()
+                },
+            })
+            .collect();
+        for points in [points.iter().collect::<Vec<_>>(), Vec::new()] {
+            let hour: Vec<&RunPoint> = points
+                .iter()
+                .copied()
+                .filter(|p| p.started_at >= now - HOUR)
+                .collect();
+            for chart in [
+                rate_chart("rate", &hour, now, Window::HOUR),
+                duration_chart("p", &hour, now, Window::HOUR),
+                rate_chart("rate", &points, now, Window::DAY),
+                duration_chart("p", &points, now, Window::DAY),
+                failing_chart(&points, &HashMap::new()),
+                in_flight_chart(&hour, now, 2),
+            ] {
+                assert!(chart.image.is_ok(), "{}: {:?}", chart.alt, chart.image);
+            }
+        }
     }
 
     #[test]
