@@ -189,12 +189,23 @@ impl Reply {
         self.json()
     }
 
-    /// Asserts an error answer: `status` and exactly `{"code": status, "message": message}`.
+    /// Asserts an error answer: `status` and exactly `{"code": status, "message": message}`,
+    /// plus the `field` it concerns when the service names one (a string).
     #[track_caller]
     pub fn expect_error(&self, status: u16, message: &str) -> &Self {
         self.expect_status(status);
+        let mut body = self.json();
+        if let Some(fields) = body.as_object_mut()
+            && let Some(field) = fields.remove("field")
+        {
+            assert!(
+                field.is_string(),
+                "{}: field {field} is not a name",
+                self.description
+            );
+        }
         assert_eq!(
-            self.json(),
+            body,
             json!({ "code": status, "message": message }),
             "{} answered an unexpected error body",
             self.description

@@ -82,6 +82,17 @@ impl LineChart<'_> {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
+        for (index, series) in self.series.iter().enumerate() {
+            let color = PALETTE[index % PALETTE.len()];
+            // Markers on the non-zero points, so that a series of one point is seen too.
+            chart.draw_series(
+                series
+                    .points
+                    .iter()
+                    .filter(|(_, y)| *y > 0.0)
+                    .map(|point| Circle::new(*point, 2, color.filled())),
+            )?;
+        }
         if !self.series.is_empty() {
             chart
                 .configure_series_labels()

@@ -318,9 +318,9 @@ pub(crate) async fn runs_are_filtered_by_outcome_and_trigger(store: &dyn Metadat
 
 pub(crate) async fn run_points_are_the_newest_of_the_org_since_a_time(store: &dyn MetadataStore) {
     two_orgs(store).await;
-    for org in [ACME, GLOBEX] {
+    for (org, id) in [(ACME, "a1"), (GLOBEX, "g1")] {
         store
-            .insert_action(&action(org, "a1", "etl", 100))
+            .insert_action(&action(org, id, "etl", 100))
             .await
             .unwrap();
     }
@@ -332,7 +332,7 @@ pub(crate) async fn run_points_are_the_newest_of_the_org_since_a_time(store: &dy
             .unwrap();
     }
     store
-        .record_run(&failed_run(GLOBEX, "a1", "g", 35), ActionStatus::Ready)
+        .record_run(&failed_run(GLOBEX, "g1", "g", 35), ActionStatus::Ready)
         .await
         .unwrap();
     let points = store.run_points(ACME, 20, 2).await.unwrap();
