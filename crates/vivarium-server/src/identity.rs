@@ -116,12 +116,16 @@ impl Authenticator {
         email: &str,
         password: &str,
     ) -> ApiResult<Option<User>> {
-        let Some(user) = store.find_user(email).await? else {
-            return Ok(None);
-        };
         let credentials = Credentials {
             email: email.to_string(),
             secret: password.to_string(),
+        };
+        let Some(user) = store.find_user(email).await? else {
+            // The same Argon2 work as a wrong password, so that the answer's time does not
+            // tell which emails belong to users.
+            self.password_matches(&credentials, decoy_password_hash())
+                .await;
+            return Ok(None);
         };
         if !self
             .password_matches(&credentials, &user.password_hash)
@@ -189,6 +193,15 @@ impl Authenticator {
 
 /// `user` as a caller in `org`: root everywhere, else as their membership says; 403 when
 /// they are no member.
+/// A hash no password matches in practice (of a random secret), verified against when the
+/// email is no user's.
+fn decoy_password_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        vivarium_auth::hash_password(&vivarium_auth::generate_session_secret()).unwrap_or_default()
+    })
+}
+
 async fn user_in_org(store: &dyn MetadataStore, user: User, org: &str) -> ApiResult<Caller> {
     let kind = if user.is_root {
         CallerKind::Root
