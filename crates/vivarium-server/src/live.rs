@@ -60,9 +60,8 @@ impl LiveRuns {
     /// Registers a run that was just admitted; it stays listed until the handle is dropped.
     pub fn register(&self, info: LiveRunInfo) -> LiveHandle {
         let run = Arc::new(LiveRun {
-            events: broadcast::channel(WATCHER_BACKLOG).0,
-            lines: Mutex::default(),
             info,
+            watched: Mutex::default(),
         });
         lock(&self.runs).insert(run.info.id.clone(), run.clone());
         LiveHandle {
@@ -97,27 +96,51 @@ impl LiveRuns {
     }
 }
 
-/// One run in flight: the lines it logged so far and the channel its watchers listen on.
+/// One run in flight: what it is, the lines it logged so far, and the channel of its
+/// watchers.
 struct LiveRun {
     info: LiveRunInfo,
-    lines: Mutex<Vec<LogLine>>,
-    events: broadcast::Sender<LiveEvent>,
+    watched: Mutex<Watched>,
+}
+
+/// A run's lines and, once someone watches it, the channel they listen on. The channel is
+/// made by the first watcher: most runs are never watched, and a run should not pay for one.
+#[derive(Default)]
+struct Watched {
+    lines: Vec<LogLine>,
+    events: Option<broadcast::Sender<LiveEvent>>,
 }
 
 impl LiveRun {
-    /// Taken under the lines' lock, so that no line falls between the backlog and the
-    /// subscription.
+    /// Taken under one lock with the lines, so that no line falls between the backlog and
+    /// the subscription.
     fn watch(&self) -> Watch {
-        let lines = lock(&self.lines);
+        let mut watched = lock(&self.watched);
+        let events = watched
+            .events
+            .get_or_insert_with(|| broadcast::channel(WATCHER_BACKLOG).0)
+            .subscribe();
         Watch {
-            backlog: lines.clone(),
-            events: self.events.subscribe(),
+            backlog: watched.lines.clone(),
+            events,
         }
     }
 
-    fn publish(&self, event: LiveEvent) {
-        // No watcher is not a failure: the event is simply not seen.
-        let _ = self.events.send(event);
+    /// Keeps `line` for later watchers and tells the present ones.
+    fn add_line(&self, line: LogLine) {
+        let mut watched = lock(&self.watched);
+        if let Some(events) = &watched.events {
+            // No watcher left is not a failure: the event is simply not seen.
+            let _ = events.send(LiveEvent::Line(line.clone()));
+        }
+        watched.lines.push(line);
+    }
+
+    /// Tells the watchers, if any, the event that ends the run; `event` is made only then.
+    fn end(&self, event: impl FnOnce() -> LiveEvent) {
+        if let Some(events) = &lock(&self.watched).events {
+            let _ = events.send(event());
+        }
     }
 }
 
@@ -149,12 +172,12 @@ impl LiveHandle {
 
     /// Tells the watchers the run is recorded as `run` (call after storing it).
     pub fn ended(self, run: &Run) {
-        self.run.publish(LiveEvent::Ended(Box::new(run.clone())));
+        self.run.end(|| LiveEvent::Ended(Box::new(run.clone())));
     }
 
     /// Tells the watchers the run was not performed, and why.
     pub fn failed(self, reason: String) {
-        self.run.publish(LiveEvent::Failed(reason));
+        self.run.end(|| LiveEvent::Failed(reason));
     }
 }
 
@@ -181,10 +204,7 @@ impl std::fmt::Debug for MaskedSink {
 impl LogSink for MaskedSink {
     fn line(&self, mut line: LogLine) {
         self.mask.mask_line(&mut line);
-        let mut lines = lock(&self.run.lines);
-        lines.push(line.clone());
-        self.run.publish(LiveEvent::Line(line));
-        drop(lines);
+        self.run.add_line(line);
     }
 }
 

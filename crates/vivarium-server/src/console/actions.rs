@@ -117,15 +117,10 @@ pub(super) async fn list(
     Query(query): Query<ListQuery>,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    state
-        .require_on_actions(&org, &viewer.caller, Verb::List, None)
-        .await
-        .map_err(|e| viewer.refused(e, "list the actions of this organization"))?;
-    let stored = state
-        .meta
-        .list_actions(&org)
-        .await
-        .map_err(ApiError::from)?;
+    viewer
+        .require_on_actions(&state, Verb::List, "list the actions of this organization")
+        .await?;
+    let stored = state.meta.list_actions(&org).await?;
     let needle = query.q.trim().to_lowercase();
     let mut actions: Vec<ActionSummary> = stored
         .iter()
@@ -273,10 +268,9 @@ pub(super) async fn new_form(
     uri: Uri,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    state
-        .require_on_actions(&org, &viewer.caller, Verb::Post, None)
-        .await
-        .map_err(|e| viewer.refused(e, "create actions in this organization"))?;
+    viewer
+        .require_on_actions(&state, Verb::Post, "create actions in this organization")
+        .await?;
     Ok(render(&ActionForm {
         accounts: account_choices(&state, &viewer).await,
         chrome: viewer.chrome(Section::Actions),
@@ -294,10 +288,9 @@ pub(super) async fn edit_form(
     uri: Uri,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    let action = state
-        .action_for(&org, &viewer.caller, Verb::Put, &id)
-        .await
-        .map_err(|e| viewer.refused(e, "change this action"))?;
+    let action = viewer
+        .action(&state, Verb::Put, &id, "change this action")
+        .await?;
     Ok(render(&ActionForm {
         accounts: account_choices(&state, &viewer).await,
         chrome: viewer.chrome(Section::Actions),
@@ -363,10 +356,9 @@ pub(super) async fn show(
     Query(query): Query<HistoryQuery>,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    let action = state
-        .action_for(&org, &viewer.caller, Verb::Get, &id)
-        .await
-        .map_err(|e| viewer.refused(e, "see this action"))?;
+    let action = viewer
+        .action(&state, Verb::Get, &id, "see this action")
+        .await?;
     let filter = RunFilter {
         outcome: parse_choice::<RunOutcome>(query.outcome.as_deref(), "outcome")?,
         trigger: parse_choice::<Trigger>(query.trigger.as_deref(), "trigger")?,
@@ -377,14 +369,10 @@ pub(super) async fn show(
         limit: RUNS_PER_PAGE,
     };
     let meta = state.meta.as_ref();
-    let (runs, total) = meta
-        .list_runs(&org, &id, filter, window)
-        .await
-        .map_err(ApiError::from)?;
+    let (runs, total) = meta.list_runs(&org, &id, filter, window).await?;
     let secrets = meta
         .list_secrets(&org, &id)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|secret| secret.name)
         .collect();
@@ -456,10 +444,9 @@ pub(super) async fn run(
     uri: Uri,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    let action = state
-        .action_for(&org, &viewer.caller, Verb::Get, &id)
-        .await
-        .map_err(|e| viewer.refused(e, "see the runs of this action"))?;
+    let action = viewer
+        .action(&state, Verb::Get, &id, "see the runs of this action")
+        .await?;
     let live = state
         .executor
         .live()
@@ -472,8 +459,7 @@ pub(super) async fn run(
             state
                 .meta
                 .get_run(&org, &id, &run_id)
-                .await
-                .map_err(ApiError::from)?
+                .await?
                 .map(RunDetails::of)
                 .ok_or_else(|| ApiError::not_found(format!("run {run_id}")))?,
         ),

@@ -14,7 +14,6 @@ use vivarium_store::{RunOutcome, RunPoint};
 use super::charts::{Drawn, LineChart, Series, bars};
 use super::page::{Chrome, PageResult, Section, Viewer, render};
 use crate::clock::now_micros;
-use crate::error::ApiError;
 use crate::routes::Shared;
 
 const MINUTE: i64 = 60 * 1_000_000;
@@ -50,26 +49,19 @@ pub(super) async fn page(
     uri: Uri,
 ) -> PageResult {
     let viewer = Viewer::of(&state, &headers, &uri, &org).await?;
-    state
-        .require_on_actions(&org, &viewer.caller, Verb::List, None)
-        .await
-        .map_err(|e| {
-            viewer.refused(
-                e,
-                "see this organization's dashboard (it needs LIST on action scripts)",
-            )
-        })?;
+    viewer
+        .require_on_actions(
+            &state,
+            Verb::List,
+            "see this organization's dashboard (it needs LIST on action scripts)",
+        )
+        .await?;
     let now = now_micros();
-    let points = state
-        .meta
-        .run_points(&org, now - DAY, MAX_POINTS)
-        .await
-        .map_err(ApiError::from)?;
+    let points = state.meta.run_points(&org, now - DAY, MAX_POINTS).await?;
     let names: HashMap<String, String> = state
         .meta
         .list_actions(&org)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|a| (a.id, a.name))
         .collect();

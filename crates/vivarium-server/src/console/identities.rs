@@ -9,7 +9,6 @@ use vivarium_auth::{ResourceKind, Verb};
 use vivarium_store::{Membership, Role};
 
 use super::page::{Chrome, PageResult, Section, Viewer, render, when};
-use crate::error::ApiError;
 use crate::identity::require_admin;
 use crate::routes::Shared;
 
@@ -66,8 +65,7 @@ pub(super) async fn page(
     let meta = state.meta.as_ref();
     let accounts = meta
         .list_service_accounts(&org)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|account| AccountRow {
             name: format!("{} {}", account.first_name, account.last_name)
@@ -79,12 +77,11 @@ pub(super) async fn page(
         .collect();
     let roles = meta
         .list_roles(&org)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(role_row)
         .collect();
-    let users = meta.list_members(&org).await.map_err(ApiError::from)?;
+    let users = meta.list_members(&org).await?;
     Ok(render(&IdentitiesPage {
         chrome: viewer.chrome(Section::Identities),
         accounts,

@@ -6,6 +6,7 @@ use askama::Template;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::DateTime;
+use vivarium_auth::Verb;
 
 use crate::error::ApiError;
 use crate::identity::Caller;
@@ -35,7 +36,7 @@ impl Viewer {
     ) -> Result<Self, PageError> {
         let session = signed_in(state, headers, uri).await?;
         let meta = state.meta.as_ref();
-        if !meta.org_exists(org).await.map_err(ApiError::from)? {
+        if !meta.org_exists(org).await? {
             return Err(PageError::api(ApiError::not_found(format!(
                 "organization {org}"
             ))));
@@ -66,6 +67,35 @@ impl Viewer {
             section,
             admin: self.caller.is_admin(),
         }
+    }
+
+    /// A refusal page unless the viewer may `verb` on the organization's action scripts as
+    /// a whole (listing, creating); `what` says what they tried.
+    pub async fn require_on_actions(
+        &self,
+        state: &Shared,
+        verb: Verb,
+        what: &str,
+    ) -> Result<(), PageError> {
+        state
+            .require_on_actions(&self.org, &self.caller, verb, None)
+            .await
+            .map_err(|e| self.refused(e, what))
+    }
+
+    /// Action `id`, once the viewer may `verb` on it; else the refusal (or not-found) page,
+    /// `what` saying what they tried.
+    pub async fn action(
+        &self,
+        state: &Shared,
+        verb: Verb,
+        id: &str,
+        what: &str,
+    ) -> Result<vivarium_store::Action, PageError> {
+        state
+            .action_for(&self.org, &self.caller, verb, id)
+            .await
+            .map_err(|e| self.refused(e, what))
     }
 
     /// The refusal page for `error`, saying what the viewer tried to do.
@@ -101,18 +131,11 @@ pub(super) async fn organizations_of(
     let meta = state.meta.as_ref();
     let is_root = meta
         .find_user(email)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .is_some_and(|user| user.is_root);
     let mut orgs = Vec::new();
-    for org in meta.list_orgs().await.map_err(ApiError::from)? {
-        if is_root
-            || meta
-                .membership(&org.name, email)
-                .await
-                .map_err(ApiError::from)?
-                .is_some()
-        {
+    for org in meta.list_orgs().await? {
+        if is_root || meta.membership(&org.name, email).await?.is_some() {
             orgs.push(org.name);
         }
     }
@@ -197,6 +220,12 @@ impl PageError {
 impl From<ApiError> for PageError {
     fn from(error: ApiError) -> Self {
         Self::api(error)
+    }
+}
+
+impl From<vivarium_store::StoreError> for PageError {
+    fn from(error: vivarium_store::StoreError) -> Self {
+        Self::api(error.into())
     }
 }
 
