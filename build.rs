@@ -3,7 +3,10 @@
 //! - `vivarium_backends` when `VIVARIUM_TEST_POSTGRES_URL` and `VIVARIUM_TEST_S3_URL` are set
 //!   (`eval "$(.ci/backends)"` sets them), or `VIVARIUM_TEST_REQUIRE_BACKENDS` is (then a
 //!   missing one fails its tests);
-//! - `vivarium_public_index` when `VIVARIUM_TEST_PUBLIC_INDEX=1`.
+//! - `vivarium_public_index` when `VIVARIUM_TEST_PUBLIC_INDEX=1`;
+//! - `vivarium_browser` when Chromium and chromedriver are installed (Debian's `chromium` and
+//!   `chromium-driver`, which `.ci/browser` installs), or `VIVARIUM_TEST_REQUIRE_BROWSER` is
+//!   set (then a missing one fails the console's tests).
 
 /// Whether the environment variable `name` is set to something.
 fn set(name: &str) -> bool {
@@ -14,6 +17,7 @@ fn set(name: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(vivarium_backends)");
     println!("cargo::rustc-check-cfg=cfg(vivarium_public_index)");
+    println!("cargo::rustc-check-cfg=cfg(vivarium_browser)");
     println!("cargo::rerun-if-changed=build.rs");
     let postgres = set("VIVARIUM_TEST_POSTGRES_URL");
     let s3 = set("VIVARIUM_TEST_S3_URL");
@@ -25,4 +29,21 @@ fn main() {
     if std::env::var("VIVARIUM_TEST_PUBLIC_INDEX").as_deref() == Ok("1") {
         println!("cargo::rustc-cfg=vivarium_public_index");
     }
+    if browser_installed() || set("VIVARIUM_TEST_REQUIRE_BROWSER") {
+        println!("cargo::rustc-cfg=vivarium_browser");
+    }
+}
+
+/// Whether Debian's Chromium and its chromedriver are where the console's tests look (or
+/// where `VIVARIUM_CHROMIUM` and `VIVARIUM_CHROMEDRIVER` point). `/usr/bin` is watched, so
+/// that installing them is noticed.
+fn browser_installed() -> bool {
+    println!("cargo::rerun-if-changed=/usr/bin");
+    let found = |variable: &str, default: &str| {
+        println!("cargo::rerun-if-env-changed={variable}");
+        let path = std::env::var_os(variable).unwrap_or_else(|| default.into());
+        std::path::Path::new(&path).exists()
+    };
+    found("VIVARIUM_CHROMIUM", "/usr/bin/chromium")
+        && found("VIVARIUM_CHROMEDRIVER", "/usr/bin/chromedriver")
 }

@@ -1,7 +1,8 @@
 //! The console in a real browser (headless Chromium through chromedriver) against the real
 //! `vivarium serve`: the user guide's walk-through by clicking, live logs, escaping of
 //! hostile names and log lines, CSRF refusals, and a member's refusal page. Each test saves
-//! screenshots of the pages it visits under `target/console-screenshots/`.
+//! screenshots of the pages it visits under `target/console-screenshots/`. Without a browser
+//! they are reported as ignored (the build script decides, see `build.rs`).
 
 use serde_json::{Value, json};
 
@@ -26,6 +27,10 @@ fn base(server: &Server) -> String {
 /// the Kubernetes records showing the upper-cased records and the summary, the history and
 /// the run.
 #[test]
+#[cfg_attr(
+    not(vivarium_browser),
+    ignore = "needs chromium and chromium-driver: run .ci/browser (as root) first"
+)]
 fn the_user_guide_walk_through_by_clicking() {
     let data = data_dir();
     let server = Server::start(data.path());
@@ -165,6 +170,10 @@ const SLOW_LOGGER: &str = "import time\n\ndef main(data, logger):\n    for i in 
 /// A test run's lines appear while it runs, before its result; a run started by another
 /// trigger is watched from the history the same way.
 #[test]
+#[cfg_attr(
+    not(vivarium_browser),
+    ignore = "needs chromium and chromium-driver: run .ci/browser (as root) first"
+)]
 fn live_logs_stream_into_the_page_while_the_run_goes_on() {
     let data = data_dir();
     let server = Server::start(data.path());
@@ -251,6 +260,10 @@ fn live_logs_stream_into_the_page_while_the_run_goes_on() {
 
 /// An action name and a log line holding markup are shown as text; nothing runs.
 #[test]
+#[cfg_attr(
+    not(vivarium_browser),
+    ignore = "needs chromium and chromium-driver: run .ci/browser (as root) first"
+)]
 fn names_and_log_lines_holding_markup_render_as_text() {
     let data = data_dir();
     let server = Server::start(data.path());
@@ -298,6 +311,10 @@ const REFUSED_FOR_CSRF: &str = "return document.title.startsWith('Not allowed') 
 /// A change without the session's CSRF token is refused, by the API and by the sign-out
 /// form; the sign-in form without its token is refused too.
 #[test]
+#[cfg_attr(
+    not(vivarium_browser),
+    ignore = "needs chromium and chromium-driver: run .ci/browser (as root) first"
+)]
 fn requests_without_the_csrf_token_are_refused() {
     let data = data_dir();
     let server = Server::start(data.path());
@@ -352,6 +369,10 @@ fn requests_without_the_csrf_token_are_refused() {
 /// A member without grants sees a page that says what they may not do and what to ask for,
 /// not an empty list; a wrong password is told as such.
 #[test]
+#[cfg_attr(
+    not(vivarium_browser),
+    ignore = "needs chromium and chromium-driver: run .ci/browser (as root) first"
+)]
 fn a_member_without_rights_sees_a_clear_refusal() {
     let data = data_dir();
     let server = Server::start(data.path());
