@@ -1,11 +1,13 @@
-//! `cargo xtask ci | bench | fixtures | build-python`: the project's chores, in Rust so they
+//! `cargo xtask ci | bench | fuzz | fixtures | build-python`: the project's chores, in Rust so they
 //! run anywhere cargo does.
 
 mod build_python;
 mod fixtures;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -27,6 +29,15 @@ enum Task {
         /// Calls (and HTTP requests) measured per configuration.
         #[arg(long, default_value_t = 60)]
         calls: usize,
+    },
+    /// Fuzzes a target in `fuzz/` (coverage-guided, libFuzzer through cargo-fuzz, installed
+    /// when missing) for a set time; `all` runs every target, one after another.
+    Fuzz {
+        /// A target's name (`cargo fuzz list` names them), or `all`.
+        target: String,
+        /// How long to fuzz each target, such as `60s` or `20m`.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        time: Duration,
     },
     /// Rebuilds the committed fixture ZIPs from their folders.
     Fixtures,
@@ -52,6 +63,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Ci => ci(&root),
         Task::Bench { calls } => bench(&root, calls),
+        Task::Fuzz { target, time } => fuzz::run(&root, &target, time),
         Task::Fixtures => fixtures::rebuild_all(&root),
         Task::BuildPython { out, work } => build_python::run(&root, out, work),
     }
@@ -98,7 +110,7 @@ fn ci(root: &Path) -> anyhow::Result<()> {
 }
 
 fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = cargo_program();
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(cargo)
         .args(args)
@@ -110,6 +122,11 @@ fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// The cargo running this task, for the tasks that run cargo.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 fn workspace_root() -> PathBuf {

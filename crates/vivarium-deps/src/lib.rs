@@ -256,6 +256,21 @@ fn remember_lock(locks: &Path, path: &Path, lock: &Lock) -> Result<(), DepsError
     Ok(())
 }
 
+/// What the fuzz targets (`fuzz/` at the workspace's root) reach that this crate otherwise
+/// keeps to itself: the readers of what a package index sends.
+pub mod fuzzing {
+    /// The download URLs of the files a project page lists, read as the resolver reads a
+    /// page fetched from `page_url` (PEP 691 JSON when `json`, else PEP 503 HTML).
+    ///
+    /// # Errors
+    ///
+    /// Why the page cannot be read, as the resolver would report it.
+    pub fn listed_urls(page_url: &str, body: &str, json: bool) -> Result<Vec<String>, String> {
+        let files = crate::simple::parse_page(page_url, body, json)?;
+        Ok(files.into_iter().map(|file| file.url).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

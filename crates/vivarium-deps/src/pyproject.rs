@@ -115,6 +115,7 @@ impl Requirements {
 
 /// Parses one PEP 508 requirement as Vivarium accepts it (no direct URLs).
 pub(crate) fn parse_requirement(line: &str) -> Result<Requirement<VerbatimUrl>, DepsError> {
+    refuse_dangling_name_separator(line)?;
     let requirement =
         Requirement::<VerbatimUrl>::from_str(line).map_err(|error| DepsError::BadRequirement {
             requirement: line.to_string(),
@@ -134,6 +135,28 @@ pub(crate) fn parse_requirement(line: &str) -> Result<Requirement<VerbatimUrl>, 
         });
     }
     Ok(requirement)
+}
+
+/// Refuses a package name that ends in `.`, `-` or `_` with more text after it (`a-<1`),
+/// which pep508_rs 0.9 answers with a panic instead of an error (found by the `pyproject`
+/// fuzz target).
+fn refuse_dangling_name_separator(line: &str) -> Result<(), DepsError> {
+    let text = line.trim_start();
+    let name_len = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(text.len());
+    let name = &text[..name_len];
+    let dangling = name.ends_with(['.', '-', '_']) && name_len < text.len();
+    if dangling && name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(DepsError::BadRequirement {
+            requirement: line.to_string(),
+            reason: format!(
+                "the package name {name:?} must end with a letter or a digit; write it as a \
+                 PEP 508 requirement such as \"requests>=2.31\""
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -260,6 +283,15 @@ mod tests {
         let err = Requirements::parse(["pkg @ https://example.invalid/pkg-1.0-py3-none-any.whl"])
             .unwrap_err();
         assert!(err.to_string().contains("direct URL"), "{err}");
+    }
+
+    #[test]
+    fn a_name_ending_in_a_separator_is_refused_not_a_panic() {
+        for line in ["requests.=>331", "a-<1", "a_ ; python_version > '3'"] {
+            let err = Requirements::parse([line]).unwrap_err();
+            assert!(err.to_string().contains("must end with a letter"), "{err}");
+        }
+        assert!(Requirements::parse(["a-b.c_d>=1", "a.b"]).is_ok());
     }
 
     #[test]

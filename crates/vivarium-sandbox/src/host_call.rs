@@ -20,11 +20,11 @@ use vivarium_egress::{AuditRecord, CallEgress, ErrorCode, Failure};
 use wasmtime::{Caller, Extern, Linker};
 
 use crate::error::SandboxError;
-use crate::marshal::{decode_exchange_request, encode_exchange_reply};
 use crate::output::CappedOutput;
 use crate::protocol::{EGRESS_LOGGER, LogLine};
 use crate::sandbox::CallState;
 use crate::state::{StateFailure, StateSession, StateWrite};
+use vivarium_marshal::{decode_exchange_request, encode_exchange_reply};
 
 /// The import module of the host calls.
 pub(crate) const HOST_MODULE: &str = "vivarium";

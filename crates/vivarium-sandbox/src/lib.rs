@@ -11,7 +11,6 @@ mod error;
 mod host_call;
 mod limits;
 mod live_logs;
-mod marshal;
 mod outcome;
 mod output;
 mod pool;

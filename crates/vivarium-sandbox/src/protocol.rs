@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub(crate) use vivarium_marshal::{MAX_NESTING, ReplyForm, RequestFlags};
+
 use crate::limits::human_bytes;
 
 /// The logger name of the host's egress audit lines in a run's logs (see `host_call`).
@@ -21,44 +23,15 @@ pub enum Input {
     Scheduled,
 }
 
-/// How the guest answers a successful result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReplyForm {
-    /// The JSON result document, whatever the interpreter.
-    Json,
-    /// The result in marshal form when marshal takes it (see [`crate::marshal`]), which the
-    /// host reads and, for what JSON lacks, asks again as JSON: only the pre-initialized
-    /// interpreter can be asked again, since it outlives its call.
-    Marshal,
-}
-
-impl ReplyForm {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Marshal => "marshal",
-        }
-    }
-}
-
-/// What the guest is told besides its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestFlags {
-    /// Whether a dependency layer is mounted at `/deps`.
-    pub layer: bool,
-    /// How to answer a successful result.
-    pub reply: ReplyForm,
-}
-
 /// The request as the guest is given it on stdin, `{"data": ..., "layer": ..., "reply": ...}`
-/// (see [`RequestFlags`]): in marshal form (see [`crate::marshal`]), or as JSON when the data
+/// (see [`RequestFlags`]): in marshal form (see [`vivarium_marshal`]), or as JSON when the data
 /// holds what that form leaves to JSON.
 pub(crate) fn guest_request(input: &Input, flags: RequestFlags) -> Vec<u8> {
     let data = match input {
         Input::Data(data) => Some(data),
         Input::Scheduled => None,
     };
-    crate::marshal::encode_request(data, flags).unwrap_or_else(|| {
+    vivarium_marshal::encode_request(data, flags).unwrap_or_else(|| {
         let mut request = serde_json::Map::new();
         if let Some(data) = data {
             request.insert("data".into(), data.clone());
@@ -157,9 +130,6 @@ struct WireDocument {
     #[serde(default)]
     error: Option<GuestError>,
 }
-
-/// Deepest nesting of arrays and objects the host reads in a document (serde_json's limit).
-pub const MAX_NESTING: usize = 128;
 
 /// Why stdout does not hold a usable result document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,7 +367,7 @@ mod tests {
         );
         assert_eq!(
             Some(guest_request(&Input::Scheduled, flags)),
-            crate::marshal::encode_request(None, flags)
+            vivarium_marshal::encode_request(None, flags)
         );
     }
 

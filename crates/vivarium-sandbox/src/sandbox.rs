@@ -22,7 +22,6 @@ use crate::error::SandboxError;
 use crate::host_call::{self, CpuSlot, HostCalls};
 use crate::limits::{Limits, human_bytes};
 use crate::live_logs::LogSink;
-use crate::marshal::{MARSHAL_TAG, decode_result};
 use crate::outcome::{Ending, Evidence, Outcome, Reply, ResultShape, classify};
 use crate::output::CappedOutput;
 use crate::pool::{ReactorExports, WarmPool};
@@ -33,6 +32,7 @@ use crate::protocol::{
 use crate::scratch::{self, SCRATCH_MOUNT, ScratchFolder, ScratchGuard, ScratchUsage};
 use crate::snapshot::{MOUNTS_IN_ORDER, empty_dir};
 use crate::state::StateAccess;
+use vivarium_marshal::{MARSHAL_TAG, decode_result};
 
 /// Where the action's folder appears inside the guest.
 pub const ACTION_MOUNT: &str = "/action";

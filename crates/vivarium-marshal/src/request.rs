@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
 
-use crate::protocol::RequestFlags;
+use crate::RequestFlags;
 
 use super::{
     ASCII, BINARY_FLOAT, DICT, END_OF_DICT, FALSE, FLAG_REF, INT, LIST, LONG, MARSHAL_TAG, NONE,
@@ -29,7 +29,7 @@ const SHORT: usize = u8::MAX as usize;
 /// none) as [`MARSHAL_TAG`] and its marshal bytes, or `None` when the data holds something
 /// this writer leaves to JSON: an integer outside 64 bits, or nesting deeper than
 /// [`MAX_DEPTH`].
-pub(crate) fn encode_request(data: Option<&Value>, flags: RequestFlags) -> Option<Vec<u8>> {
+pub fn encode_request(data: Option<&Value>, flags: RequestFlags) -> Option<Vec<u8>> {
     let mut writer = Writer::new();
     writer.out.push(DICT);
     if let Some(data) = data {
@@ -169,7 +169,7 @@ impl<'a> Writer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ReplyForm;
+    use crate::ReplyForm;
     use serde_json::json;
 
     const LAYER_KEY: [u8; 7] = [SHORT_ASCII | FLAG_REF, 5, b'l', b'a', b'y', b'e', b'r'];

@@ -15,7 +15,7 @@ use super::{
     ASCII, ASCII_INTERNED, BINARY_FLOAT, DICT, END_OF_DICT, FALSE, FLAG_REF, INT, INTERNED, LIST,
     LONG, NONE, REFERENCE, SHORT_ASCII, SHORT_ASCII_INTERNED, SMALL_TUPLE, TRUE, TUPLE, UNICODE,
 };
-use crate::protocol::MAX_NESTING;
+use crate::MAX_NESTING;
 
 /// Bits in one digit of a marshalled integer.
 const DIGIT_BITS: u32 = 15;
@@ -25,7 +25,7 @@ const MOST_DIGITS: usize = 8;
 /// The value `bytes` (the marshal form after its tag) holds, when its compact JSON is at most
 /// `json_budget` bytes; `None` for anything the guest's `json.dumps` has to decide (see the
 /// module's documentation).
-pub(crate) fn decode_result(bytes: &[u8], json_budget: usize) -> Option<Value> {
+pub fn decode_result(bytes: &[u8], json_budget: usize) -> Option<Value> {
     let mut reader = Reader {
         bytes,
         at: 0,
@@ -255,7 +255,7 @@ fn float(value: f64) -> Option<Number> {
 /// same float, in positional notation when the decimal point falls within 16 digits of them
 /// (with `.0` on whole numbers), else in scientific notation with at least two exponent
 /// digits.
-pub(crate) fn python_float_repr(value: f64) -> String {
+fn python_float_repr(value: f64) -> String {
     let scientific = format!("{:e}", value.abs());
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let digits = mantissa.replace('.', "");
@@ -307,8 +307,8 @@ fn ascii_json_len(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::marshal::encode_request;
-    use crate::protocol::{ReplyForm, RequestFlags};
+    use crate::encode_request;
+    use crate::{ReplyForm, RequestFlags};
     use serde_json::json;
 
     const BUDGET: usize = 1 << 20;

@@ -31,7 +31,7 @@ const MOST_ITEMS: usize = 10_000;
 const MOST_DEPTH: usize = 3;
 
 /// The guest's request, or why its bytes are not one.
-pub(crate) fn decode_exchange_request(bytes: &[u8]) -> Result<GuestRequest, String> {
+pub fn decode_exchange_request(bytes: &[u8]) -> Result<GuestRequest, String> {
     let mut reader = Reader {
         bytes,
         at: 0,
@@ -66,7 +66,7 @@ pub(crate) fn decode_exchange_request(bytes: &[u8]) -> Result<GuestRequest, Stri
 }
 
 /// The answer to a request: the response, or the failure's code and message.
-pub(crate) fn encode_exchange_reply(reply: &Result<GuestResponse, Failure>) -> Vec<u8> {
+pub fn encode_exchange_reply(reply: &Result<GuestResponse, Failure>) -> Vec<u8> {
     let mut out = Vec::new();
     match reply {
         Ok(response) => {
