@@ -270,3 +270,117 @@ fn service_accounts_and_roles_are_validated_and_their_removal_takes_effect() {
     assert_eq!(run().json()["outcome"], json!("permission_denied"));
     assert_eq!(server.get(&roles, &root).ok_json(), Value::Array(vec![]));
 }
+
+#[test]
+fn failed_sign_ins_are_throttled_per_account_without_telling_users_apart() {
+    let data = data_dir();
+    let server = Server::start(data.path());
+    let root = Creds::root();
+    let actions = format!("/api/{ORG}/actions");
+    server.get(&actions, &root).expect_status(200);
+    let victim = server.create_user(ORG, &root, "victim@example.com", "admin");
+    let guesses = [
+        Creds::new("victim@example.com", "not-the-password"),
+        Creds::new("nobody@example.com", "not-the-password"),
+    ];
+    for guess in &guesses {
+        for _ in 0..10 {
+            server
+                .get(&actions, guess)
+                .expect_error(401, "Unauthorized Access");
+        }
+        let throttled = server.get(&actions, guess);
+        throttled.expect_error_prefix(429, "too many failed sign-ins for this account");
+        let seconds: u64 = throttled
+            .header("retry-after")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no Retry-After: {}", throttled.text()));
+        assert!((1..=900).contains(&seconds), "Retry-After {seconds}");
+    }
+    // The right password is refused too while the account is throttled (no password is
+    // checked); a client whose password was verified before keeps working.
+    server
+        .get(&actions, &victim)
+        .expect_error_prefix(429, "too many failed sign-ins");
+    server.get(&actions, &root).expect_status(200);
+}
+
+#[test]
+fn administrators_read_who_changed_what_in_the_audit_log() {
+    let data = data_dir();
+    let server = Server::start(data.path());
+    let root = Creds::root();
+    let bot = server.create_service_account(ORG, &root, "bot@example.com");
+    let rotated = server
+        .put(
+            &format!("/api/{ORG}/service_accounts/bot@example.com?rotateToken=true"),
+            &root,
+            &json!({}),
+        )
+        .ok_json();
+    let member = server.create_user(ORG, &root, "member@example.com", "member");
+    let echo = service_action("echo", &zip_main(ECHO), "bot@example.com");
+    let id = server.create_action(ORG, &root, &echo);
+    server
+        .delete(
+            &format!("/api/{ORG}/service_accounts/bot@example.com"),
+            &member,
+        )
+        .expect_error(403, "Unauthorized Access");
+    server
+        .delete(
+            &format!("/api/{ORG}/service_accounts/bot@example.com"),
+            &root,
+        )
+        .expect_status(200);
+    // A run is no change: the run history records it, the audit log does not.
+    server.test_run(ORG, &root, &id, &json!([{"a": 1}]));
+
+    let audit = format!("/api/{ORG}/audit");
+    server
+        .get(&audit, &member)
+        .expect_error(403, "Unauthorized Access");
+    let log = server.get(&audit, &root).ok_json();
+    let seen: Vec<(String, String, u64)> = log["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {log}"))
+        .iter()
+        .map(|event| {
+            (
+                event["operation"].as_str().unwrap_or_default().to_string(),
+                event["actor"].as_str().unwrap_or_default().to_string(),
+                event["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("delete_service_account", "root@example.com", 200),
+        ("delete_service_account", "member@example.com", 403),
+        ("upload_action", "root@example.com", 200),
+        ("create_user", "root@example.com", 200),
+        ("rotate_service_account_token", "root@example.com", 200),
+        ("create_service_account", "root@example.com", 200),
+    ];
+    let expected: Vec<(String, String, u64)> = expected
+        .iter()
+        .map(|(op, actor, status)| (op.to_string(), actor.to_string(), *status))
+        .collect();
+    assert_eq!(seen, expected, "{log}");
+    let event = &log["events"][0];
+    assert_eq!(
+        event["path"],
+        json!(format!("/api/{ORG}/service_accounts/bot@example.com"))
+    );
+    assert_eq!(event["method"], json!("DELETE"));
+    assert_eq!(event["actor_kind"], json!("root"));
+    let text = log.to_string();
+    let token = rotated["token"].as_str().unwrap_or_default();
+    assert!(!token.is_empty() && !text.contains(token) && !text.contains(&bot.secret));
+    assert!(
+        !text.contains("password-of-"),
+        "no body reaches the log: {log}"
+    );
+    server
+        .get(&format!("{audit}?per_page=0"), &root)
+        .expect_error(400, "page starts at 1 and per_page is between 1 and 500");
+}

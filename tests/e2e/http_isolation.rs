@@ -6,12 +6,21 @@ use crate::common::api::Api;
 use crate::common::client::{Creds, Reply, base64};
 use crate::common::files::data_dir;
 use crate::common::forms::service_action;
-use crate::common::process::Server;
+use crate::common::process::{Options, Server};
 use crate::common::zips::zip_main;
 use serde_json::{Value, json};
 
 /// The service account email both organizations use (service accounts are per organization).
 const RUNNER: &str = "runner@example.com";
+
+/// These tests send far more failed sign-ins from one address than the throttle lets
+/// through (they are about isolation; the throttle is `http_identities`'s).
+const NO_THROTTLE: &str = "[sign_in]\nfailures_per_account = 1000000\nfailures_per_address = 1000000";
+
+/// A server whose sign-in throttle never trips in these tests.
+fn start_unthrottled(data: &std::path::Path) -> Server {
+    Server::start_with(data, Options::default().config(NO_THROTTLE))
+}
 
 const ECHO: &str = "def main(data, logger):\n    logger.info('ran')\n    return data\n";
 
@@ -173,7 +182,7 @@ fn snapshot(server: &Server, tenant: &Tenant) -> Value {
 #[test]
 fn organizations_cannot_reach_each_other() {
     let data = data_dir();
-    let server = Server::start(data.path());
+    let server = start_unthrottled(data.path());
     let root = Creds::root();
     let acme = set_up(&server, "acme");
     let globex = set_up(&server, "globex");
@@ -299,7 +308,7 @@ fn organizations_cannot_reach_each_other() {
 #[test]
 fn unauthenticated_requests_all_get_the_same_401() {
     let data = data_dir();
-    let server = Server::start(data.path());
+    let server = start_unthrottled(data.path());
     let root = Creds::root();
     let account = server.create_runner("default", &root, RUNNER);
     let member = server.create_user("default", &root, "member@example.com", "member");

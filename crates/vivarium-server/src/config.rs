@@ -13,6 +13,8 @@ use vivarium_egress::{EgressClient, EgressLimits, OperatorEgress, SystemLookup};
 use vivarium_sandbox::{Limits, RuntimeChoice, StateQuotas};
 use vivarium_store::{BadBlobLocation, BlobLocation};
 
+use crate::throttle::SignInLimits;
+
 /// Everything the service can be told. Field names are the TOML keys and, upper-cased with a
 /// `VIVARIUM_` prefix, the environment variables (`VIVARIUM_LISTEN`, `VIVARIUM_DATA_DIR`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,7 +22,7 @@ use vivarium_store::{BadBlobLocation, BlobLocation};
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:5080` (localhost only).
     pub listen: SocketAddr,
-    /// Folder for the database, blobs and caches. Default `./vivarium-data`.
+    /// Folder for the database and the blobs. Default `./vivarium-data`.
     pub data_dir: PathBuf,
     /// Metadata database URL: `sqlite://...` or `postgres://...` (shared by replicas).
     /// Default: SQLite at `{data_dir}/vivarium.db`.
@@ -29,7 +31,9 @@ pub struct ServerConfig {
     /// replicas; endpoint, region and credentials from the `AWS_*` environment variables).
     /// Default `{data_dir}/blobs`.
     pub blob_store: Option<String>,
-    /// Interpreter, compile and extraction cache. Default `{data_dir}/cache`.
+    /// Interpreter, compile and extraction cache. Default: the user's cache folder, the one
+    /// `vivarium run` uses (`~/.cache/vivarium` on Linux), so the interpreter is built once
+    /// per user; `{data_dir}/cache` when the user has none.
     pub cache_dir: Option<PathBuf>,
     /// Which interpreter runs actions: `snapshot` (built from source on first need,
     /// pre-initialized, warm pool) or `pinned` (the prebuilt CPython 3.12). Default `snapshot`.
@@ -97,6 +101,9 @@ pub struct ServerConfig {
     /// The quotas of every action's durable state (a table: `keys_per_action`,
     /// `value_bytes`, `bytes_per_action`, `key_bytes`). Default: see the README.
     pub state: StateQuotas,
+    /// The throttle on failed sign-ins (a table: `failures_per_account`,
+    /// `failures_per_address`, `window`). Default: see the README.
+    pub sign_in: SignInLimits,
     /// The URL of the cluster actions belong to (OpenObserve's `ORIGIN_CLUSTER_URL`): given
     /// to every run in that variable, and reachable by it. An organization's own
     /// `origin_cluster_url` (`PUT /api/organizations/{org}`) wins. Default: none.
@@ -193,6 +200,7 @@ impl Default for ServerConfig {
             egress_ca_file: None,
             egress: EgressLimits::DEFAULT,
             state: StateQuotas::DEFAULT,
+            sign_in: SignInLimits::DEFAULT,
             origin_cluster_url: None,
             secrets_key: None,
             secrets_key_file: None,
@@ -253,9 +261,9 @@ impl ServerConfig {
 
     /// The cache folder in force.
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("cache"))
+        self.cache_dir.clone().unwrap_or_else(|| {
+            vivarium_runtime::cache_dir(None).unwrap_or_else(|_| self.data_dir.join("cache"))
+        })
     }
 
     /// The interpreter in force.

@@ -76,8 +76,8 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
-    /// 429: too many runs waiting; retry after `seconds`.
-    pub fn too_many_runs(message: impl Into<String>, seconds: u64) -> Self {
+    /// 429: too many requests (runs waiting, failed sign-ins); retry after `seconds`.
+    pub fn too_many(message: impl Into<String>, seconds: u64) -> Self {
         Self {
             retry_after: Some(seconds),
             ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
@@ -119,7 +119,7 @@ impl From<RunError> for ApiError {
             RunError::Busy {
                 message,
                 retry_after_secs,
-            } => Self::too_many_runs(message, retry_after_secs),
+            } => Self::too_many(message, retry_after_secs),
             RunError::InputTooLarge(message) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, message),
             RunError::Unrunnable(message) => Self::bad_request(message),
             RunError::Secret(error) => {

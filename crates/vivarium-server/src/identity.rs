@@ -3,11 +3,13 @@
 //! the caller's rights.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
+use axum::extract::ConnectInfo;
 use axum::http::header::AUTHORIZATION;
+use axum::http::{Extensions, HeaderMap};
 use sha2::{Digest, Sha256};
 use vivarium_auth::{
     Credentials, ResourceKind, TokenHash, Verb, parse_basic_auth, verify_password, verify_token,
@@ -15,6 +17,7 @@ use vivarium_auth::{
 use vivarium_store::{MetadataStore, OrgRole, User};
 
 use crate::error::{ApiError, ApiResult};
+use crate::throttle::{SignInLimits, SignInThrottle, Throttled};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,18 @@ pub enum CallerKind {
     ServiceAccount,
 }
 
+impl CallerKind {
+    /// The kind's name in the audit log: `root`, `admin`, `member` or `service_account`.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::OrgAdmin => "admin",
+            Self::Member => "member",
+            Self::ServiceAccount => "service_account",
+        }
+    }
+}
+
 impl Caller {
     /// Whether the caller may manage identities, roles and everything else in the organization.
     pub fn is_admin(&self) -> bool {
@@ -51,24 +66,34 @@ const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 const PASSWORD_CACHE_CAPACITY: usize = 1024;
 
 /// Verifies credentials; remembers recent successful password checks (by a digest of the
-/// email, the secret and the stored hash, so a changed password invalidates them).
+/// email, the secret and the stored hash, so a changed password invalidates them) and
+/// throttles failed ones.
 #[derive(Default)]
 pub struct Authenticator {
     verified_passwords: Mutex<HashMap<[u8; 32], Instant>>,
+    throttle: SignInThrottle,
 }
 
 impl Authenticator {
-    /// The caller for a request to organization `org`, or 401 without saying what was wrong.
+    /// An authenticator throttling failed sign-ins within `limits`.
+    pub fn new(limits: SignInLimits) -> Self {
+        Self {
+            verified_passwords: Mutex::default(),
+            throttle: SignInThrottle::new(limits),
+        }
+    }
+
+    /// The caller of a request from `client` to organization `org`: a service account by its
+    /// token, else a user by their password; 401 without saying what was wrong, 429 while
+    /// failed sign-ins for the email or from the address are throttled.
     pub async fn authenticate(
         &self,
         store: &dyn MetadataStore,
         headers: &HeaderMap,
         org: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Caller> {
         let credentials = basic_credentials(headers)?;
-        if let Some(caller) = self.as_user(store, &credentials, org).await? {
-            return Ok(caller);
-        }
         if let Some(account) = store.get_service_account(org, &credentials.email).await?
             && verify_token(&credentials.secret, &TokenHash(account.token_hash))
         {
@@ -77,7 +102,10 @@ impl Authenticator {
                 kind: CallerKind::ServiceAccount,
             });
         }
-        Err(ApiError::unauthenticated())
+        match self.as_user(store, &credentials, org, client).await? {
+            Some(caller) => Ok(caller),
+            None => Err(ApiError::unauthenticated()),
+        }
     }
 
     /// The root user, whatever the organization (for routes outside any organization).
@@ -85,9 +113,10 @@ impl Authenticator {
         &self,
         store: &dyn MetadataStore,
         headers: &HeaderMap,
+        client: Option<IpAddr>,
     ) -> ApiResult<Caller> {
         let credentials = basic_credentials(headers)?;
-        match self.as_user(store, &credentials, "").await? {
+        match self.as_user(store, &credentials, "", client).await? {
             Some(caller) if caller.kind == CallerKind::Root => Ok(caller),
             Some(_) => Err(ApiError::forbidden()),
             None => Err(ApiError::unauthenticated()),
@@ -99,9 +128,10 @@ impl Authenticator {
         store: &dyn MetadataStore,
         credentials: &Credentials,
         org: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Option<Caller>> {
         match self
-            .verified_user(store, &credentials.email, &credentials.secret)
+            .verified_user(store, &credentials.email, &credentials.secret, client)
             .await?
         {
             Some(user) => Ok(Some(user_in_org(store, user, org).await?)),
@@ -109,31 +139,27 @@ impl Authenticator {
         }
     }
 
-    /// The user `email` if `password` is theirs.
+    /// The user `email` if `password` is theirs; 429 while failed sign-ins for the email or
+    /// from `client` are throttled (before any password is checked).
     pub(crate) async fn verified_user(
         &self,
         store: &dyn MetadataStore,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Option<User>> {
         let credentials = Credentials {
             email: email.to_string(),
             secret: password.to_string(),
         };
-        let Some(user) = store.find_user(email).await? else {
-            // The same Argon2 work as a wrong password, so that the answer's time does not
-            // tell which emails belong to users.
-            self.password_matches(&credentials, decoy_password_hash())
-                .await;
-            return Ok(None);
-        };
-        if !self
-            .password_matches(&credentials, &user.password_hash)
-            .await
-        {
-            return Ok(None);
-        }
-        Ok(Some(user))
+        let user = store.find_user(email).await?;
+        // An unknown email gets the same Argon2 work as a wrong password, so that the
+        // answer's time does not tell which emails belong to users.
+        let stored = user
+            .as_ref()
+            .map_or(decoy_password_hash(), |user| user.password_hash.as_str());
+        let matches = self.password_matches(&credentials, stored, client).await?;
+        Ok(user.filter(|_| matches))
     }
 
     /// The signed-in user `email` as a caller in `org`: 401 when the user is gone, 403 when
@@ -151,11 +177,19 @@ impl Authenticator {
         user_in_org(store, user, org).await
     }
 
-    async fn password_matches(&self, credentials: &Credentials, stored: &str) -> bool {
+    async fn password_matches(
+        &self,
+        credentials: &Credentials,
+        stored: &str,
+        client: Option<IpAddr>,
+    ) -> ApiResult<bool> {
         let key = cache_key(credentials, stored);
         if self.recently_verified(&key) {
-            return true;
+            return Ok(true);
         }
+        self.throttle
+            .admit(&credentials.email, client)
+            .map_err(too_many_failures)?;
         let (password, stored_hash) = (credentials.secret.clone(), stored.to_string());
         let verified =
             tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
@@ -163,8 +197,10 @@ impl Authenticator {
                 .unwrap_or(false);
         if verified {
             self.remember(key);
+        } else {
+            self.throttle.record_failure(&credentials.email, client);
         }
-        verified
+        Ok(verified)
     }
 
     fn recently_verified(&self, key: &[u8; 32]) -> bool {
@@ -189,6 +225,26 @@ impl Authenticator {
             cache.insert(key, Instant::now());
         }
     }
+}
+
+/// The address a request came from: the server records it on every connection (a router
+/// called without a server, as some tests do, has none).
+pub(crate) fn client_address(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// 429 for a throttled sign-in, saying when to try again.
+fn too_many_failures(throttled: Throttled) -> ApiError {
+    let seconds = throttled.retry_after.as_secs().max(1);
+    ApiError::too_many(
+        format!(
+            "too many failed sign-ins for this account or from this address; try again in \
+             {seconds} seconds"
+        ),
+        seconds,
+    )
 }
 
 /// `user` as a caller in `org`: root everywhere, else as their membership says; 403 when

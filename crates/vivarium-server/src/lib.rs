@@ -27,6 +27,7 @@ mod sessions;
 mod shared_wheels;
 mod slots;
 mod startup;
+pub mod throttle;
 mod validate;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! random secret (the store keeps only its hash); every request that changes something must
 //! also carry the session's CSRF token, which a cross-site page cannot read.
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, Method};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use vivarium_auth::{csrf_matches, csrf_token, generate_session_secret, hash_token};
@@ -66,18 +68,20 @@ pub fn removal_cookie(secure: bool) -> Cookie<'static> {
 }
 
 impl Authenticator {
-    /// Signs `email` in with `password` for `ttl_micros`: 401 (saying nothing of which part
-    /// was wrong) unless they match a user.
+    /// Signs `email` in from `client` with `password` for `ttl_micros`: 401 (saying nothing
+    /// of which part was wrong) unless they match a user, 429 while failed sign-ins are
+    /// throttled.
     pub async fn sign_in(
         &self,
         store: &dyn MetadataStore,
         email: &str,
         password: &str,
+        client: Option<IpAddr>,
         ttl_micros: i64,
     ) -> ApiResult<Session> {
         let email = email.trim().to_lowercase();
         let user = self
-            .verified_user(store, &email, password)
+            .verified_user(store, &email, password, client)
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
         let secret = generate_session_secret();

@@ -112,11 +112,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let (router, background) = (app.router, app.background);
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await;
         background.stop().await;
         served
     });
@@ -158,6 +161,11 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         )
     })?;
     check_replica_timing(&config)?;
+    config
+        .sign_in
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid sign-in throttle in the configuration")?;
     let origin_cluster_url = secrets::configured_origin(&config)?;
     let keyring = Arc::new(secrets::keyring(&config)?);
     let meta: Arc<dyn MetadataStore> = Arc::new(SqlStore::connect(&config.database_url()).await?);
@@ -238,7 +246,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         blobs,
         catalog,
         executor: executor.clone(),
-        authenticator: Authenticator::default(),
+        authenticator: Authenticator::new(config.sign_in),
         keyring,
         metrics,
         config,

@@ -9,8 +9,9 @@ use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
 use crate::error::StoreError;
 use crate::model::{
-    Action, ActionStatus, ConsoleSession, Membership, Org, OrgRole, Page, Role, RoleChange, Run,
-    RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
+    Action, ActionStatus, AuditEvent, ConsoleSession, Membership, Org, OrgRole, Page, Role,
+    RoleChange, Run, RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal,
+    StoredState, User,
 };
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
@@ -171,6 +172,11 @@ pub trait MetadataStore: Send + Sync {
         since: i64,
         limit: u32,
     ) -> Result<Vec<RunPoint>, StoreError>;
+
+    /// Appends an event to its organization's audit log.
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The organization's audit log, newest first.
+    async fn list_audit(&self, org: &str, page: Page) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// Stores a new console session, and forgets the sessions that expired before it began.
     async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;

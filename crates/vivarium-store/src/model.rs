@@ -347,6 +347,32 @@ pub struct ConsoleSession {
     pub expires_at: i64,
 }
 
+/// One change asked of the API, for the organization's audit log: who asked, what, when,
+/// and how it ended. It names what was changed by its path, never by a body (bodies carry
+/// passwords, tokens and secret values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Unique within the organization.
+    pub id: String,
+    /// The organization it happened in.
+    #[serde(skip)]
+    pub org: String,
+    /// When, in microseconds since the epoch.
+    pub at: i64,
+    /// The caller's email.
+    pub actor: String,
+    /// What kind of caller: `root`, `admin`, `member` or `service_account`.
+    pub actor_kind: String,
+    /// The API operation (the OpenAPI `operationId`), such as `rotate_service_account_token`.
+    pub operation: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The request path, which names what was changed.
+    pub path: String,
+    /// The answer's HTTP status: 2xx when the change was made.
+    pub status: u16,
+}
+
 /// A page of a listing: `offset` items skipped, at most `limit` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

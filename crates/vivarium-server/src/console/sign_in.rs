@@ -7,7 +7,7 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{Extensions, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use vivarium_auth::{csrf_matches, csrf_token, generate_session_secret};
 use super::page::{PageError, PageResult, org_href, organizations_of, render, signed_in};
 use super::{HOME, SIGN_IN_PATH};
 use crate::error::ApiError;
+use crate::identity::client_address;
 use crate::routes::Shared;
 use crate::sessions::{CSRF_FIELD, missing_csrf, removal_cookie};
 
@@ -80,6 +81,7 @@ pub(super) struct SignIn {
 /// and goes where the user was headed.
 pub(super) async fn submit(
     State(state): State<Shared>,
+    extensions: Extensions,
     jar: CookieJar,
     Form(form): Form<SignIn>,
 ) -> PageResult {
@@ -91,7 +93,13 @@ pub(super) async fn submit(
     let ttl = i64::try_from(state.config.console_session_ttl.as_micros()).unwrap_or(i64::MAX);
     let signed = state
         .authenticator
-        .sign_in(state.meta.as_ref(), &form.email, &form.password, ttl)
+        .sign_in(
+            state.meta.as_ref(),
+            &form.email,
+            &form.password,
+            client_address(&extensions),
+            ttl,
+        )
         .await;
     let session = match signed {
         Ok(session) => session,

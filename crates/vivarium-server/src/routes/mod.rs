@@ -2,16 +2,19 @@
 
 pub(crate) mod actions;
 pub(crate) mod answers;
+pub(crate) mod audit;
 pub(crate) mod extract;
 pub(crate) mod iam;
 pub(crate) mod live_logs;
 pub(crate) mod ops;
+pub(crate) mod paging;
 pub(crate) mod paths;
 pub(crate) mod secrets;
 pub(crate) mod state;
 pub(crate) mod triggers;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Request};
@@ -28,7 +31,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::identity::{Caller, require};
+use crate::identity::{Caller, client_address, require};
 use crate::sessions::has_session_cookie;
 use vivarium_auth::{ResourceKind, Verb};
 
@@ -38,23 +41,16 @@ pub type Shared = Arc<AppState>;
 /// Every route of the service, each registered once with its documentation: the router
 /// serves them and the OpenAPI document is derived from the same list.
 pub fn api() -> OpenApiRouter<Shared> {
-    let org_routes = OpenApiRouter::new()
+    let changes = OpenApiRouter::new()
         .routes(routes!(actions::list))
         .routes(routes!(actions::upload))
         .routes(routes!(actions::bulk_delete))
         .routes(routes!(actions::download))
-        .routes(routes!(triggers::test_run))
         .routes(routes!(actions::get, actions::update, actions::delete))
         .routes(routes!(actions::pause))
         .routes(routes!(actions::resume))
         .routes(routes!(actions::pause_o2))
         .routes(routes!(actions::resume_o2))
-        .routes(routes!(triggers::alert))
-        .routes(routes!(triggers::webhook))
-        .routes(routes!(triggers::transform))
-        .routes(routes!(triggers::list_runs))
-        .routes(routes!(triggers::get_run))
-        .routes(routes!(live_logs::run_logs))
         .routes(routes!(secrets::list_action))
         .routes(routes!(secrets::put_action, secrets::delete_action))
         .routes(routes!(state::list, state::clear))
@@ -74,6 +70,19 @@ pub fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(iam::get_role, iam::update_role, iam::delete_role))
         .routes(routes!(iam::list_users, iam::create_user))
         .routes(routes!(iam::delete_user))
+        .routes(routes!(audit::list))
+        .route_layer(middleware::from_fn(audit::record_changes));
+    // Runs are not changes of the organization: their history is the run log.
+    let runs = OpenApiRouter::new()
+        .routes(routes!(triggers::test_run))
+        .routes(routes!(triggers::alert))
+        .routes(routes!(triggers::webhook))
+        .routes(routes!(triggers::transform))
+        .routes(routes!(triggers::list_runs))
+        .routes(routes!(triggers::get_run))
+        .routes(routes!(live_logs::run_logs));
+    let org_routes = changes
+        .merge(runs)
         .route_layer(middleware::from_fn(authenticate_org_caller));
     let root_routes = OpenApiRouter::new()
         .routes(routes!(iam::list_orgs, iam::create_org))
@@ -94,8 +103,10 @@ pub fn api() -> OpenApiRouter<Shared> {
 pub fn router(state: Shared) -> Router {
     let body_limit = state.config.max_body_bytes;
     let (router, document) = api().split_for_parts();
+    let operations = audit::Operations::of(&document);
     router
         .merge(crate::console::router())
+        .layer(Extension(operations))
         .layer(Extension(crate::openapi::Document::new(document)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -113,7 +124,11 @@ async fn authenticate_org_caller(
     next: Next,
 ) -> Response {
     let org = params.get("org").map(String::as_str).unwrap_or_default();
-    match state.caller(request.headers(), request.method(), org).await {
+    let client = client_address(request.extensions());
+    match state
+        .caller(request.headers(), request.method(), org, client)
+        .await
+    {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -130,7 +145,11 @@ async fn authenticate_root(
 ) -> Response {
     let caller = state
         .authenticator
-        .authenticate_root(state.meta.as_ref(), request.headers())
+        .authenticate_root(
+            state.meta.as_ref(),
+            request.headers(),
+            client_address(request.extensions()),
+        )
         .await;
     match caller {
         Ok(_) => next.run(request).await,
@@ -175,14 +194,15 @@ impl AppState {
         Ok(self.catalog.find(org, id).await?)
     }
 
-    /// The authenticated caller of a `method` request to `org`: by its credentials, else by
-    /// its console session (with the CSRF token when it changes something); 401 without
-    /// either, 404 when the organization does not exist.
+    /// The authenticated caller of a `method` request from `client` to `org`: by its
+    /// credentials, else by its console session (with the CSRF token when it changes
+    /// something); 401 without either, 404 when the organization does not exist.
     pub async fn caller(
         &self,
         headers: &HeaderMap,
         method: &Method,
         org: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Caller> {
         let meta = self.meta.as_ref();
         let caller = if !headers.contains_key(AUTHORIZATION) && has_session_cookie(headers) {
@@ -190,7 +210,9 @@ impl AppState {
                 .session_caller(meta, headers, method, org)
                 .await?
         } else {
-            self.authenticator.authenticate(meta, headers, org).await?
+            self.authenticator
+                .authenticate(meta, headers, org, client)
+                .await?
         };
         if !self.meta.org_exists(org).await? {
             return Err(ApiError::not_found(format!("organization {org}")));

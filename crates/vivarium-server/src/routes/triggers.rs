@@ -10,11 +10,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use vivarium_auth::Verb;
 use vivarium_sandbox::{ActionError, Input, LogLine, ResultShape};
-use vivarium_store::{Action, Page, Refusal, Run, RunFilter, RunOutcome, Trigger};
+use vivarium_store::{Action, Refusal, Run, RunFilter, RunOutcome, Trigger};
 
 use super::Shared;
 use super::extract::ApiJson;
 use super::live_logs::{streamed_run, wants_event_stream};
+use super::paging::{first_page, store_page};
 use super::paths::{ActionIdPath, OrgPath, RunIdPath};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::executor::{RunReport, RunRequest};
@@ -293,9 +294,8 @@ pub struct RunPaging {
     per_page: u32,
 }
 
-fn first_page() -> u32 {
-    1
-}
+/// Most runs one page of the history holds.
+const MOST_RUNS_PER_PAGE: u32 = 100;
 
 fn default_per_page() -> u32 {
     20
@@ -330,16 +330,8 @@ pub async fn list_runs(
 ) -> ApiResult<Json<RunPage>> {
     let Query(paging) =
         paging.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
-    if paging.page == 0 || paging.per_page == 0 || paging.per_page > 100 {
-        return Err(ApiError::bad_request(
-            "page starts at 1 and per_page is between 1 and 100",
-        ));
-    }
+    let page = store_page(paging.page, paging.per_page, MOST_RUNS_PER_PAGE)?;
     state.action_for(&org, &caller, Verb::Get, &id).await?;
-    let page = Page {
-        offset: (paging.page - 1).saturating_mul(paging.per_page),
-        limit: paging.per_page,
-    };
     let filter = RunFilter {
         outcome: paging.outcome,
         trigger: paging.trigger,

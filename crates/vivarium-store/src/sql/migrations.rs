@@ -24,6 +24,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ("0007_action_state", ACTION_STATE),
     ("0008_run_scratch", RUN_SCRATCH),
     ("0009_console", CONSOLE),
+    ("0010_audit", AUDIT),
 ];
 
 /// The first schema: identities, roles, actions and their runs.
@@ -317,4 +318,21 @@ const CONSOLE: &[&str] = &[
     )",
     "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
     "CREATE INDEX runs_by_org_and_time ON runs (org, started_at)",
+];
+
+/// The audit log: every change asked of the API, per organization.
+const AUDIT: &[&str] = &[
+    "CREATE TABLE audit_events (
+        org TEXT NOT NULL,
+        id TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status BIGINT NOT NULL,
+        PRIMARY KEY (org, id)
+    )",
+    "CREATE INDEX audit_events_by_time ON audit_events (org, at)",
 ];

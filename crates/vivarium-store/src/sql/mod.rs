@@ -7,6 +7,7 @@
 
 mod accounts;
 mod actions;
+mod audit;
 mod codec;
 mod errors;
 mod migrations;

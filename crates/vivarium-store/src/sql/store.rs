@@ -7,12 +7,15 @@ use serde_json::Value;
 use vivarium_auth::{Grant, Sealed};
 use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 
-use super::{SqlStore, accounts, actions, orgs, replicas, roles, runs, secrets, sessions, state};
+use super::{
+    SqlStore, accounts, actions, audit, orgs, replicas, roles, runs, secrets, sessions, state,
+};
 use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
-    Action, ActionStatus, ConsoleSession, Membership, Org, OrgRole, Page, Role, RoleChange, Run,
-    RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal, StoredState, User,
+    Action, ActionStatus, AuditEvent, ConsoleSession, Membership, Org, OrgRole, Page, Role,
+    RoleChange, Run, RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal,
+    StoredState, User,
 };
 
 #[async_trait]
@@ -211,6 +214,14 @@ impl MetadataStore for SqlStore {
         limit: u32,
     ) -> Result<Vec<RunPoint>, StoreError> {
         runs::points(self, org, since, limit).await
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        audit::record(self, event).await
+    }
+
+    async fn list_audit(&self, org: &str, page: Page) -> Result<Vec<AuditEvent>, StoreError> {
+        audit::list(self, org, page).await
     }
 
     async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError> {

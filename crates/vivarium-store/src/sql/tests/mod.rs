@@ -45,6 +45,7 @@ on_every_backend! {
         runs_are_filtered_by_outcome_and_trigger,
         run_points_are_the_newest_of_the_org_since_a_time,
         sessions_hold_until_they_expire_or_end,
+        audit_events_list_newest_first_per_org,
         a_new_password_ends_the_users_sessions,
         claim_schedule_is_compare_and_set,
         concurrent_claims_let_one_win,

@@ -1,7 +1,9 @@
 //! Organizations, users, memberships and service accounts.
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, account, two_orgs, user};
-use crate::{ConsoleSession, Membership, MetadataStore, OrgRole, StoreError, User};
+use crate::{
+    AuditEvent, ConsoleSession, Membership, MetadataStore, OrgRole, Page, StoreError, User,
+};
 
 pub(crate) async fn ensure_org_creates_once_and_lists_by_name(store: &dyn MetadataStore) {
     let first = store.ensure_org("globex").await.unwrap();
@@ -349,4 +351,40 @@ pub(crate) async fn a_new_password_ends_the_users_sessions(store: &dyn MetadataS
         .unwrap();
     assert_eq!(store.find_session("h1", 150).await.unwrap(), None);
     assert!(store.find_session("other", 150).await.unwrap().is_some());
+}
+
+pub(crate) async fn audit_events_list_newest_first_per_org(store: &dyn MetadataStore) {
+    let event = |org: &str, id: &str, at: i64| AuditEvent {
+        id: id.into(),
+        org: org.into(),
+        at,
+        actor: "admin@example.com".into(),
+        actor_kind: "admin".into(),
+        operation: "rotate_service_account_token".into(),
+        method: "PUT".into(),
+        path: format!("/api/{org}/service_accounts/bot@example.com"),
+        status: 200,
+    };
+    for (org, id, at) in [
+        (ACME, "a1", 10),
+        (ACME, "a2", 30),
+        (GLOBEX, "g1", 20),
+        (ACME, "a3", 20),
+    ] {
+        store.record_audit(&event(org, id, at)).await.unwrap();
+    }
+    let page = |offset, limit| Page { offset, limit };
+    let ids = |events: Vec<AuditEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_audit(ACME, page(0, 10)).await.unwrap()),
+        ["a2", "a3", "a1"]
+    );
+    assert_eq!(
+        ids(store.list_audit(ACME, page(1, 1)).await.unwrap()),
+        ["a3"]
+    );
+    let globex = store.list_audit(GLOBEX, page(0, 10)).await.unwrap();
+    assert_eq!(globex, [event(GLOBEX, "g1", 20)]);
+    let taken = store.record_audit(&event(ACME, "a1", 40)).await;
+    assert!(taken.is_err(), "ids are unique within an organization");
 }
