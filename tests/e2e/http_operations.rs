@@ -1012,3 +1012,39 @@ def main(data, logger):
         "{history}"
     );
 }
+
+#[test]
+fn the_service_evicts_cache_entries_nothing_used_for_longer_than_the_idle_limit() {
+    let cache = Path::new(crate::common::CACHE_DIR);
+    let stale = cache.join("actions").join(format!(
+        "{:064x}",
+        u128::from(std::process::id()) << 64 | 0x5eed
+    ));
+    std::fs::create_dir_all(&stale).expect("creating a stale entry");
+    std::fs::write(stale.join("main.py"), ECHO).expect("writing it");
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
+    std::fs::File::open(&stale)
+        .and_then(|folder| folder.set_modified(long_ago))
+        .expect("ageing it");
+    let data = data_dir();
+    let server = Server::start_with(
+        data.path(),
+        Options::default().config("cache_max_idle = \"2days\""),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the stale entry's eviction",
+        || (!stale.exists()).then_some(()),
+    );
+    // What the service uses stays: it still runs an action.
+    let root = Creds::root();
+    add_runner(&server);
+    let id = server.create_action(
+        ORG,
+        &root,
+        &service_action("fresh", &zip_main(ECHO), RUNNER),
+    );
+    server
+        .test_run(ORG, &root, &id, &json!([{"a": 1}]))
+        .expect_status(200);
+}

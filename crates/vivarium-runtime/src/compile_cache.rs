@@ -49,6 +49,7 @@ pub fn load_or_compile(
     fs::create_dir_all(&dir).map_err(RuntimeError::io("creating", &dir))?;
     let entry = CacheEntry::new(&dir, source, engine);
     if let Some(module) = entry.load(engine, Repair::No) {
+        crate::eviction::touch(&entry.artifact);
         return Ok(CompiledModule {
             module,
             compiled_now: false,

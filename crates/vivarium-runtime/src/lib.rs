@@ -9,6 +9,7 @@
 mod built;
 mod compile_cache;
 mod error;
+pub mod eviction;
 mod fetch;
 mod pin;
 

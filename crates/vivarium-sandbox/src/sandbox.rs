@@ -319,6 +319,7 @@ impl Sandbox {
         };
         let folder = bytecode.folder(call.action_dir, call.dependency_layer);
         if folder.is_dir() {
+            vivarium_runtime::eviction::touch(&folder);
             return Some(folder);
         }
         if bytecode.failed_before(&folder) {

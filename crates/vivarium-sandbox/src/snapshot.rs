@@ -101,6 +101,7 @@ pub fn ensure_snapshot(
             .map(|digest| digest.trim().to_string())
     };
     if let Some(sha256) = recorded() {
+        vivarium_runtime::eviction::touch(&path);
         return Ok(source(sha256));
     }
     fs::create_dir_all(&dir).map_err(|e| setup(format!("creating {}: {e}", dir.display())))?;

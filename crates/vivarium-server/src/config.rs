@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use vivarium_egress::{EgressClient, EgressLimits, OperatorEgress, SystemLookup};
+use vivarium_runtime::eviction::EvictionPolicy;
 use vivarium_sandbox::{Limits, RuntimeChoice, StateQuotas};
 use vivarium_store::{BadBlobLocation, BlobLocation};
 
@@ -35,6 +36,13 @@ pub struct ServerConfig {
     /// `vivarium run` uses (`~/.cache/vivarium` on Linux), so the interpreter is built once
     /// per user; `{data_dir}/cache` when the user has none.
     pub cache_dir: Option<PathBuf>,
+    /// Largest size of the cache's swept folders (compiled modules, snapshots, bytecode,
+    /// extracted actions, dependency layers) in bytes; past it the least recently used
+    /// entries go first (never one used in the last hour). Default 10 GiB.
+    pub cache_max_bytes: u64,
+    /// Cache entries unused for this long are evicted whatever the size. Default `30days`.
+    #[serde(with = "humantime_duration")]
+    pub cache_max_idle: Duration,
     /// Which interpreter runs actions: `snapshot` (built from source on first need,
     /// pre-initialized, warm pool) or `pinned` (the prebuilt CPython 3.12). Default `snapshot`.
     pub runtime: String,
@@ -175,6 +183,8 @@ impl Default for ServerConfig {
             database_url: None,
             blob_store: None,
             cache_dir: None,
+            cache_max_bytes: EvictionPolicy::DEFAULT.max_bytes,
+            cache_max_idle: EvictionPolicy::DEFAULT.max_idle,
             runtime: RuntimeChoice::default().name().to_string(),
             warm_pool_size: 8,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
@@ -264,6 +274,15 @@ impl ServerConfig {
         self.cache_dir.clone().unwrap_or_else(|| {
             vivarium_runtime::cache_dir(None).unwrap_or_else(|_| self.data_dir.join("cache"))
         })
+    }
+
+    /// When cache entries are evicted.
+    pub fn cache_eviction(&self) -> EvictionPolicy {
+        EvictionPolicy {
+            max_bytes: self.cache_max_bytes,
+            max_idle: self.cache_max_idle,
+            ..EvictionPolicy::DEFAULT
+        }
     }
 
     /// The interpreter in force.

@@ -358,6 +358,7 @@ impl Executor {
             .join(ACTIONS_DIR)
             .join(&action.zip_digest);
         if folder.is_dir() {
+            vivarium_runtime::eviction::touch(&folder);
             return Ok(folder);
         }
         let bytes = self
@@ -397,6 +398,7 @@ impl Executor {
         }
         let layer = vivarium_deps::layer_path(&lock, &self.settings.cache_dir);
         if layer.is_dir() {
+            vivarium_runtime::eviction::touch(&layer);
             return Ok(Some(layer));
         }
         shared_wheels::fetch_missing(&self.blobs, &action.org, &lock, &self.settings.cache_dir)

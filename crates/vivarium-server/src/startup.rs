@@ -3,6 +3,7 @@
 //! the router in-process), and a graceful shutdown that lets running calls finish.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vivarium_auth::{generate_password, hash_password};
+use vivarium_runtime::eviction::{self, EvictionPolicy};
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::PrepareOptions;
 use vivarium_store::{
@@ -81,11 +83,13 @@ impl App {
     }
 }
 
-/// What runs beside the router: the scheduler, the executor's calls, this replica's heartbeat.
+/// What runs beside the router: the scheduler, the executor's calls, this replica's
+/// heartbeat, the cache's sweeper.
 struct Background {
     executor: Arc<Executor>,
     scheduler: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    cache_sweeper: JoinHandle<()>,
 }
 
 impl Background {
@@ -93,8 +97,32 @@ impl Background {
     /// replicas do not close this one's runs meanwhile).
     async fn stop(self) {
         self.scheduler.abort();
+        self.cache_sweeper.abort();
         self.executor.drain(SHUTDOWN_GRACE).await;
         self.heartbeat.abort();
+    }
+}
+
+/// How often the cache is swept.
+const CACHE_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Sweeps the cache at start and every [`CACHE_SWEEP_INTERVAL`], evicting what `policy`
+/// lets go (see [`vivarium_runtime::eviction`]).
+async fn sweep_cache(cache_dir: PathBuf, policy: EvictionPolicy) {
+    let mut ticks = tokio::time::interval(CACHE_SWEEP_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let dir = cache_dir.clone();
+        match tokio::task::spawn_blocking(move || eviction::sweep(&dir, &policy)).await {
+            Ok(swept) if swept.evicted > 0 => tracing::info!(
+                evicted = swept.evicted,
+                freed_bytes = swept.freed_bytes,
+                kept_bytes = swept.kept_bytes,
+                "cache swept"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the cache sweep failed"),
+        }
     }
 }
 
@@ -233,6 +261,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         config.heartbeat_interval,
         config.replica_timeout,
     ));
+    let cache_sweeper = tokio::spawn(sweep_cache(config.cache_dir(), config.cache_eviction()));
 
     let catalog = Catalog::new(
         meta.clone(),
@@ -260,6 +289,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
             executor,
             scheduler,
             heartbeat,
+            cache_sweeper,
         },
     })
 }
