@@ -15,7 +15,8 @@ const RUNNER: &str = "runner@example.com";
 
 /// These tests send far more failed sign-ins from one address than the throttle lets
 /// through (they are about isolation; the throttle is `http_identities`'s).
-const NO_THROTTLE: &str = "[sign_in]\nfailures_per_account = 1000000\nfailures_per_address = 1000000";
+const NO_THROTTLE: &str =
+    "[sign_in]\nfailures_per_account = 1000000\nfailures_per_address = 1000000";
 
 /// A server whose sign-in throttle never trips in these tests.
 fn start_unthrottled(data: &std::path::Path) -> Server {
