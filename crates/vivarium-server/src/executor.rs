@@ -433,7 +433,7 @@ impl Executor {
     ) -> Result<(Outcome, SecretMask), RunError> {
         let slot = self
             .slots
-            .take()
+            .take(&request.action.org)
             .await
             .map_err(|e| RunError::Preparation(e.into()))?;
         self.metrics.running.inc();
