@@ -8,6 +8,7 @@ mod common;
 
 mod conformance;
 mod console_browser;
+mod crash_consistency;
 mod deps_cli;
 mod egress;
 mod http_deps;

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     /// Cache entries unused for this long are evicted whatever the size. Default `30days`.
     #[serde(with = "humantime_duration")]
     pub cache_max_idle: Duration,
+    /// How old a ZIP no action references must be before the hourly sweep removes it (it
+    /// may be an upload's, stored and not yet recorded). Default `1h`.
+    #[serde(with = "humantime_duration")]
+    pub blob_sweep_min_age: Duration,
     /// Which interpreter runs actions: `snapshot` (built from source on first need,
     /// pre-initialized, warm pool) or `pinned` (the prebuilt CPython 3.12). Default `snapshot`.
     pub runtime: String,
@@ -185,6 +189,7 @@ impl Default for ServerConfig {
             cache_dir: None,
             cache_max_bytes: EvictionPolicy::DEFAULT.max_bytes,
             cache_max_idle: EvictionPolicy::DEFAULT.max_idle,
+            blob_sweep_min_age: Duration::from_secs(3600),
             runtime: RuntimeChoice::default().name().to_string(),
             warm_pool_size: 8,
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),

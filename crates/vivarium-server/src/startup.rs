@@ -25,7 +25,7 @@ use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, RunSettings};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
-use crate::{AppState, replicas, routes, scheduler, secrets};
+use crate::{AppState, blob_sweep, replicas, routes, scheduler, secrets};
 
 /// The organization every fresh installation starts with.
 pub const DEFAULT_ORG: &str = "default";
@@ -103,13 +103,49 @@ impl Background {
     }
 }
 
-/// How often the cache is swept.
-const CACHE_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the cache and the blob store are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Sweeps the cache at start and every [`CACHE_SWEEP_INTERVAL`], evicting what `policy`
-/// lets go (see [`vivarium_runtime::eviction`]).
-async fn sweep_cache(cache_dir: PathBuf, policy: EvictionPolicy) {
-    let mut ticks = tokio::time::interval(CACHE_SWEEP_INTERVAL);
+/// Before serving, the blobs interrupted writes left: with an embedded database this process
+/// is the only writer, and no upload is in flight yet, so every unreferenced ZIP goes at once;
+/// with a shared one, only those older than `blob_sweep_min_age` (another replica may be
+/// between storing a ZIP and recording its action). A failed sweep is logged, not fatal.
+async fn sweep_blobs_at_start(
+    meta: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+    config: &ServerConfig,
+) {
+    let min_age = if config.embedded_database() {
+        Duration::ZERO
+    } else {
+        config.blob_sweep_min_age
+    };
+    log_blob_sweep(blob_sweep::sweep_blobs(meta, blobs, min_age).await);
+}
+
+fn log_blob_sweep(swept: Result<blob_sweep::BlobsSwept, StoreError>) {
+    match swept {
+        Ok(swept) if swept.zips + swept.staging > 0 => tracing::info!(
+            zips = swept.zips,
+            staging_files = swept.staging,
+            "blob store swept"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "the blob sweep failed"),
+    }
+}
+
+/// Every [`SWEEP_INTERVAL`] (and at start): evicts from the cache what `policy` lets go (see
+/// [`vivarium_runtime::eviction`]), and removes from the blob store the ZIPs no action
+/// references that are older than `blob_min_age` (see [`blob_sweep`]).
+async fn keep_tidy(
+    cache_dir: PathBuf,
+    policy: EvictionPolicy,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    blob_min_age: Duration,
+) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticks.tick().await;
         let dir = cache_dir.clone();
@@ -123,6 +159,7 @@ async fn sweep_cache(cache_dir: PathBuf, policy: EvictionPolicy) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "the cache sweep failed"),
         }
+        log_blob_sweep(blob_sweep::sweep_blobs(meta.as_ref(), blobs.as_ref(), blob_min_age).await);
     }
 }
 
@@ -201,6 +238,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::open(&blob_location).await?);
     meta.ensure_org(DEFAULT_ORG).await?;
     recover_interrupted_runs(meta.as_ref(), &config).await?;
+    sweep_blobs_at_start(meta.as_ref(), blobs.as_ref(), &config).await;
     let replica = config
         .replica_id
         .clone()
@@ -261,7 +299,13 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         config.heartbeat_interval,
         config.replica_timeout,
     ));
-    let cache_sweeper = tokio::spawn(sweep_cache(config.cache_dir(), config.cache_eviction()));
+    let cache_sweeper = tokio::spawn(keep_tidy(
+        config.cache_dir(),
+        config.cache_eviction(),
+        meta.clone(),
+        blobs.clone(),
+        config.blob_sweep_min_age,
+    ));
 
     let catalog = Catalog::new(
         meta.clone(),

@@ -1,6 +1,8 @@
 //! The blob store: action ZIPs and the wheels of their dependency locks, content-addressed
 //! under their organization.
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -32,6 +34,14 @@ impl BlobKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The digest of the action ZIP this key names, or `None` for any other blob.
+    pub fn action_zip_digest(&self) -> Option<&str> {
+        let rest = self.0.strip_prefix("orgs/")?;
+        let (_, file) = rest.split_once("/actions/")?;
+        file.strip_suffix(".zip")
+            .filter(|digest| !digest.contains('/'))
+    }
 }
 
 /// Blob persistence. Writes are atomic and idempotent: storing the same key twice with the
@@ -46,4 +56,25 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, key: &BlobKey) -> Result<(), StoreError>;
     /// Every key under `orgs/{org}/` (for sweeping blobs no action references).
     async fn list_org(&self, org: &str) -> Result<Vec<BlobKey>, StoreError>;
+    /// When the blob under `key` was last written; `None` when absent.
+    async fn modified(&self, key: &BlobKey) -> Result<Option<SystemTime>, StoreError>;
+    /// Removes what interrupted writes left behind before `older_than` (a folder store's
+    /// temporary files; nothing elsewhere); answers how many.
+    async fn remove_stale_uploads(&self, older_than: SystemTime) -> Result<usize, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_action_zip_keys_name_a_zip_digest() {
+        assert_eq!(
+            BlobKey::action_zip("acme", "ab12").action_zip_digest(),
+            Some("ab12")
+        );
+        assert_eq!(BlobKey::wheel("acme", "ab12").action_zip_digest(), None);
+        let nested = BlobKey::from_listed("orgs/acme/actions/x/ab12.zip".into());
+        assert_eq!(nested.action_zip_digest(), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! The metadata store: every read and write of the service's records goes through this trait.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -148,6 +149,8 @@ pub trait MetadataStore: Send + Sync {
     async fn delete_action(&self, org: &str, id: &str) -> Result<(), StoreError>;
     /// How many actions of `org` use the ZIP with `digest` (to know when its blob can go).
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
+    /// The digests of the ZIPs `org`'s actions use (what the blob sweep keeps).
+    async fn zip_digests_in_use(&self, org: &str) -> Result<HashSet<String>, StoreError>;
 
     /// Stores a run and, in the same transaction, moves its action's `last_run_at`,
     /// `last_successful_at` (on success) and `status` to `status`. The times only move

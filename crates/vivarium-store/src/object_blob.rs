@@ -1,8 +1,9 @@
 //! [`ObjectBlobStore`]: blobs in any `object_store` backend (a local folder, or an
 //! S3-compatible bucket shared by replicas), behind [`BlobStore`].
 
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,6 +24,8 @@ use crate::location::BlobLocation;
 pub struct ObjectBlobStore {
     /// Where the blobs live.
     store: Arc<dyn ObjectStore>,
+    /// The folder, for a folder store (where interrupted writes leave temporary files).
+    folder: Option<PathBuf>,
 }
 
 impl ObjectBlobStore {
@@ -77,12 +80,18 @@ impl ObjectBlobStore {
                 StoreError::Backend(format!("opening blob folder {}: {err}", dir.display()))
             })?
             .with_fsync(true);
-        Ok(Self::from_store(Arc::new(store)))
+        Ok(Self {
+            store: Arc::new(store),
+            folder: Some(dir.to_path_buf()),
+        })
     }
 
     /// Blobs in an already configured backend (such as an S3 bucket).
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            folder: None,
+        }
     }
 }
 
@@ -138,6 +147,56 @@ impl BlobStore for ObjectBlobStore {
         keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         Ok(keys)
     }
+
+    async fn modified(&self, key: &BlobKey) -> Result<Option<SystemTime>, StoreError> {
+        let path = location(key.as_str())?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(SystemTime::from(meta.last_modified))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(backend("reading the time of", key, err)),
+        }
+    }
+
+    async fn remove_stale_uploads(&self, older_than: SystemTime) -> Result<usize, StoreError> {
+        let Some(folder) = self.folder.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || remove_staging_files(&folder, older_than))
+            .await
+            .map_err(|err| StoreError::Backend(format!("sweeping the blob folder: {err}")))
+    }
+}
+
+/// Removes, under `folder`, the temporary files of writes that never finished (the folder
+/// store writes `<key>#<n>` and renames it into place) last written before `older_than`.
+fn remove_staging_files(folder: &FsPath, older_than: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            removed += remove_staging_files(&path, older_than);
+            continue;
+        }
+        let staged = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.rsplit_once('#'))
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified < older_than);
+        if staged && stale && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// The backend path of a key, refusing keys that are not plain relative paths.
@@ -227,7 +286,51 @@ mod tests {
         concurrent_puts_of_one_blob_from_two_stores_never_conflict,
         missing_blobs_are_not_found_and_deleting_them_is_fine,
         list_org_lists_only_that_org_sorted,
+        a_blob_tells_when_it_was_written,
     );
+
+    async fn a_blob_tells_when_it_was_written(backend: &str, store: &ObjectBlobStore) {
+        let key = BlobKey::action_zip("acme", "ab12");
+        assert_eq!(store.modified(&key).await.unwrap(), None, "{backend}");
+        let before = SystemTime::now() - std::time::Duration::from_secs(5);
+        store.put(&key, Bytes::from_static(b"zip")).await.unwrap();
+        let written = store.modified(&key).await.unwrap().expect("a time");
+        assert!(written > before, "{backend}: {written:?}");
+        assert_eq!(
+            store.remove_stale_uploads(SystemTime::now()).await.unwrap(),
+            0
+        );
+        assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"zip"));
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_writes_temporary_file_goes_once_stale_and_blobs_stay() {
+        let (dir, store) = store();
+        let key = BlobKey::action_zip("acme", "ab12");
+        store.put(&key, Bytes::from_static(b"kept")).await.unwrap();
+        let folder = dir.path().join("blobs/zips/orgs/acme/actions");
+        std::fs::write(folder.join("cd34.zip#1"), b"half").unwrap();
+        std::fs::write(folder.join("odd#name.zip"), b"not staging").unwrap();
+        let long_ago = SystemTime::now() - std::time::Duration::from_secs(7200);
+        for name in ["cd34.zip#1", "odd#name.zip", "ab12.zip"] {
+            let file = std::fs::File::open(folder.join(name)).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
+        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(
+            store.remove_stale_uploads(long_ago).await.unwrap(),
+            0,
+            "not older than the cutoff"
+        );
+        assert_eq!(store.remove_stale_uploads(hour_ago).await.unwrap(), 1);
+        assert_eq!(
+            files_under(dir.path()),
+            [
+                "blobs/zips/orgs/acme/actions/ab12.zip",
+                "blobs/zips/orgs/acme/actions/odd#name.zip"
+            ]
+        );
+    }
 
     /// Every file under `dir`, relative, sorted.
     fn files_under(dir: &FsPath) -> Vec<String> {

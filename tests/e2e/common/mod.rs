@@ -2,8 +2,8 @@
 //! ([`cli`]), files and folders ([`files`]), action ZIPs ([`zips`]) and upload forms
 //! ([`forms`]), the interpreter cache ([`cache`]), wheels ([`wheels`]); a `vivarium serve`
 //! process ([`process`]), the HTTP client ([`client`]) and the API's calls ([`api`]) it and
-//! the in-process router ([`in_process`]) share, metrics ([`metrics`]), and a real browser for
-//! the console ([`browser`]).
+//! the in-process router ([`in_process`]) share, metrics ([`metrics`]), a PostgreSQL schema
+//! per test ([`postgres`]), and a real browser for the console ([`browser`]).
 //!
 //! Every invocation uses one shared cache folder under `CARGO_TARGET_TMPDIR`, so the interpreter
 //! is downloaded and compiled once for the whole suite (the binary locks around both, so tests
@@ -18,6 +18,7 @@ pub mod files;
 pub mod forms;
 pub mod in_process;
 pub mod metrics;
+pub mod postgres;
 pub mod process;
 pub mod wheels;
 pub mod zips;

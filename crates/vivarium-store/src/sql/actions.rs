@@ -211,6 +211,19 @@ pub(super) async fn count_zip_users(
     count(&row)
 }
 
+/// The digests of the ZIPs `org`'s actions use.
+pub(super) async fn zip_digests_in_use(
+    db: &SqlStore,
+    org: &str,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows = sqlx::query("SELECT DISTINCT zip_digest FROM actions WHERE org = $1")
+        .bind(org)
+        .fetch_all(db.pool())
+        .await
+        .map_err(backend("listing the ZIPs in use"))?;
+    rows.iter().map(|row| column(row, "zip_digest")).collect()
+}
+
 /// Scheduled actions of every organization, not paused, due at `now`; soonest first.
 pub(super) async fn due(db: &SqlStore, now: i64) -> Result<Vec<Action>, StoreError> {
     let rows = sqlx::query(concat!(

@@ -1,5 +1,6 @@
 //! [`MetadataStore`] for [`SqlStore`]: each method hands over to the module for its records.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -191,6 +192,10 @@ impl MetadataStore for SqlStore {
 
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError> {
         actions::count_zip_users(self, org, digest).await
+    }
+
+    async fn zip_digests_in_use(&self, org: &str) -> Result<HashSet<String>, StoreError> {
+        actions::zip_digests_in_use(self, org).await
     }
 
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError> {

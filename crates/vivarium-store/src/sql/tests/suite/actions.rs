@@ -218,6 +218,13 @@ pub(crate) async fn zip_users_are_counted_per_org(store: &dyn MetadataStore) {
     assert_eq!(store.count_zip_users(ACME, "d2").await.unwrap(), 0);
     store.delete_action(ACME, "a1").await.unwrap();
     assert_eq!(store.count_zip_users(ACME, "d1").await.unwrap(), 1);
+    let in_use = store.zip_digests_in_use(ACME).await.unwrap();
+    let mut in_use: Vec<String> = in_use.into_iter().collect();
+    in_use.sort();
+    assert_eq!(in_use, ["d1", "digest-a3"]);
+    let globex = store.zip_digests_in_use(GLOBEX).await.unwrap();
+    assert_eq!(globex.into_iter().collect::<Vec<_>>(), ["d1"]);
+    assert!(store.zip_digests_in_use("nobody").await.unwrap().is_empty());
 }
 
 pub(crate) async fn deleting_an_action_deletes_its_runs(store: &dyn MetadataStore) {
