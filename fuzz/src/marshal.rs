@@ -16,7 +16,8 @@ const FLAGS: RequestFlags = RequestFlags {
 };
 
 /// The guest's result, as hostile bytes: the reader refuses or returns a value whose compact
-/// JSON fits the budget it was given, and which the request writer carries back unchanged.
+/// JSON fits the budget it was given, and which the request writer carries back unchanged
+/// (when the request's own level leaves room for its nesting).
 pub fn reply(bytes: &[u8]) {
     let budget = bytes.len().min(FUZZ_BUDGET);
     let Some(value) = vivarium_marshal::decode_result(bytes, budget) else {
@@ -28,7 +29,11 @@ pub fn reply(bytes: &[u8]) {
         "a {} byte JSON result passed a budget of {budget}",
         json.len()
     );
-    assert_eq!(carried(&value).as_ref(), Some(&value), "{json}");
+    // Carried as a request, the value sits one level deeper (in the request's dict): one
+    // at the reader's deepest nesting is left to JSON then.
+    if depth(&value) < MAX_NESTING {
+        assert_eq!(carried(&value).as_ref(), Some(&value), "{json}");
+    }
 }
 
 /// A JSON document, as the service receives records: the request writer's marshal form,
