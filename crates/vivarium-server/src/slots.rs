@@ -3,10 +3,10 @@
 //! not held up by slow peers. At most `cpu + waiting` calls are live at once (running or
 //! waiting), which is what the sandbox's instance pool is sized for.
 //!
-//! Live places are handed out fairly between organizations: while places are short, a
-//! freed one goes to the next organization, in turn after the one served last, that has a
-//! call waiting. An organization flooding the service therefore delays another's call by at
-//! most one call of its own, instead of by its whole queue.
+//! Live places and CPU slots are handed out fairly between organizations: while they are
+//! short, a freed one goes to the next organization, in turn after the one served last, that
+//! has a call waiting. An organization flooding the service therefore delays another's call
+//! by at most one call of its own at each step, instead of by its whole queue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -14,12 +14,12 @@ use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::oneshot;
 use vivarium_sandbox::CpuSlot;
 
 /// The slots of one executor.
 pub struct Slots {
-    cpu: Arc<Semaphore>,
+    cpu: Arc<FairGate>,
     live: Arc<FairGate>,
 }
 
@@ -30,11 +30,13 @@ pub struct Taken {
     pub cpu: Arc<CpuShare>,
 }
 
-/// Live places, handed out in turn between the organizations waiting for one.
+/// Places, handed out in turn between the organizations waiting for one.
+#[derive(Debug)]
 struct FairGate {
     state: Mutex<GateState>,
 }
 
+#[derive(Debug)]
 struct GateState {
     free: usize,
     /// The calls waiting for a place, by organization, oldest first.
@@ -44,6 +46,7 @@ struct GateState {
 }
 
 /// A live place, given back to its gate on drop (to the next waiting organization in turn).
+#[derive(Debug)]
 struct Place {
     gate: Option<Arc<FairGate>>,
 }
@@ -134,8 +137,10 @@ pub struct SlotsClosed;
 /// A call's CPU slot, released while the call waits on the network.
 #[derive(Debug)]
 pub struct CpuShare {
-    slots: Arc<Semaphore>,
-    held: Mutex<Option<OwnedSemaphorePermit>>,
+    slots: Arc<FairGate>,
+    /// The organization whose turn it takes when it asks for a slot again.
+    org: String,
+    held: Mutex<Option<Place>>,
 }
 
 impl Slots {
@@ -143,7 +148,7 @@ impl Slots {
     pub fn new(cpu: usize, waiting: usize) -> Self {
         let cpu = cpu.max(1);
         Self {
-            cpu: Arc::new(Semaphore::new(cpu)),
+            cpu: FairGate::new(cpu),
             live: FairGate::new(cpu + waiting),
         }
     }
@@ -152,16 +157,12 @@ impl Slots {
     /// CPU slot.
     pub async fn take(&self, org: &str) -> Result<Taken, SlotsClosed> {
         let live = self.live.enter(org).await?;
-        let cpu = self
-            .cpu
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SlotsClosed)?;
+        let cpu = self.cpu.enter(org).await?;
         Ok(Taken {
             _live: live,
             cpu: Arc::new(CpuShare {
                 slots: self.cpu.clone(),
+                org: org.to_string(),
                 held: Mutex::new(Some(cpu)),
             }),
         })
@@ -177,7 +178,7 @@ impl Drop for Place {
 }
 
 impl CpuShare {
-    fn held(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Place>> {
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -191,8 +192,8 @@ impl CpuSlot for CpuShare {
 
     fn reacquire(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            if let Ok(permit) = self.slots.clone().acquire_owned().await {
-                *self.held() = Some(permit);
+            if let Ok(place) = self.slots.enter(&self.org).await {
+                *self.held() = Some(place);
             }
         })
     }
