@@ -43,8 +43,8 @@ pub struct ServerConfig {
     /// Cache entries unused for this long are evicted whatever the size. Default `30days`.
     #[serde(with = "humantime_duration")]
     pub cache_max_idle: Duration,
-    /// How old a ZIP no action references must be before the hourly sweep removes it (it
-    /// may be an upload's, stored and not yet recorded). Default `1h`.
+    /// How old a ZIP or wheel no action references must be before the hourly sweep removes
+    /// it (it may be an upload's, stored and not yet recorded). Default `1h`.
     #[serde(with = "humantime_duration")]
     pub blob_sweep_min_age: Duration,
     /// Which interpreter runs actions: `snapshot` (built from source on first need,

@@ -125,8 +125,9 @@ async fn sweep_blobs_at_start(
 
 fn log_blob_sweep(swept: Result<blob_sweep::BlobsSwept, StoreError>) {
     match swept {
-        Ok(swept) if swept.zips + swept.staging > 0 => tracing::info!(
+        Ok(swept) if swept.zips + swept.wheels + swept.staging > 0 => tracing::info!(
             zips = swept.zips,
+            wheels = swept.wheels,
             staging_files = swept.staging,
             "blob store swept"
         ),

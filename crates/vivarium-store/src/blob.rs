@@ -37,9 +37,18 @@ impl BlobKey {
 
     /// The digest of the action ZIP this key names, or `None` for any other blob.
     pub fn action_zip_digest(&self) -> Option<&str> {
+        self.digest_in("/actions/", ".zip")
+    }
+
+    /// The digest of the dependency wheel this key names, or `None` for any other blob.
+    pub fn wheel_digest(&self) -> Option<&str> {
+        self.digest_in("/wheels/", ".whl")
+    }
+
+    fn digest_in(&self, folder: &str, extension: &str) -> Option<&str> {
         let rest = self.0.strip_prefix("orgs/")?;
-        let (_, file) = rest.split_once("/actions/")?;
-        file.strip_suffix(".zip")
+        let (_, file) = rest.split_once(folder)?;
+        file.strip_suffix(extension)
             .filter(|digest| !digest.contains('/'))
     }
 }
@@ -74,6 +83,8 @@ mod tests {
             Some("ab12")
         );
         assert_eq!(BlobKey::wheel("acme", "ab12").action_zip_digest(), None);
+        assert_eq!(BlobKey::wheel("acme", "ab12").wheel_digest(), Some("ab12"));
+        assert_eq!(BlobKey::action_zip("acme", "ab12").wheel_digest(), None);
         let nested = BlobKey::from_listed("orgs/acme/actions/x/ab12.zip".into());
         assert_eq!(nested.action_zip_digest(), None);
     }

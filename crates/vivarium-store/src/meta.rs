@@ -151,6 +151,9 @@ pub trait MetadataStore: Send + Sync {
     async fn count_zip_users(&self, org: &str, digest: &str) -> Result<u64, StoreError>;
     /// The digests of the ZIPs `org`'s actions use (what the blob sweep keeps).
     async fn zip_digests_in_use(&self, org: &str) -> Result<HashSet<String>, StoreError>;
+    /// The dependency locks (as stored, JSON) of `org`'s actions that have one (their wheels
+    /// are what the blob sweep keeps).
+    async fn dependency_locks_in_use(&self, org: &str) -> Result<Vec<String>, StoreError>;
 
     /// Stores a run and, in the same transaction, moves its action's `last_run_at`,
     /// `last_successful_at` (on success) and `status` to `status`. The times only move

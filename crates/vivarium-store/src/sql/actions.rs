@@ -224,6 +224,23 @@ pub(super) async fn zip_digests_in_use(
     rows.iter().map(|row| column(row, "zip_digest")).collect()
 }
 
+/// The dependency locks of `org`'s actions that have one.
+pub(super) async fn dependency_locks_in_use(
+    db: &SqlStore,
+    org: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT dependency_lock FROM actions WHERE org = $1 AND dependency_lock IS NOT NULL",
+    )
+    .bind(org)
+    .fetch_all(db.pool())
+    .await
+    .map_err(backend("listing the dependency locks in use"))?;
+    rows.iter()
+        .map(|row| column(row, "dependency_lock"))
+        .collect()
+}
+
 /// Scheduled actions of every organization, not paused, due at `now`; soonest first.
 pub(super) async fn due(db: &SqlStore, now: i64) -> Result<Vec<Action>, StoreError> {
     let rows = sqlx::query(concat!(

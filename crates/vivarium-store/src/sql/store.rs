@@ -198,6 +198,10 @@ impl MetadataStore for SqlStore {
         actions::zip_digests_in_use(self, org).await
     }
 
+    async fn dependency_locks_in_use(&self, org: &str) -> Result<Vec<String>, StoreError> {
+        actions::dependency_locks_in_use(self, org).await
+    }
+
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError> {
         runs::record(self, run, status).await
     }

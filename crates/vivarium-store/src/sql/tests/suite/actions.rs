@@ -225,6 +225,22 @@ pub(crate) async fn zip_users_are_counted_per_org(store: &dyn MetadataStore) {
     let globex = store.zip_digests_in_use(GLOBEX).await.unwrap();
     assert_eq!(globex.into_iter().collect::<Vec<_>>(), ["d1"]);
     assert!(store.zip_digests_in_use("nobody").await.unwrap().is_empty());
+    assert!(
+        store
+            .dependency_locks_in_use(ACME)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let locked = Action {
+        dependency_lock: Some("{\"packages\": []}".into()),
+        ..action(ACME, "a4", "a4", 100)
+    };
+    store.insert_action(&locked).await.unwrap();
+    assert_eq!(
+        store.dependency_locks_in_use(ACME).await.unwrap(),
+        ["{\"packages\": []}"]
+    );
 }
 
 pub(crate) async fn deleting_an_action_deletes_its_runs(store: &dyn MetadataStore) {
