@@ -42,10 +42,13 @@ pub(crate) const SQLITE_POOL_SIZE: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 10;
 
 /// Statements run on every new SQLite connection. `journal_mode` is a property of the file
-/// (set once, kept); `busy_timeout` (how long to wait for another connection's write lock,
-/// here 5 s) and `foreign_keys` (off by default in SQLite) belong to each connection.
+/// (set once, kept); `synchronous` (FULL: every commit is on disk, WAL included, before it is
+/// answered, so an answered write survives a power cut), `busy_timeout` (how long to wait for
+/// another connection's write lock, here 5 s) and `foreign_keys` (off by default in SQLite)
+/// belong to each connection.
 const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
 ];

@@ -93,7 +93,7 @@ fn migration_versions_are_unique_and_ascending() {
 }
 
 #[tokio::test]
-async fn every_pooled_sqlite_connection_has_wal_foreign_keys_and_busy_timeout() {
+async fn every_pooled_sqlite_connection_has_wal_full_sync_foreign_keys_and_busy_timeout() {
     let db = TestDb::sqlite().await;
     let store = db.open().await;
     let mut held = Vec::new();
@@ -106,6 +106,11 @@ async fn every_pooled_sqlite_connection_has_wal_foreign_keys_and_busy_timeout() 
             .await
             .unwrap();
         assert_eq!(mode.try_get::<String, _>(0).unwrap(), "wal");
+        let synchronous = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(synchronous.try_get::<i64, _>(0).unwrap(), 2, "FULL");
         let keys = sqlx::query("PRAGMA foreign_keys")
             .fetch_one(&mut **conn)
             .await
