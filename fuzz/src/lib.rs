@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod egress;
 pub mod marshal;
 pub mod project;
+pub mod schedule;
 
 /// A fuzz target: its name (its binary, and its folder under `seeds/`) and its harness.
 pub struct Target {
@@ -53,6 +54,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "egress_url",
         run: egress::run,
+    },
+    Target {
+        name: "cron",
+        run: schedule::run,
     },
 ];
 

@@ -6,43 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use croner::Cron;
 use vivarium_sandbox::{Input, ResultShape};
 use vivarium_store::{Action, ExecutionKind, MetadataStore, Trigger};
 
+pub use vivarium_schedule::Schedule;
+
 use crate::clock::now_micros;
 use crate::executor::{Executor, RunRequest};
-
-/// A cron expression that was checked: five fields (minute to weekday) or six (with seconds).
-#[derive(Debug, Clone)]
-pub struct Schedule(Cron);
-
-impl Schedule {
-    /// Parses `expression`, refusing a blank one with the message OpenObserve users need.
-    pub fn parse(expression: &str) -> Result<Self, String> {
-        let expression = expression.trim();
-        if expression.is_empty() {
-            return Err(
-                "Cron expression is required for scheduled actions (once or repeat)".into(),
-            );
-        }
-        Cron::new(expression)
-            .with_seconds_optional()
-            .parse()
-            .map(Schedule)
-            .map_err(|e| format!("Invalid cron expression {expression:?}: {e}"))
-    }
-
-    /// The first firing strictly after `after_micros`, in microseconds; `None` if it never fires.
-    pub fn next_after(&self, after_micros: i64) -> Option<i64> {
-        let after = DateTime::<Utc>::from_timestamp_micros(after_micros)?;
-        self.0
-            .find_next_occurrence(&after, false)
-            .ok()
-            .map(|next| next.timestamp_micros())
-    }
-}
 
 /// When a scheduled action fires next after `now`, or `None` for a real-time action.
 pub fn next_run(execution: ExecutionKind, cron_expr: Option<&str>, now: i64) -> Option<i64> {
@@ -136,31 +106,6 @@ async fn fire(meta: Arc<dyn MetadataStore>, executor: Arc<Executor>, action: Act
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn blank_and_invalid_expressions_are_refused_with_reasons() {
-        assert!(Schedule::parse("  ").unwrap_err().contains("required"));
-        assert!(
-            Schedule::parse("not a cron")
-                .unwrap_err()
-                .contains("Invalid cron expression")
-        );
-    }
-
-    #[test]
-    fn five_and_six_field_expressions_give_the_next_firing() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:30Z")
-            .unwrap()
-            .timestamp_micros();
-        let every_minute = Schedule::parse("* * * * *").unwrap();
-        let next = every_minute.next_after(start).unwrap();
-        assert_eq!(next - start, 30_000_000);
-        let every_ten_seconds = Schedule::parse("*/10 * * * * *").unwrap();
-        assert_eq!(
-            every_ten_seconds.next_after(start).unwrap() - start,
-            10_000_000
-        );
-    }
 
     #[test]
     fn real_time_actions_have_no_next_run() {
