@@ -137,26 +137,55 @@ pub(crate) fn parse_requirement(line: &str) -> Result<Requirement<VerbatimUrl>, 
     Ok(requirement)
 }
 
-/// Refuses a package name that ends in `.`, `-` or `_` with more text after it (`a-<1`),
-/// which pep508_rs 0.9 answers with a panic instead of an error (found by the `pyproject`
-/// fuzz target).
+/// Refuses a package name or an extra that ends in `.`, `-` or `_` before more text
+/// (`a-<1`, `a[b.]`), which pep508_rs 0.9 answers with a panic instead of an error (found by
+/// the `pyproject` fuzz target, twice).
 fn refuse_dangling_name_separator(line: &str) -> Result<(), DepsError> {
     let text = line.trim_start();
-    let name_len = text
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-        .unwrap_or(text.len());
-    let name = &text[..name_len];
-    let dangling = name.ends_with(['.', '-', '_']) && name_len < text.len();
-    if dangling && name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(DepsError::BadRequirement {
-            requirement: line.to_string(),
-            reason: format!(
-                "the package name {name:?} must end with a letter or a digit; write it as a \
-                 PEP 508 requirement such as \"requests>=2.31\""
-            ),
-        });
+    let (name, rest) = text.split_at(name_run(text));
+    if dangles(name, rest) {
+        return Err(dangling(line, "package name", name));
+    }
+    let Some(extras) = rest.trim_start().strip_prefix('[') else {
+        return Ok(());
+    };
+    let inside = extras.split(']').next().unwrap_or(extras);
+    for extra in inside.split(',') {
+        let extra = extra.trim_start();
+        let (run, after) = extra.split_at(name_run(extra));
+        // An extra is always followed by `,` or `]` (split off here), or by blanks.
+        let followed = after.chars().next().is_none_or(char::is_whitespace);
+        if ends_in_separator(run) && followed {
+            return Err(dangling(line, "extra", run));
+        }
     }
     Ok(())
+}
+
+/// The length of the run of name characters `text` starts with.
+fn name_run(text: &str) -> usize {
+    text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(text.len())
+}
+
+/// Whether `run`, a package name, ends in a separator with `after` following it.
+fn dangles(run: &str, after: &str) -> bool {
+    ends_in_separator(run) && !after.is_empty()
+}
+
+/// Whether `run` starts with a letter or a digit, as a name does, and ends in a separator.
+fn ends_in_separator(run: &str) -> bool {
+    run.ends_with(['.', '-', '_']) && run.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+fn dangling(line: &str, what: &str, run: &str) -> DepsError {
+    DepsError::BadRequirement {
+        requirement: line.to_string(),
+        reason: format!(
+            "the {what} {run:?} must end with a letter or a digit; write it as a PEP 508 \
+             requirement such as \"requests[socks]>=2.31\""
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -287,11 +316,18 @@ mod tests {
 
     #[test]
     fn a_name_ending_in_a_separator_is_refused_not_a_panic() {
-        for line in ["requests.=>331", "a-<1", "a_ ; python_version > '3'"] {
+        for line in [
+            "requests.=>331",
+            "a-<1",
+            "a_ ; python_version > '3'",
+            "p[extra. >= '3.8'",
+            "p[a, b_]",
+            "p[a.]>=1",
+        ] {
             let err = Requirements::parse([line]).unwrap_err();
             assert!(err.to_string().contains("must end with a letter"), "{err}");
         }
-        assert!(Requirements::parse(["a-b.c_d>=1", "a.b"]).is_ok());
+        assert!(Requirements::parse(["a-b.c_d>=1", "a.b", "p[x.y, z]>=1"]).is_ok());
     }
 
     #[test]
