@@ -137,10 +137,20 @@ pub(crate) fn parse_requirement(line: &str) -> Result<Requirement<VerbatimUrl>, 
     Ok(requirement)
 }
 
-/// Refuses a package name or an extra that ends in `.`, `-` or `_` before more text
-/// (`a-<1`, `a[b.]`), which pep508_rs 0.9 answers with a panic instead of an error (found by
-/// the `pyproject` fuzz target, twice).
+/// Refuses non-ASCII text, and a package name or an extra that ends in `.`, `-` or `_`
+/// before more text (`a-<1`, `a[b.]`), which pep508_rs 0.9 answers with a panic instead of
+/// an error (found by the `pyproject` fuzz target).
 fn refuse_dangling_name_separator(line: &str) -> Result<(), DepsError> {
+    // pep508_rs 0.9 also slices non-ASCII text off a char boundary (a third panic the fuzz
+    // target found); nothing a requirement names is outside ASCII.
+    if let Some(c) = line.chars().find(|c| !c.is_ascii()) {
+        return Err(DepsError::BadRequirement {
+            requirement: line.to_string(),
+            reason: format!(
+                "{c:?} is not ASCII; package names, versions and markers are written in ASCII"
+            ),
+        });
+    }
     let text = line.trim_start();
     let (name, rest) = text.split_at(name_run(text));
     if dangles(name, rest) {
@@ -327,6 +337,8 @@ mod tests {
             let err = Requirements::parse([line]).unwrap_err();
             assert!(err.to_string().contains("must end with a letter"), "{err}");
         }
+        let err = Requirements::parse(["pkg @ https://e.x/ء ; python_version >= '3'"]).unwrap_err();
+        assert!(err.to_string().contains("is not ASCII"), "{err}");
         assert!(Requirements::parse(["a-b.c_d>=1", "a.b", "p[x.y, z]>=1"]).is_ok());
     }
 
