@@ -247,8 +247,6 @@ fn too_many_failures(throttled: Throttled) -> ApiError {
     )
 }
 
-/// `user` as a caller in `org`: root everywhere, else as their membership says; 403 when
-/// they are no member.
 /// A hash no password matches in practice (of a random secret), verified against when the
 /// email is no user's.
 fn decoy_password_hash() -> &'static str {
@@ -258,6 +256,8 @@ fn decoy_password_hash() -> &'static str {
     })
 }
 
+/// `user` as a caller in `org`: root everywhere, else as their membership says; 403 when
+/// they are no member.
 async fn user_in_org(store: &dyn MetadataStore, user: User, org: &str) -> ApiResult<Caller> {
     let kind = if user.is_root {
         CallerKind::Root

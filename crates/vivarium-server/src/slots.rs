@@ -92,9 +92,11 @@ impl FairGate {
     fn leave(self: &Arc<Self>) {
         let mut state = self.state();
         while let Some(org) = next_in_turn(&state) {
-            let queue = state.waiting.get_mut(&org);
-            let sender = queue.and_then(VecDeque::pop_front);
-            if state.waiting.get(&org).is_some_and(VecDeque::is_empty) {
+            let Some(queue) = state.waiting.get_mut(&org) else {
+                continue;
+            };
+            let sender = queue.pop_front();
+            if queue.is_empty() {
                 state.waiting.remove(&org);
             }
             let Some(sender) = sender else { continue };

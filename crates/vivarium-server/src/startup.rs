@@ -3,7 +3,7 @@
 //! the router in-process), and a graceful shutdown that lets running calls finish.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,9 +136,10 @@ fn log_blob_sweep(swept: Result<blob_sweep::BlobsSwept, StoreError>) {
     }
 }
 
-/// Every [`SWEEP_INTERVAL`] (and at start): evicts from the cache what `policy` lets go (see
-/// [`vivarium_runtime::eviction`]), and removes from the blob store the ZIPs no action
-/// references that are older than `blob_min_age` (see [`blob_sweep`]).
+/// At start, evicts from the cache what `policy` lets go (see [`vivarium_runtime::eviction`]);
+/// then every [`SWEEP_INTERVAL`], does that again and removes from the blob store the ZIPs
+/// and wheels no action references that are older than `blob_min_age` (see [`blob_sweep`];
+/// the start's blob sweep is [`sweep_blobs_at_start`]'s, before serving).
 async fn keep_tidy(
     cache_dir: PathBuf,
     policy: EvictionPolicy,
@@ -146,21 +147,27 @@ async fn keep_tidy(
     blobs: Arc<dyn BlobStore>,
     blob_min_age: Duration,
 ) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    let start = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(start + SWEEP_INTERVAL, SWEEP_INTERVAL);
     loop {
+        sweep_cache(&cache_dir, policy).await;
         ticks.tick().await;
-        let dir = cache_dir.clone();
-        match tokio::task::spawn_blocking(move || eviction::sweep(&dir, &policy)).await {
-            Ok(swept) if swept.evicted > 0 => tracing::info!(
-                evicted = swept.evicted,
-                freed_bytes = swept.freed_bytes,
-                kept_bytes = swept.kept_bytes,
-                "cache swept"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "the cache sweep failed"),
-        }
         log_blob_sweep(blob_sweep::sweep_blobs(meta.as_ref(), blobs.as_ref(), blob_min_age).await);
+    }
+}
+
+/// One eviction pass over the cache, on a blocking thread (it walks the folders).
+async fn sweep_cache(cache_dir: &Path, policy: EvictionPolicy) {
+    let dir = cache_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || eviction::sweep(&dir, &policy)).await {
+        Ok(swept) if swept.evicted > 0 => tracing::info!(
+            evicted = swept.evicted,
+            freed_bytes = swept.freed_bytes,
+            kept_bytes = swept.kept_bytes,
+            "cache swept"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "the cache sweep failed"),
     }
 }
 
