@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod credentials;
 pub mod egress;
+pub mod form;
 pub mod marshal;
 pub mod project;
 pub mod schedule;
@@ -58,6 +59,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "cron",
         run: schedule::run,
+    },
+    Target {
+        name: "upload_form",
+        run: form::run,
     },
 ];
 

@@ -17,6 +17,7 @@ use vivarium_store::{
     Action, ActionStatus, BlobKey, BlobStore, ExecutionKind, MetadataStore, StoreError,
 };
 
+use crate::blob_gate::BlobGate;
 use crate::clock::now_micros;
 use crate::scheduler::{Schedule, next_run};
 use crate::shared_wheels;
@@ -126,6 +127,7 @@ pub struct Catalog {
     cache_dir: PathBuf,
     deps: DepsConfig,
     internal_hosts: Allowlist,
+    gate: Arc<BlobGate>,
 }
 
 /// A validated ZIP ready to store.
@@ -137,13 +139,15 @@ struct Package {
 
 impl Catalog {
     /// A catalog over the stores; dependency layers are installed under `cache_dir` with
-    /// `deps`, and allowed hosts may name the operator's `internal_hosts`.
+    /// `deps`, allowed hosts may name the operator's `internal_hosts`, and blobs are stored
+    /// and released in the order `gate` keeps with the blob sweep.
     pub fn new(
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         cache_dir: PathBuf,
         deps: DepsConfig,
         internal_hosts: Allowlist,
+        gate: Arc<BlobGate>,
     ) -> Self {
         Self {
             meta,
@@ -151,6 +155,7 @@ impl Catalog {
             cache_dir,
             deps,
             internal_hosts,
+            gate,
         }
     }
 
@@ -202,6 +207,7 @@ impl Catalog {
             })?;
         let service_account = self.check_service_account(org, &service_account).await?;
         let package = validate_package(upload)?;
+        let referencing = self.gate.referencing(org).await;
         let dependency_lock = self.resolve_dependencies(org, &package).await?;
         let now = now_micros();
         let action = Action {
@@ -232,7 +238,9 @@ impl Catalog {
             paused: false,
         };
         self.store_zip(org, &package).await?;
-        if let Err(error) = self.meta.insert_action(&action).await {
+        let inserted = self.meta.insert_action(&action).await;
+        drop(referencing);
+        if let Err(error) = inserted {
             self.release_zip(org, &package.digest).await;
             return Err(error.into());
         }
@@ -254,12 +262,15 @@ impl Catalog {
         };
         self.apply(org, &mut action, change).await?;
         let package = validate_package(upload)?;
+        let referencing = self.gate.referencing(org).await;
         action.dependency_lock = self.resolve_dependencies(org, &package).await?;
         let previous_digest = std::mem::replace(&mut action.zip_digest, package.digest.clone());
         action.zip_file_name = package.file_name.clone();
         action.zip_size = package.bytes.len() as i64;
         self.store_zip(org, &package).await?;
-        if let Err(error) = self.meta.update_action(&action).await {
+        let updated = self.meta.update_action(&action).await;
+        drop(referencing);
+        if let Err(error) = updated {
             self.release_zip(org, &package.digest).await;
             return Err(error.into());
         }
@@ -434,6 +445,7 @@ impl Catalog {
 
     /// Deletes a ZIP blob once no action of the organization uses it any more.
     async fn release_zip(&self, org: &str, digest: &str) {
+        let _removing = self.gate.removing(org).await;
         match self.meta.count_zip_users(org, digest).await {
             Ok(0) => {
                 if let Err(error) = self.blobs.delete(&BlobKey::action_zip(org, digest)).await {

@@ -8,6 +8,7 @@
 //! their typed errors to statuses in one place (`error`).
 
 mod action_state;
+pub mod blob_gate;
 pub mod blob_sweep;
 pub mod catalog;
 pub mod clock;

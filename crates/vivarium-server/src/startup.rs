@@ -19,6 +19,7 @@ use vivarium_store::{
     User,
 };
 
+use crate::blob_gate::BlobGate;
 use crate::catalog::Catalog;
 use crate::clock::now_micros;
 use crate::config::ServerConfig;
@@ -113,6 +114,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 async fn sweep_blobs_at_start(
     meta: &dyn MetadataStore,
     blobs: &dyn BlobStore,
+    gate: &BlobGate,
     config: &ServerConfig,
 ) {
     let min_age = if config.embedded_database() {
@@ -120,7 +122,7 @@ async fn sweep_blobs_at_start(
     } else {
         config.blob_sweep_min_age
     };
-    log_blob_sweep(blob_sweep::sweep_blobs(meta, blobs, min_age).await);
+    log_blob_sweep(blob_sweep::sweep_blobs(meta, blobs, gate, min_age).await);
 }
 
 fn log_blob_sweep(swept: Result<blob_sweep::BlobsSwept, StoreError>) {
@@ -145,6 +147,7 @@ async fn keep_tidy(
     policy: EvictionPolicy,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
+    gate: Arc<BlobGate>,
     blob_min_age: Duration,
 ) {
     let start = tokio::time::Instant::now();
@@ -152,7 +155,8 @@ async fn keep_tidy(
     loop {
         sweep_cache(&cache_dir, policy).await;
         ticks.tick().await;
-        log_blob_sweep(blob_sweep::sweep_blobs(meta.as_ref(), blobs.as_ref(), blob_min_age).await);
+        let swept = blob_sweep::sweep_blobs(meta.as_ref(), blobs.as_ref(), &gate, blob_min_age);
+        log_blob_sweep(swept.await);
     }
 }
 
@@ -246,7 +250,8 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
     let blobs: Arc<dyn BlobStore> = Arc::new(ObjectBlobStore::open(&blob_location).await?);
     meta.ensure_org(DEFAULT_ORG).await?;
     recover_interrupted_runs(meta.as_ref(), &config).await?;
-    sweep_blobs_at_start(meta.as_ref(), blobs.as_ref(), &config).await;
+    let gate = Arc::new(BlobGate::default());
+    sweep_blobs_at_start(meta.as_ref(), blobs.as_ref(), &gate, &config).await;
     let replica = config
         .replica_id
         .clone()
@@ -312,6 +317,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         config.cache_eviction(),
         meta.clone(),
         blobs.clone(),
+        gate.clone(),
         config.blob_sweep_min_age,
     ));
 
@@ -321,6 +327,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         config.cache_dir(),
         config.deps_config(),
         executor.internal_hosts().clone(),
+        gate,
     );
     let state = Arc::new(AppState {
         meta,

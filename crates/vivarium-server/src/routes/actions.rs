@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::{Multipart, Path, State};
-use axum::http::{StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vivarium_auth::Verb;
 use vivarium_deps::{HeldBack, Lock, LockedPackage};
+use vivarium_form::FormError;
 use vivarium_store::{Action, ActionStatus, ExecutionKind};
 
 use super::Shared;
@@ -133,10 +134,10 @@ pub async fn upload(
     State(state): State<Shared>,
     Path(OrgPath { org }): Path<OrgPath>,
     Extension(caller): Extension<Caller>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Json<UploadAnswer>> {
-    let multipart = multipart.map_err(|_| ApiError::bad_request("Invalid Content-Type"))?;
-    let form = read_form(multipart, state.config.max_body_bytes).await?;
+    let form = read_form(&headers, body, state.config.max_body_bytes).await?;
     let (id, settings, upload) = form.into_parts();
     let action = match id {
         Some(id) => {
@@ -165,53 +166,58 @@ pub async fn upload(
     }))
 }
 
-async fn read_form(mut multipart: Multipart, body_limit: usize) -> ApiResult<UploadForm> {
-    let multipart_error = |error| multipart_error(error, body_limit);
-    let mut form = UploadForm::default();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" {
-            form.file.part_name = field.file_name().map(str::to_string);
-            form.file.bytes = field.bytes().await.map_err(multipart_error)?;
-            continue;
-        }
-        let text = field.text().await.map_err(multipart_error)?;
-        let slot = match name.as_str() {
-            "id" => &mut form.id,
-            "name" => &mut form.name,
-            "owner" => &mut form.owner,
-            "description" => &mut form.description,
-            "execution_details" => &mut form.execution_details,
-            "cron_expr" => &mut form.cron_expr,
-            "environment_variables" => &mut form.environment_variables,
-            "allowed_hosts" => &mut form.allowed_hosts,
-            "service_account" => &mut form.service_account,
-            "filename" => &mut form.filename,
-            _ => continue,
-        };
-        *slot = Some(text);
-    }
-    Ok(form)
+/// The name of the upload form's file part.
+const FILE_FIELD: &str = "file";
+
+async fn read_form(headers: &HeaderMap, body: Body, body_limit: usize) -> ApiResult<UploadForm> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let mut form = vivarium_form::read(
+        body.into_data_stream(),
+        content_type,
+        FILE_FIELD,
+        body_limit,
+    )
+    .await
+    .map_err(|refusal| form_error(refusal, body_limit))?;
+    let file = form.take_file().map(|part| Upload {
+        bytes: part.bytes,
+        part_name: part.file_name,
+        filename: None,
+    });
+    let mut text = |name| form.take_text(name);
+    Ok(UploadForm {
+        filename: text("filename"),
+        name: text("name"),
+        owner: text("owner"),
+        description: text("description"),
+        execution_details: text("execution_details"),
+        cron_expr: text("cron_expr"),
+        environment_variables: text("environment_variables"),
+        allowed_hosts: text("allowed_hosts"),
+        service_account: text("service_account"),
+        id: text("id"),
+        file: file.unwrap_or_default(),
+    })
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError, body_limit: usize) -> ApiError {
-    let status = error.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        let limit = vivarium_sandbox::human_bytes(body_limit as u64);
-        return ApiError::new(
-            status,
-            format!(
-                "the upload is larger than the {limit} request limit of this service; make the action ZIP smaller"
-            ),
-        );
+fn form_error(refusal: FormError, body_limit: usize) -> ApiError {
+    match refusal {
+        FormError::NotMultipart => ApiError::bad_request("Invalid Content-Type"),
+        FormError::TooLarge { .. } => {
+            let limit = vivarium_sandbox::human_bytes(body_limit as u64);
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the upload is larger than the {limit} request limit of this service; make the action ZIP smaller"
+                ),
+            )
+        }
+        FormError::Malformed(why) => {
+            ApiError::bad_request(format!("the multipart body could not be read: {why}"))
+        }
     }
-    ApiError::new(
-        status,
-        format!(
-            "the multipart body could not be read: {}",
-            error.body_text()
-        ),
-    )
 }
 
 /// The settings `PUT /api/{org}/actions/{id}` may change; fields it does not know (O2's UI
