@@ -41,6 +41,23 @@ TZDATA_FILE=tzdata-2025.2-py2.py3-none-any.whl
 TZDATA_URL=https://files.pythonhosted.org/packages/5c/23/c7abc0ca0a1526a0774eca151daeb8de62ec457e77262b66b359c3c7679e/$TZDATA_FILE
 TZDATA_SHA256=1a403fada01ff9221ca8044d701868fa132215d84beb92242d9acd2147f667a8
 
+NUMPY_VERSION=2.4.6
+NUMPY_FILE=numpy-$NUMPY_VERSION.tar.gz
+NUMPY_URL=https://files.pythonhosted.org/packages/d0/ad/fed0499ce6a338d2a03ebae59cd15093910c8875328855781952abf6c2fe/$NUMPY_FILE
+NUMPY_SHA256=f3a3570c4a2a16746ac2c31a7c7c7b0c186b95ce902e33db6f28094ed7387dda
+
+# numpy's build tools (its sdist vendors meson): Cython, pure Python, run by the build-python;
+# ninja, a static x86_64 binary.
+CYTHON_VERSION=3.3.1
+CYTHON_FILE=cython-$CYTHON_VERSION-py3-none-any.whl
+CYTHON_URL=https://files.pythonhosted.org/packages/9d/55/088578d75bc8dbcbc535af04b1d596ff227ca756dd74f9d3c1c526f955d0/$CYTHON_FILE
+CYTHON_SHA256=61abc7feedd20dac6c4ff7ab3a30e17136a067b242ab9253e2b4a6d9a72c2b61
+
+NINJA_VERSION=1.13.2
+NINJA_FILE=ninja-$NINJA_VERSION-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
+NINJA_URL=https://files.pythonhosted.org/packages/6e/53/ebfed7b689c338dd8ebeec9c0730c8d56821292f14e2536e5f3ef1a05744/$NINJA_FILE
+NINJA_SHA256=65a24341b5ac09fcadcc37082660be40a94174e51a937fabf6e2cae26225fa2c
+
 # ---------------------------------------------------------------------------------------------
 # Build settings.
 # ---------------------------------------------------------------------------------------------
@@ -54,7 +71,18 @@ WASM_STACK=8388608
 WASM_INITIAL_MEMORY=20971520
 # Pure-Python packages left out of OUT/lib/python3.13 (tests go to OUT/test instead).
 STDLIB_EXCLUDE="test idlelib tkinter turtledemo ensurepip venv lib2to3 pydoc_data __phello__ turtle.py"
-TOTAL_STEPS=9
+# numpy's extension modules, linked into the numpy reactor: its runtime modules, not its
+# test-only ones (_multiarray_tests, _umath_tests, _simd and the like).
+NUMPY_MODULES="numpy/_core/_multiarray_umath numpy/linalg/lapack_lite numpy/linalg/_umath_linalg
+    numpy/fft/_pocketfft_umath numpy/random/_common numpy/random/bit_generator
+    numpy/random/_bounded_integers numpy/random/_mt19937 numpy/random/_philox numpy/random/_pcg64
+    numpy/random/_sfc64 numpy/random/_generator numpy/random/mtrand"
+# numpy's build options for a target without threads, SIMD dispatch, BLAS or LAPACK (numpy's
+# own lapack_lite takes their place).
+NUMPY_MESON_OPTIONS="-Dblas=none -Dlapack=none -Dallow-noblas=true -Ddisable-threading=true
+    -Ddisable-optimization=true -Ddisable-highway=true -Ddisable-svml=true -Ddisable-intel-sort=true
+    -Dcpu-baseline=none -Dcpu-dispatch=none --buildtype=release -Db_ndebug=true"
+TOTAL_STEPS=11
 
 # ---------------------------------------------------------------------------------------------
 # Helpers.
@@ -117,6 +145,20 @@ unzip_to() {
 
 elapsed_since() { echo $(($(date +%s) - $1)); }
 
+# hide_work_folder FILE...: writes the work folder as /vivarium-build in these text files (as
+# -ffile-prefix-map does in the objects), so that the guest never learns where it was built.
+hide_work_folder() {
+    "$BUILD_PYTHON" - "$WORK" "$@" <<'PY'
+import sys
+work, paths = sys.argv[1], sys.argv[2:]
+for path in paths:
+    with open(path, encoding="utf-8") as source:
+        text = source.read()
+    with open(path, "w", encoding="utf-8") as target:
+        target.write(text.replace(work, "/vivarium-build"))
+PY
+}
+
 # ---------------------------------------------------------------------------------------------
 # Arguments and layout.
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +180,7 @@ ZLIB_SRC="$WORK/src/zlib-$ZLIB_VERSION"
 TOOLCHAIN="$WORK/toolchain"
 ZIG="$TOOLCHAIN/zig-$ZIG_VERSION/ziglang/zig"
 WASI_CC="$TOOLCHAIN/bin/wasm32-wasip1-cc"
+WASI_CXX="$TOOLCHAIN/bin/wasm32-wasip1-c++"
 WASI_AR="$TOOLCHAIN/bin/wasm32-wasip1-ar"
 WASI_RANLIB="$TOOLCHAIN/bin/wasm32-wasip1-ranlib"
 NATIVE_BUILD="$WORK/build-native"
@@ -145,9 +188,13 @@ BUILD_PYTHON="$NATIVE_BUILD/python"
 ZLIB_PREFIX="$WORK/zlib-wasm32-wasip1"
 SUPPORT_PREFIX="$WORK/support-wasm32-wasip1"
 STUBS_C="$HERE/shim/wasi_netdb_stubs.c"
+CXX_C="$HERE/shim/cxx_exceptions.c"
 # The digest of this recipe and the C sources it links (in this order), recorded in
 # build-info.json so that a build made by another version of the recipe is not used.
-RECIPE_SHA256=$(cat "${BASH_SOURCE[0]}" "$SHIM_C" "$STUBS_C" | sha256sum | cut -d' ' -f1)
+RECIPE_SHA256=$(cat "${BASH_SOURCE[0]}" "$SHIM_C" "$STUBS_C" "$CXX_C" | sha256sum | cut -d' ' -f1)
+NUMPY_SRC="$WORK/src/numpy-$NUMPY_VERSION"
+NUMPY_BUILD="$WORK/build-numpy"
+NUMPY_TOOLS="$TOOLCHAIN/numpy-tools"
 WASI_BUILD="$WORK/build-wasm32-wasip1"
 HOST_TRIPLE=wasm32-unknown-wasip1
 mkdir -p "$DOWNLOADS" "$STAMPS" "$WORK/src" "$TOOLCHAIN/bin"
@@ -173,6 +220,7 @@ done
 [ -n "$HOST_PYTHON" ] || missing+=("python3 (>= 3.8)")
 [ -f "$SHIM_C" ] || missing+=("$SHIM_C")
 [ -f "$STUBS_C" ] || missing+=("$STUBS_C")
+[ -f "$CXX_C" ] || missing+=("$CXX_C")
 if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}"
 fi
@@ -186,6 +234,9 @@ fetch "$PY_FILE" "$PY_URL" "$PY_SHA256"
 fetch "$ZLIB_FILE" "$ZLIB_URL" "$ZLIB_SHA256"
 fetch "$ZIG_FILE" "$ZIG_URL" "$ZIG_SHA256"
 fetch "$TZDATA_FILE" "$TZDATA_URL" "$TZDATA_SHA256"
+fetch "$NUMPY_FILE" "$NUMPY_URL" "$NUMPY_SHA256"
+fetch "$CYTHON_FILE" "$CYTHON_URL" "$CYTHON_SHA256"
+fetch "$NINJA_FILE" "$NINJA_URL" "$NINJA_SHA256"
 
 # ---------------------------------------------------------------------------------------------
 step "unpacking the sources and the zig toolchain"
@@ -212,6 +263,59 @@ if ! stamp_ok unpack-zig "$ZIG_SHA256"; then
     chmod +x "$ZIG"   # zip files do not keep the executable bit
     stamp_set unpack-zig "$ZIG_SHA256"
 fi
+# What WASI preview 1 lacks, met in numpy's sources: there is no dup(), which ndarray.tofile
+# and numpy.fromfile use to hand a Python file to C stdio. np.save and np.load on a real
+# file go through the file's own read and write instead (as they do for any file-like
+# object), and tofile/fromfile on a file refuse with a message that says what to use.
+NUMPY_PATCH=$(cat <<'PY'
+import sys
+root = sys.argv[1]
+edits = [
+    ("numpy/lib/_format_impl.py",
+     "def isfileobj(f):\n",
+     "def isfileobj(f):\n"
+     "    # Vivarium: no dup() on WASI, so C stdio never takes over a Python file there.\n"
+     "    if __import__('sys').platform == 'wasi':\n"
+     "        return False\n"),
+    ("numpy/_core/include/numpy/npy_3kcompat.h",
+     "    /* Flush first to ensure things end up in the file in the correct order */\n",
+     "#ifdef __wasi__\n"
+     "    /* Vivarium: WASI has no dup(), which handing a Python file to C stdio needs. */\n"
+     "    (void)file; (void)mode; (void)orig_pos;\n"
+     "    PyErr_SetString(PyExc_OSError,\n"
+     "        \"ndarray.tofile and numpy.fromfile cannot use a file in the sandbox (WASI has \"\n"
+     "        \"no dup()); use np.save/np.load, or tobytes()/np.frombuffer with a file opened \"\n"
+     "        \"in Python\");\n"
+     "    return NULL;\n"
+     "#endif\n"
+     "    /* Flush first to ensure things end up in the file in the correct order */\n"),
+]
+for path, old, new in edits:
+    full = f"{root}/{path}"
+    text = open(full, encoding="utf-8").read()
+    if text.count(old) != 1:
+        sys.exit(f"{path}: the text to patch is not there exactly once")
+    open(full, "w", encoding="utf-8").write(text.replace(old, new))
+PY
+)
+NUMPY_UNPACK_KEY="$NUMPY_SHA256 $(printf '%s' "$NUMPY_PATCH" | sha256sum | cut -d' ' -f1)"
+if ! stamp_ok unpack-numpy "$NUMPY_UNPACK_KEY"; then
+    rm -rf "$NUMPY_SRC" "$WORK/src/numpy.tmp"
+    mkdir -p "$WORK/src/numpy.tmp"
+    tar -xzf "$DOWNLOADS/$NUMPY_FILE" -C "$WORK/src/numpy.tmp"
+    "$HOST_PYTHON" -c "$NUMPY_PATCH" "$WORK/src/numpy.tmp/numpy-$NUMPY_VERSION" ||
+        die "patching numpy's sources for WASI failed"
+    mv "$WORK/src/numpy.tmp/numpy-$NUMPY_VERSION" "$NUMPY_SRC"
+    rm -rf "$WORK/src/numpy.tmp"
+    stamp_set unpack-numpy "$NUMPY_UNPACK_KEY"
+fi
+if ! stamp_ok unpack-numpy-tools "$CYTHON_SHA256 $NINJA_SHA256"; then
+    rm -rf "$NUMPY_TOOLS"
+    unzip_to "$DOWNLOADS/$CYTHON_FILE" "$NUMPY_TOOLS/cython"
+    unzip_to "$DOWNLOADS/$NINJA_FILE" "$NUMPY_TOOLS/ninja"
+    chmod +x "$NUMPY_TOOLS/ninja/ninja-$NINJA_VERSION.data/scripts/ninja"
+    stamp_set unpack-numpy-tools "$CYTHON_SHA256 $NINJA_SHA256"
+fi
 "$ZIG" version >/dev/null || die "the zig binary in $TOOLCHAIN does not run"
 
 # Wrappers so that configure and make see one ordinary cross compiler, archiver and ranlib.
@@ -225,9 +329,14 @@ fi
 # - zig makes __DATE__/__TIME__ an error (-Werror=date-time); CPython's getbuildinfo.c uses
 #   them, so they are allowed and pinned by SOURCE_DATE_EPOCH (CPython's release date) for a
 #   reproducible sys.version.
-cat >"$WASI_CC" <<EOF
+# write_zig_wrapper FILE DRIVER [FLAG...]: the wrapper of `zig DRIVER` (cc, c++) with FLAGs.
+write_zig_wrapper() {
+    local file=$1 driver=$2 extra=""
+    shift 2
+    [ $# -gt 0 ] && extra=" $*"
+    cat >"$file" <<EOF
 #!/usr/bin/env bash
-# Generated by python-wasm/build.sh: zig cc for wasm32-wasip1.
+# Generated by python-wasm/build.sh: zig $driver for wasm32-wasip1.
 export ZIG_GLOBAL_CACHE_DIR="$TOOLCHAIN/zig-cache" ZIG_LOCAL_CACHE_DIR="$TOOLCHAIN/zig-cache"
 export SOURCE_DATE_EPOCH=$PY_RELEASE_EPOCH
 args=()
@@ -237,8 +346,13 @@ for a in "\$@"; do
         *) args+=("\$a") ;;
     esac
 done
-exec "$ZIG" cc -target wasm32-wasi -O2 -fno-sanitize=undefined -Wno-date-time -ffile-prefix-map="$WORK"=/vivarium-build "\${args[@]}"
+exec "$ZIG" $driver -target wasm32-wasi -O2 -fno-sanitize=undefined -Wno-date-time$extra -ffile-prefix-map="$WORK"=/vivarium-build "\${args[@]}"
 EOF
+}
+write_zig_wrapper "$WASI_CC" cc
+# The same for C++ (numpy's sorting, linalg and fft code), with zig's libc++ for wasm32-wasi.
+# CPython's pthread stubs spell C99's `restrict`, which C++ lacks.
+write_zig_wrapper "$WASI_CXX" c++ -Drestrict=__restrict
 cat >"$WASI_AR" <<EOF
 #!/bin/sh
 exec "$ZIG" ar "\$@"
@@ -247,7 +361,7 @@ cat >"$WASI_RANLIB" <<EOF
 #!/bin/sh
 exec "$ZIG" ranlib "\$@"
 EOF
-chmod +x "$WASI_CC" "$WASI_AR" "$WASI_RANLIB"
+chmod +x "$WASI_CC" "$WASI_CXX" "$WASI_AR" "$WASI_RANLIB"
 note "zig $("$ZIG" version) at $ZIG"
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +509,24 @@ vivarium-print-var:
 	@echo $($(VAR))
 EOF
 }
+# write_inittab FILE [MODULE...]: the C table of extension modules linked into a reactor
+# besides CPython's own, which the shim registers before Python starts. MODULE is a path
+# like numpy/_core/_multiarray_umath: the module numpy._core._multiarray_umath, whose init
+# function is PyInit__multiarray_umath.
+write_inittab() {
+    local file=$1 module
+    shift
+    {
+        echo "/* Generated by python-wasm/build.sh: extension modules linked into this reactor. */"
+        echo "#include <Python.h>"
+        for module in "$@"; do echo "PyMODINIT_FUNC PyInit_${module##*/}(void);"; done
+        echo "struct _inittab vivarium_extra_inittab[] = {"
+        for module in "$@"; do echo "    {\"${module//\//.}\", PyInit_${module##*/}},"; done
+        echo "    {NULL, NULL},"
+        echo "};"
+    } >"$file"
+}
+
 # The shim is an embedding application: public API only, so not PY_CORE_CFLAGS.
 PY_CFLAGS="$(make_var PY_CFLAGS) $(make_var PY_CPPFLAGS)"
 LINK_FLAGS="$(make_var PY_CORE_LDFLAGS) $(make_var LINKFORSHARED)"
@@ -406,9 +538,12 @@ if ! stamp_ok link-reactor "$LINK_KEY" || [ ! -f "$WASI_BUILD/vivarium-python.wa
         cd "$WASI_BUILD"
         # shellcheck disable=SC2086 # the flag strings are lists of words
         "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c "$SHIM_C" -o vivarium_reactor.o
+        write_inittab vivarium_inittab.c
+        # shellcheck disable=SC2086
+        "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c vivarium_inittab.c -o vivarium_inittab.o
         # shellcheck disable=SC2086
         "$WASI_CC" $LINK_FLAGS $REACTOR_FLAGS -o vivarium-python.wasm vivarium_reactor.o \
-            "libpython$PY_MM.a" $LINK_LIBS
+            vivarium_inittab.o "libpython$PY_MM.a" $LINK_LIBS
     ) >"$WASI_BUILD/link-reactor.log" 2>&1 ||
         die "compiling or linking the reactor failed, see $WASI_BUILD/link-reactor.log"
     stamp_set link-reactor "$LINK_KEY"
@@ -515,10 +650,12 @@ if sys.argv[1] == "exports":
 elif sys.argv[1] == "strip-debug":
     open(sys.argv[3], "wb").write(strip_debug(open(sys.argv[2], "rb").read()))
 EOF
-# Check the reactor's shape: these exports, and no _start.
-REACTOR_EXPORTS=$("$BUILD_PYTHON" "$WASM_TOOL" exports "$WASI_BUILD/vivarium-python.wasm") ||
-    die "cannot read the exports of $WASI_BUILD/vivarium-python.wasm"
-"$BUILD_PYTHON" - "$REACTOR_EXPORTS" <<'EOF' || die "vivarium-python.wasm does not have the expected exports"
+# check_reactor FILE VAR: checks FILE's shape (these exports, and no _start), prints them, and
+# sets VAR to its exports and import modules as JSON.
+check_reactor() {
+    local shape
+    shape=$("$BUILD_PYTHON" "$WASM_TOOL" exports "$1") || die "cannot read the exports of $1"
+    "$BUILD_PYTHON" - "$shape" <<'EOF' || die "$1 does not have the expected exports"
 import json, sys
 shape = json.loads(sys.argv[1])
 exports = {e["name"]: e for e in shape["exports"]}
@@ -534,7 +671,170 @@ for name, (params, results) in want.items():
 print("    imports from: " + ", ".join(shape["import_modules"]))
 sys.exit(0 if ok else 1)
 EOF
+    printf -v "$2" '%s' "$shape"
+}
+check_reactor "$WASI_BUILD/vivarium-python.wasm" REACTOR_EXPORTS
 TIMES[link_reactor]=$(elapsed_since "$t0")
+
+# ---------------------------------------------------------------------------------------------
+step "numpy $NUMPY_VERSION for $HOST_TRIPLE (its meson, Cython $CYTHON_VERSION, ninja $NINJA_VERSION)"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+mkdir -p "$NUMPY_TOOLS/bin"
+ln -sf "$NUMPY_TOOLS/ninja/ninja-$NINJA_VERSION.data/scripts/ninja" "$NUMPY_TOOLS/bin/ninja"
+cat >"$NUMPY_TOOLS/bin/cython" <<EOF
+#!/bin/sh
+# Generated by python-wasm/build.sh: Cython from its wheel, run by the build-python.
+PYTHONPATH="$NUMPY_TOOLS/cython" exec "$BUILD_PYTHON" -m cython "\$@"
+EOF
+# meson's python dependency asks pkg-config first: this one knows only the wasm build's
+# headers, so the build-python's own (a 64-bit pyconfig.h) are never seen.
+cat >"$NUMPY_TOOLS/bin/pkg-config" <<EOF
+#!/bin/sh
+# Generated by python-wasm/build.sh: pkg-config for python-$PY_MM of the wasm32-wasip1 build only.
+case "\$1" in --version) echo 0.29.2; exit 0 ;; esac
+known=0
+for a in "\$@"; do case "\$a" in python-$PY_MM | python-$PY_MM-embed) known=1 ;; esac; done
+[ \$known = 1 ] || exit 1
+for a in "\$@"; do
+    case "\$a" in
+        --modversion) echo $PY_VERSION ;;
+        --cflags) echo "-I$SRC/Include -I$WASI_BUILD" ;;
+        --libs | --variable=*) echo ;;
+    esac
+done
+EOF
+# The compiler meson builds numpy with (as cc, and as c++ for the C++ sources). A link with
+# -shared (an extension module) makes a static archive of its objects instead, and lists the
+# static libraries it names in FILE.libs, for the numpy reactor's link. A compile with
+# -DNP_RANDOM_LEGACY=1 (numpy.random.mtrand's) force-includes a header renaming its copies of
+# the distributions: built with `long` for RAND_INT_TYPE, they differ from the ones numpy's
+# other random modules link, and one static link holds both.
+cat >"$NUMPY_TOOLS/bin/cc" <<EOF
+#!/usr/bin/env bash
+# Generated by python-wasm/build.sh: numpy's compiler, see the recipe.
+compiler="$WASI_CC"
+[ "\$(basename "\$0")" = c++ ] && compiler="$WASI_CXX"
+shared=0 legacy=0 out="" previous="" objects=() libraries=()
+for a in "\$@"; do
+    case "\$a" in
+        -shared) shared=1 ;;
+        -DNP_RANDOM_LEGACY=1) legacy=1 ;;
+        *.o) objects+=("\$a") ;;
+        *.a) libraries+=("\$(realpath "\$a")") ;;
+    esac
+    [ "\$previous" = -o ] && out=\$a
+    previous=\$a
+done
+if [ \$shared = 1 ]; then
+    rm -f "\$out"
+    "$WASI_AR" rcs "\$out" "\${objects[@]}" || exit 1
+    printf '%s\n' "\${libraries[@]}" >"\$out.libs"
+    exit 0
+fi
+[ \$legacy = 1 ] && exec "\$compiler" -include "$NUMPY_TOOLS/legacy_distributions.h" "\$@"
+exec "\$compiler" "\$@"
+EOF
+ln -sf cc "$NUMPY_TOOLS/bin/c++"
+chmod +x "$NUMPY_TOOLS/bin/cython" "$NUMPY_TOOLS/bin/pkg-config" "$NUMPY_TOOLS/bin/cc"
+# The functions numpy/random/src/distributions/distributions.c defines, renamed in mtrand.
+"$BUILD_PYTHON" - "$NUMPY_SRC/numpy/random/src/distributions/distributions.c" \
+    "$NUMPY_TOOLS/legacy_distributions.h" <<'EOF'
+import re, sys
+source = open(sys.argv[1]).read()
+defined = re.findall(r"^(?!static\b)[A-Za-z_][\w ]*?[\s*]+(\w+)\s*\([^;]*?\)\s*\{", source, re.M)
+with open(sys.argv[2], "w") as header:
+    header.write("/* Generated by python-wasm/build.sh: mtrand's own copies of the distributions. */\n")
+    for name in sorted(set(defined)):
+        header.write(f"#define {name} vivarium_legacy_{name}\n")
+EOF
+[ "$(grep -c '^#define' "$NUMPY_TOOLS/legacy_distributions.h")" -gt 50 ] ||
+    die "found too few functions in numpy's distributions.c to rename"
+cat >"$WORK/numpy-cross.ini" <<EOF
+# Generated by python-wasm/build.sh: meson's cross file for numpy on wasm32-wasip1.
+[binaries]
+c = '$NUMPY_TOOLS/bin/cc'
+cpp = '$NUMPY_TOOLS/bin/c++'
+ar = '$WASI_AR'
+ranlib = '$WASI_RANLIB'
+python = '$BUILD_PYTHON'
+cython = '$NUMPY_TOOLS/bin/cython'
+pkg-config = '$NUMPY_TOOLS/bin/pkg-config'
+
+[host_machine]
+system = 'wasi'
+cpu_family = 'wasm32'
+cpu = 'wasm32'
+endian = 'little'
+
+[properties]
+needs_exe_wrapper = true
+longdouble_format = 'IEEE_QUAD_LE'
+EOF
+NUMPY_KEY="$NUMPY_UNPACK_KEY $CYTHON_SHA256 $NINJA_SHA256 $WASI_KEY $(cat "$NUMPY_TOOLS/bin/cc" "$NUMPY_TOOLS/bin/pkg-config" "$NUMPY_TOOLS/legacy_distributions.h" "$WORK/numpy-cross.ini" "$WASI_CXX" | sha256sum | cut -d' ' -f1) $NUMPY_MESON_OPTIONS"
+if ! stamp_ok configure-numpy "$NUMPY_KEY"; then
+    rm -rf "$NUMPY_BUILD"
+    # shellcheck disable=SC2086 # the options are a list of words
+    (cd "$NUMPY_SRC" && PATH="$NUMPY_TOOLS/bin:$PATH" "$BUILD_PYTHON" vendored-meson/meson/meson.py \
+        setup "$NUMPY_BUILD" --cross-file "$WORK/numpy-cross.ini" $NUMPY_MESON_OPTIONS \
+        >"$WORK/numpy-configure.log" 2>&1) ||
+        die "configuring numpy failed, see $WORK/numpy-configure.log"
+    stamp_set configure-numpy "$NUMPY_KEY"
+fi
+PATH="$NUMPY_TOOLS/bin:$PATH" ninja -C "$NUMPY_BUILD" -j"$JOBS" >"$WORK/numpy-build.log" 2>&1 ||
+    die "building numpy failed, see $WORK/numpy-build.log"
+# numpy's Python files as meson installs them (with its generated ones), without the archives
+# that stand in for its extension modules.
+NUMPY_STAGE="$WORK/numpy-install"
+rm -rf "$NUMPY_STAGE"
+(cd "$NUMPY_SRC" && PATH="$NUMPY_TOOLS/bin:$PATH" "$BUILD_PYTHON" vendored-meson/meson/meson.py \
+    install -C "$NUMPY_BUILD" --no-rebuild --destdir "$NUMPY_STAGE" >"$WORK/numpy-install.log" 2>&1) ||
+    die "staging numpy's files failed, see $WORK/numpy-install.log"
+NUMPY_PACKAGE=$(find "$NUMPY_STAGE" -type d -path "*/site-packages/numpy" | head -1)
+[ -n "$NUMPY_PACKAGE" ] || die "meson installed no numpy package under $NUMPY_STAGE"
+find "$NUMPY_PACKAGE" \( -name "*.so" -o -name "*.so.libs" -o -name "*.a" \) -delete
+find "$NUMPY_PACKAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
+# numpy.show_config() reports the compilers and Python it was built with.
+hide_work_folder "$NUMPY_PACKAGE/__config__.py"
+TIMES[numpy]=$(elapsed_since "$t0")
+note "numpy $NUMPY_VERSION: $(echo $NUMPY_MODULES | wc -w) extension modules built as archives"
+
+# ---------------------------------------------------------------------------------------------
+step "linking the numpy reactor vivarium-python-numpy.wasm"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+numpy_archives=() numpy_libraries=()
+# meson names the modules with the build-python's suffix (it runs meson); they are archives.
+module_suffix=$("$BUILD_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+for module in $NUMPY_MODULES; do
+    archive="$NUMPY_BUILD/$module$module_suffix"
+    [ -f "$archive" ] || die "numpy's build made no $archive"
+    numpy_archives+=("$archive")
+    while read -r library; do
+        [ -n "$library" ] && numpy_libraries+=("$library")
+    done <"$archive.libs"
+done
+mapfile -t numpy_libraries < <(printf '%s\n' "${numpy_libraries[@]}" | awk '!seen[$0]++')
+NUMPY_LINK_KEY="$LINK_KEY $NUMPY_KEY $(sha256_of "$CXX_C") $NUMPY_MODULES"
+if ! stamp_ok link-numpy-reactor "$NUMPY_LINK_KEY" || [ ! -f "$WASI_BUILD/vivarium-python-numpy.wasm" ]; then
+    (
+        cd "$WASI_BUILD"
+        # shellcheck disable=SC2086 # NUMPY_MODULES is a list of words
+        write_inittab vivarium_inittab_numpy.c $NUMPY_MODULES
+        # shellcheck disable=SC2086
+        "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c vivarium_inittab_numpy.c -o vivarium_inittab_numpy.o
+        "$WASI_CC" $WASM_OPT -Wall -Wextra -Werror -c "$CXX_C" -o cxx_exceptions.o
+        # C++ objects inside: linked by zig c++, which adds its libc++ and libc++abi.
+        # shellcheck disable=SC2086
+        "$WASI_CXX" $LINK_FLAGS $REACTOR_FLAGS -o vivarium-python-numpy.wasm vivarium_reactor.o \
+            vivarium_inittab_numpy.o cxx_exceptions.o "${numpy_archives[@]}" "${numpy_libraries[@]}" \
+            "libpython$PY_MM.a" $LINK_LIBS
+    ) >"$WASI_BUILD/link-numpy-reactor.log" 2>&1 ||
+        die "linking the numpy reactor failed, see $WASI_BUILD/link-numpy-reactor.log"
+    stamp_set link-numpy-reactor "$NUMPY_LINK_KEY"
+fi
+check_reactor "$WASI_BUILD/vivarium-python-numpy.wasm" NUMPY_REACTOR_EXPORTS
+TIMES[link_numpy_reactor]=$(elapsed_since "$t0")
 
 # ---------------------------------------------------------------------------------------------
 step "assembling $OUT (modules, byte-compiled stdlib, tzdata, test package, build-info.json)"
@@ -554,20 +854,15 @@ tar -C "$SRC/Lib" "${excludes[@]}" -cf - . | tar -C "$LIBDEST" -xf -
 cp "$WASI_BUILD"/build/lib.wasi-wasm32-"$PY_MM"/_sysconfigdata_*.py "$LIBDEST/"
 # ...with the build machine's work folder written as /vivarium-build, as in the objects: the
 # guest (and the snapshot, which imports it) must not learn where the interpreter was built.
-"$BUILD_PYTHON" - "$WORK" "$LIBDEST"/_sysconfigdata_*.py <<'PY'
-import sys
-work, paths = sys.argv[1], sys.argv[2:]
-for path in paths:
-    with open(path, encoding="utf-8") as source:
-        text = source.read()
-    with open(path, "w", encoding="utf-8") as target:
-        target.write(text.replace(work, "/vivarium-build"))
-PY
+hide_work_folder "$LIBDEST"/_sysconfigdata_*.py
 # An empty lib-dynload, as an installed CPython has (getpath looks for it: python.wasm warns
 # "Could not find platform dependent libraries" without it). Nothing is loaded from it.
 mkdir -p "$LIBDEST/lib-dynload"
 # tzdata from its wheel: the package and its metadata go on the default path.
 unzip_to "$DOWNLOADS/$TZDATA_FILE" "$LIBDEST"
+# numpy's Python files (with its tests, for the conformance runs): importable from both
+# reactors, working only in the numpy one, which has its extension modules built in.
+cp -R "$NUMPY_PACKAGE" "$LIBDEST/numpy"
 # Byte-compile with the build-python (same version, same magic number). unchecked-hash .pycs are
 # used without looking at the source's mtime, which the sandbox does not preserve.
 "$BUILD_PYTHON" -m compileall -q -j"$JOBS" --invalidation-mode unchecked-hash \
@@ -579,11 +874,15 @@ tar -C "$SRC/Lib/test" --exclude=__pycache__ -cf - . | tar -C "$STAGE/test" -xf 
 # The modules without DWARF (zig's wasi-libc carries some), with their `name` sections.
 "$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/python.wasm" "$STAGE/python.wasm"
 "$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python.wasm" "$STAGE/vivarium-python.wasm"
+"$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python-numpy.wasm" \
+    "$STAGE/vivarium-python-numpy.wasm"
 
 TOTAL_SECONDS=$(elapsed_since "$START")
 REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python.wasm")
 COMMAND_SHA256=$(sha256_of "$STAGE/python.wasm")
-"$BUILD_PYTHON" - "$STAGE/build-info.json" "$REACTOR_EXPORTS" "$WASI_BUILD/Modules/config.c" <<EOF
+NUMPY_REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python-numpy.wasm")
+"$BUILD_PYTHON" - "$STAGE/build-info.json" "$REACTOR_EXPORTS" "$WASI_BUILD/Modules/config.c" \
+    "$NUMPY_REACTOR_EXPORTS" <<EOF
 import json, re, sys
 builtin = sorted(set(re.findall(r'\{"(\w+)", PyInit_', open(sys.argv[3]).read())))
 info = {
@@ -605,16 +904,28 @@ info = {
         "zlib": {"version": "$ZLIB_VERSION", "url": "$ZLIB_URL", "sha256": "$ZLIB_SHA256"},
         "ziglang": {"version": "$ZIG_VERSION", "url": "$ZIG_URL", "sha256": "$ZIG_SHA256"},
         "tzdata": {"version": "$TZDATA_VERSION", "url": "$TZDATA_URL", "sha256": "$TZDATA_SHA256"},
+        "numpy": {"version": "$NUMPY_VERSION", "url": "$NUMPY_URL", "sha256": "$NUMPY_SHA256"},
+        "cython": {"version": "$CYTHON_VERSION", "url": "$CYTHON_URL", "sha256": "$CYTHON_SHA256"},
+        "ninja": {"version": "$NINJA_VERSION", "url": "$NINJA_URL", "sha256": "$NINJA_SHA256"},
+    },
+    "numpy": {
+        "version": "$NUMPY_VERSION",
+        "meson_options": """$NUMPY_MESON_OPTIONS""".split(),
+        "extension_modules": [m.replace("/", ".") for m in """$NUMPY_MODULES""".split()],
+        "reactor": "vivarium-python-numpy.wasm",
     },
     "outputs": {
         "vivarium-python.wasm": {"sha256": "$REACTOR_SHA256",
                                   "bytes": $(wc -c <"$STAGE/vivarium-python.wasm")},
         "python.wasm": {"sha256": "$COMMAND_SHA256", "bytes": $(wc -c <"$STAGE/python.wasm")},
+        "vivarium-python-numpy.wasm": {"sha256": "$NUMPY_REACTOR_SHA256",
+                                        "bytes": $(wc -c <"$STAGE/vivarium-python-numpy.wasm")},
         "stdlib": "lib/python$PY_MM (guest path /usr/local/lib/python$PY_MM)",
         "tests": "test (CPython's Lib/test)",
     },
     "reactor_exports": json.loads(sys.argv[2])["exports"],
     "reactor_import_modules": json.loads(sys.argv[2])["import_modules"],
+    "numpy_reactor_import_modules": json.loads(sys.argv[4])["import_modules"],
     "builtin_extension_modules": builtin,
     "build_seconds": {
         "this_run_total": $TOTAL_SECONDS,
@@ -623,6 +934,8 @@ info = {
         "configure_wasm": ${TIMES[configure_wasm]},
         "make_wasm": ${TIMES[make_wasm]},
         "link_reactor": ${TIMES[link_reactor]},
+        "numpy": ${TIMES[numpy]},
+        "link_numpy_reactor": ${TIMES[link_numpy_reactor]},
         "note": "steps already done in an earlier run count only their check here",
     },
 }
@@ -632,7 +945,7 @@ with open(sys.argv[1], "w") as f:
 EOF
 
 # Swap the staged tree into OUT (only the entries this script owns).
-for entry in vivarium-python.wasm python.wasm lib test build-info.json; do
+for entry in vivarium-python.wasm vivarium-python-numpy.wasm python.wasm lib test build-info.json; do
     rm -rf "${OUT:?}/$entry"
     mv "$STAGE/$entry" "$OUT/$entry"
 done
@@ -641,6 +954,7 @@ TIMES[assemble]=$(elapsed_since "$t0")
 
 echo "==> done in $(elapsed_since "$START") s"
 note "$OUT/vivarium-python.wasm  $(wc -c <"$OUT/vivarium-python.wasm") bytes  sha256 $REACTOR_SHA256"
+note "$OUT/vivarium-python-numpy.wasm  $(wc -c <"$OUT/vivarium-python-numpy.wasm") bytes  sha256 $NUMPY_REACTOR_SHA256"
 note "$OUT/python.wasm           $(wc -c <"$OUT/python.wasm") bytes"
 note "$OUT/lib/python$PY_MM      $(du -sh "$OUT/lib/python$PY_MM" | cut -f1)"
 note "$OUT/test                  $(du -sh "$OUT/test" | cut -f1)"

@@ -10,8 +10,8 @@ use vivarium_egress::{Author, Egress, EgressClient, EgressLimits, OperatorEgress
 use vivarium_package::PackageLimits;
 use vivarium_runtime::{FetchOptions, Progress};
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, LogLine, ORIGIN_CLUSTER_URL, Outcome, OutcomeKind, ResultShape,
-    RuntimeChoice,
+    ActionEnv, Call, Input, LogLine, ORIGIN_CLUSTER_URL, Outcome, OutcomeKind, Profile,
+    ResultShape, RuntimeChoice,
 };
 
 use vivarium_store::{CommitFailure, RunOutcome, StateRefusal};
@@ -40,7 +40,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     };
     let egress = egress(&args.egress, &args.env)?;
     let state = StateFile::for_action(args.state.as_deref(), &cache, &args.action)?;
-    let sandbox = ready_sandbox(&cache, runtime, &options)?;
+    let imports = vivarium_package::imported_modules(&action.root);
+    let profile = Profile::needed_by(imports.iter().map(String::as_str));
+    let sandbox = ready_sandbox(&cache, runtime, profile, &options)?;
     let call = Call {
         action_dir: &action.root,
         input: Input::Data(data),

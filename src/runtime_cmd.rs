@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use vivarium_runtime::{BuiltInterpreter, FetchOptions, InstalledInterpreter, PINNED, Progress};
-use vivarium_sandbox::{PrepareError, PrepareOptions, RuntimeChoice, Sandbox};
+use vivarium_sandbox::{PrepareError, PrepareOptions, Profile, RuntimeChoice, Sandbox};
 
 use crate::cli::{Cli, RuntimeCommand};
 use crate::exit::{Exit, Failure};
@@ -15,21 +15,24 @@ pub fn cache_dir(cli: &Cli) -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))
 }
 
-/// A sandbox over the verified, precompiled interpreter `runtime` names, made on first need,
-/// for one call (no warm pool).
+/// A sandbox over the verified, precompiled interpreter `runtime` names, in `profile`, made
+/// on first need, for one call (no warm pool).
 pub fn ready_sandbox(
     cache_dir: &Path,
     runtime: RuntimeChoice,
+    profile: Profile,
     fetch: &FetchOptions,
 ) -> Result<Sandbox, Failure> {
     let options = PrepareOptions {
         runtime,
+        profile,
         fetch: fetch.clone(),
         pool_size: 0,
         max_concurrent_calls: 1,
     };
     vivarium_sandbox::prepare(cache_dir, &options).map_err(|error| match error {
         PrepareError::Runtime(e) => Failure::new(Exit::RuntimeUnavailable, e),
+        PrepareError::Unavailable(e) => Failure::new(Exit::RuntimeUnavailable, anyhow::anyhow!(e)),
         PrepareError::Sandbox(e) => Failure::new(Exit::Internal, e),
     })
 }
@@ -49,7 +52,9 @@ fn build(cache: &Path) -> Result<Exit, Failure> {
         progress: Progress::Bar,
         ..FetchOptions::default()
     };
-    ready_sandbox(cache, RuntimeChoice::Snapshot, &options)?;
+    for profile in Profile::ALL {
+        ready_sandbox(cache, RuntimeChoice::Snapshot, profile, &options)?;
+    }
     let built = BuiltInterpreter::find(cache).ok_or_else(|| {
         Failure::new(
             Exit::RuntimeUnavailable,
@@ -59,7 +64,7 @@ fn build(cache: &Path) -> Result<Exit, Failure> {
     println!(
         "Python {} is built from source, pre-initialized and precompiled: {}",
         built.version,
-        built.reactor.display()
+        built.reactor.path.display()
     );
     Ok(Exit::Success)
 }
@@ -74,7 +79,7 @@ fn fetch(cache: &Path, from: Option<&Path>, index: &str) -> Result<Exit, Failure
         InstalledInterpreter::install_from_file(cache, &PINNED, source)
             .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))?;
     }
-    ready_sandbox(cache, RuntimeChoice::Pinned, &options)?;
+    ready_sandbox(cache, RuntimeChoice::Pinned, Profile::Standard, &options)?;
     let installed = InstalledInterpreter::location(cache, &PINNED);
     println!(
         "Python {} is installed, verified and precompiled: {}",

@@ -260,6 +260,10 @@ read_all_stdin(size_t *length)
     return buffer;
 }
 
+/* The extension modules linked into this reactor besides CPython's own: numpy's in the numpy
+ * reactor, none in the default one. python-wasm/build.sh generates the table for each. */
+extern struct _inittab vivarium_extra_inittab[];
+
 /* Starts CPython with an isolated configuration whose only sys.path entry is the stdlib. */
 static int
 start_python(void)
@@ -303,8 +307,9 @@ start_python(void)
     if (PyStatus_Exception(status)) {
         goto fail;
     }
-    if (PyImport_AppendInittab("_vivarium", PyInit__vivarium) != 0) {
-        fprintf(stderr, "vivarium_init: cannot register the _vivarium module\n");
+    if (PyImport_ExtendInittab(vivarium_extra_inittab) != 0 ||
+        PyImport_AppendInittab("_vivarium", PyInit__vivarium) != 0) {
+        fprintf(stderr, "vivarium_init: cannot register the built-in modules\n");
         PyConfig_Clear(&config);
         return 1;
     }
@@ -390,17 +395,22 @@ refresh_process_state(void)
         return -1;
     }
 
-    /* The snapshot captured the state `random` was seeded with at init; if the module is
-     * loaded, seed it again from os.urandom (random.seed() with no argument does that). A
-     * module first imported later is seeded at its import, in this instance. */
+    /* The snapshot captured the state `random` (and, in the numpy reactor, numpy's global
+     * RandomState) was seeded with at init; each module loaded is seeded again from the
+     * system's entropy (`seed()` with no argument does that for both). A module first
+     * imported later is seeded at its import, in this instance. */
+    static const char *const reseeded[] = {"random", "numpy.random"};
     PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
-    PyObject *random_module = NULL;
-    if (PyDict_GetItemStringRef(modules, "random", &random_module) < 0) {
-        return -1;
-    }
-    if (random_module != NULL) {
-        PyObject *result = PyObject_CallMethod(random_module, "seed", NULL);
-        Py_DECREF(random_module);
+    for (size_t i = 0; i < sizeof reseeded / sizeof reseeded[0]; i++) {
+        PyObject *module = NULL;
+        if (PyDict_GetItemStringRef(modules, reseeded[i], &module) < 0) {
+            return -1;
+        }
+        if (module == NULL) {
+            continue;
+        }
+        PyObject *result = PyObject_CallMethod(module, "seed", NULL);
+        Py_DECREF(module);
         if (result == NULL) {
             return -1;
         }

@@ -24,6 +24,7 @@ mod http_state;
 mod http_validation;
 mod http_walkthrough;
 mod malicious_zips;
+mod numpy_sandbox;
 mod overload;
 mod run_cli;
 mod runtime_cli;

@@ -257,9 +257,10 @@ pub enum PackageError {
          in pyproject.toml under [project].dependencies instead of shipping them, so that \
          Vivarium installs pure-Python wheels of them or says why there are none \
          (pyproject.toml dependencies are installed only when the archive has no dependencies/ \
-         folder)",
+         folder){}",
         listed(files),
-        listed(packages)
+        listed(packages),
+        provided_hint(packages)
     )]
     CompiledExtensions {
         /// Every compiled file, as named in the archive, in archive order.
@@ -323,6 +324,22 @@ pub enum PackageError {
 const MAX_LISTED: usize = 10;
 
 /// The first [`MAX_LISTED`] names, comma-separated, then "and N more" for the others.
+/// What to say of the refused packages the runtime provides built in: they need no copy.
+fn provided_hint(packages: &[String]) -> String {
+    let provided: Vec<&str> = packages
+        .iter()
+        .map(String::as_str)
+        .filter(|name| crate::PROVIDED_PACKAGES.contains(name))
+        .collect();
+    if provided.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the runtime provides {} built in: an action that imports it runs with it, no copy needed",
+        provided.join(", ")
+    )
+}
+
 fn listed(names: &[String]) -> String {
     let shown = names.get(..MAX_LISTED).unwrap_or(names).join(", ");
     match names.len().saturating_sub(MAX_LISTED) {

@@ -20,6 +20,7 @@ mod error;
 mod extensions;
 mod extract;
 mod folder;
+mod imports;
 mod names;
 mod scan;
 #[cfg(test)]
@@ -30,8 +31,12 @@ use std::path::PathBuf;
 pub use error::PackageError;
 pub use extract::extract_zip;
 pub use folder::{load_action, open_folder};
+pub use imports::imported_modules;
 pub use scan::looks_like_zip;
 
+/// Packages with native code that the runtime provides built into a profile of its own
+/// (`vivarium-sandbox`'s profiles): an action imports them without shipping them.
+pub const PROVIDED_PACKAGES: &[&str] = &["numpy"];
 /// The entry point every action must have, at the root of the extracted folder.
 pub const MAIN_FILE: &str = "main.py";
 /// Folder of vendored Python dependencies, optional, at the root of the action.

@@ -3,6 +3,7 @@
 //! library. Built once per machine into `cache_dir/python-src/`, on first need or by
 //! `vivarium runtime build` (and `cargo xtask build-python`).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use crate::fetch::Progress;
 
 /// The recipe, embedded so that the binary can build the interpreter wherever it runs.
 const RECIPE: &str = include_str!("../../../python-wasm/build.sh");
-/// The C sources the recipe links with libpython: the reactor shim and WASI stubs.
+/// The C sources the recipe links with libpython: the reactor shim, WASI stubs and the C++
+/// exception stand-ins of the numpy reactor.
 const SHIM_FILES: &[(&str, &str)] = &[
     (
         "vivarium_reactor.c",
@@ -26,9 +28,15 @@ const SHIM_FILES: &[(&str, &str)] = &[
         "wasi_netdb_stubs.c",
         include_str!("../../../python-wasm/shim/wasi_netdb_stubs.c"),
     ),
+    (
+        "cxx_exceptions.c",
+        include_str!("../../../python-wasm/shim/cxx_exceptions.c"),
+    ),
 ];
-/// The reactor module's file name in the build output.
+/// The default reactor module's file name in the build output.
 const REACTOR_FILE: &str = "vivarium-python.wasm";
+/// The numpy reactor's: the same interpreter with numpy's extension modules built in.
+const NUMPY_REACTOR_FILE: &str = "vivarium-python-numpy.wasm";
 /// The standard library folder in the build output.
 const STDLIB_DIR: &str = "lib/python3.13";
 /// What to tell an operator whose machine cannot build the interpreter.
@@ -40,16 +48,59 @@ const BUILD_NEEDS: &str = "the build needs bash, curl, sha256sum, tar, xz, make,
 /// A verified from-source build on local disk.
 #[derive(Debug, Clone)]
 pub struct BuiltInterpreter {
-    /// The reactor module (exports `vivarium_init` and `vivarium_run`).
-    pub reactor: PathBuf,
-    /// Its SHA-256 as the build recorded it, lowercase hex.
-    pub sha256: String,
+    /// The default reactor module (exports `vivarium_init` and `vivarium_run`).
+    pub reactor: Reactor,
+    /// The numpy reactor: the same interpreter and exports, with numpy's extension modules
+    /// built in (numpy's Python files are in the standard library folder of both).
+    pub numpy_reactor: Reactor,
+    /// The numpy version the numpy reactor provides.
+    pub numpy_version: String,
     /// The standard library, mounted read-only at `/usr/local/lib/python3.13`.
     pub stdlib: PathBuf,
     /// CPython's own regression tests (`Lib/test`), for conformance runs.
     pub tests: PathBuf,
     /// The CPython version built.
     pub version: String,
+}
+
+/// One reactor module of a build.
+#[derive(Debug, Clone)]
+pub struct Reactor {
+    /// The module's file.
+    pub path: PathBuf,
+    /// Its SHA-256 as the build recorded it, lowercase hex.
+    pub sha256: String,
+}
+
+impl Reactor {
+    /// The `file` the build recorded in `outputs`, if it did and the file is there.
+    fn recorded(
+        out: &Path,
+        outputs: &HashMap<String, serde_json::Value>,
+        file: &str,
+    ) -> Option<Self> {
+        let sha256 = outputs.get(file)?.get("sha256")?.as_str()?.to_string();
+        let path = out.join(file);
+        path.is_file().then_some(Self { path, sha256 })
+    }
+
+    /// The module's bytes, after checking them against the recorded digest.
+    pub fn read_verified(&self) -> Result<Vec<u8>, RuntimeError> {
+        let bytes = fs::read(&self.path).map_err(RuntimeError::io("reading", &self.path))?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != self.sha256 {
+            return Err(RuntimeError::Mismatch {
+                what: format!(
+                    "the built interpreter {} (run `vivarium runtime build` again)",
+                    self.path.display()
+                ),
+                expected: self.sha256.clone(),
+                actual,
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// The parts of `build-info.json` read here.
@@ -60,7 +111,15 @@ struct BuildInfo {
     #[serde(default)]
     recipe_sha256: String,
     /// Per output file, its `sha256` and `bytes` (and plain notes for folders).
-    outputs: std::collections::HashMap<String, serde_json::Value>,
+    outputs: HashMap<String, serde_json::Value>,
+    /// What the numpy reactor provides.
+    numpy: NumpyInfo,
+}
+
+/// The `numpy` part of `build-info.json`.
+#[derive(Deserialize)]
+struct NumpyInfo {
+    version: String,
 }
 
 impl BuiltInterpreter {
@@ -77,20 +136,15 @@ impl BuiltInterpreter {
         if info.recipe_sha256 != recipe_sha256() {
             return None;
         }
-        let sha256 = info
-            .outputs
-            .get(REACTOR_FILE)?
-            .get("sha256")?
-            .as_str()?
-            .to_string();
         let found = Self {
-            reactor: out.join(REACTOR_FILE),
-            sha256,
+            reactor: Reactor::recorded(&out, &info.outputs, REACTOR_FILE)?,
+            numpy_reactor: Reactor::recorded(&out, &info.outputs, NUMPY_REACTOR_FILE)?,
+            numpy_version: info.numpy.version,
             stdlib: out.join(STDLIB_DIR),
             tests: out.join("test"),
             version: info.cpython_version,
         };
-        (found.reactor.is_file() && found.stdlib.is_dir()).then_some(found)
+        found.stdlib.is_dir().then_some(found)
     }
 
     /// The build in `cache_dir`, running the recipe first when there is none (about ten
@@ -113,24 +167,6 @@ impl BuiltInterpreter {
             ),
             needs: BUILD_NEEDS,
         })
-    }
-
-    /// The reactor's bytes, after checking them against the recorded digest.
-    pub fn read_verified(&self) -> Result<Vec<u8>, RuntimeError> {
-        let bytes = fs::read(&self.reactor).map_err(RuntimeError::io("reading", &self.reactor))?;
-        let actual = hex::encode(Sha256::digest(&bytes));
-        if actual != self.sha256 {
-            return Err(RuntimeError::Mismatch {
-                what: format!(
-                    "the built interpreter {} (run `vivarium runtime build` again)",
-                    self.reactor.display()
-                ),
-                expected: self.sha256.clone(),
-                actual,
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(bytes)
     }
 }
 
@@ -235,10 +271,15 @@ mod tests {
         let out = BuiltInterpreter::location(cache.path());
         fs::create_dir_all(out.join(STDLIB_DIR)).unwrap();
         fs::write(out.join(REACTOR_FILE), b"\0asm").unwrap();
+        fs::write(out.join(NUMPY_REACTOR_FILE), b"\0asm").unwrap();
         let info = serde_json::json!({
             "cpython_version": "3.13.5",
             "recipe_sha256": recipe,
-            "outputs": {REACTOR_FILE: {"sha256": "00", "bytes": 4}},
+            "outputs": {
+                REACTOR_FILE: {"sha256": "00", "bytes": 4},
+                NUMPY_REACTOR_FILE: {"sha256": "01", "bytes": 4},
+            },
+            "numpy": {"version": "2.4.6"},
         });
         fs::write(out.join("build-info.json"), info.to_string()).unwrap();
         cache

@@ -15,7 +15,7 @@ mod pin;
 
 use std::path::{Path, PathBuf};
 
-pub use built::BuiltInterpreter;
+pub use built::{BuiltInterpreter, Reactor};
 pub use compile_cache::{CompiledModule, ModuleSource, load_or_compile};
 pub use error::RuntimeError;
 pub use fetch::{FetchOptions, Progress};

@@ -127,6 +127,7 @@ fn sandbox(cache: &Path, runtime: RuntimeChoice) -> BenchResult<Sandbox> {
         fetch: FetchOptions::default(),
         pool_size: 8,
         max_concurrent_calls: LIVE_INSTANCES + 2,
+        ..PrepareOptions::default()
     };
     Ok(vivarium_sandbox::prepare(cache, &options)?)
 }

@@ -15,6 +15,7 @@ mod outcome;
 mod output;
 mod pool;
 mod prepare;
+mod profile;
 mod protocol;
 mod sandbox;
 mod scratch;
@@ -30,6 +31,7 @@ pub use limits::{Limits, human_bytes};
 pub use live_logs::LogSink;
 pub use outcome::{ActionError, Outcome, OutcomeKind, ResultShape};
 pub use prepare::{PrepareError, PrepareOptions, RuntimeChoice, prepare};
+pub use profile::Profile;
 pub use protocol::{Input, LogLine, RUNNER_SOURCE};
 pub use sandbox::{
     ACTION_MOUNT, Call, DEPENDENCY_MOUNT, Sandbox, check_input_size, new_engine, new_pooling_engine,

@@ -11,6 +11,7 @@ use vivarium_runtime::{
 
 use crate::error::SandboxError;
 use crate::pool::WarmPool;
+use crate::profile::Profile;
 use crate::sandbox::{Sandbox, new_engine, new_pooling_engine};
 use crate::snapshot::ensure_snapshot;
 
@@ -23,6 +24,9 @@ pub enum PrepareError {
     /// The engine, the snapshot or the linking failed.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The runtime has no such profile.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Which interpreter runs the calls.
@@ -74,6 +78,8 @@ impl FromStr for RuntimeChoice {
 pub struct PrepareOptions {
     /// Which interpreter.
     pub runtime: RuntimeChoice,
+    /// Which profile of it (only the snapshot runtime has others than the standard one).
+    pub profile: Profile,
     /// Where the pinned interpreter is downloaded from, and whether to show progress (also
     /// used for the from-source build's progress).
     pub fetch: FetchOptions,
@@ -87,6 +93,7 @@ impl Default for PrepareOptions {
     fn default() -> Self {
         Self {
             runtime: RuntimeChoice::default(),
+            profile: Profile::default(),
             fetch: FetchOptions::default(),
             pool_size: 4,
             max_concurrent_calls: 64,
@@ -94,12 +101,17 @@ impl Default for PrepareOptions {
     }
 }
 
-/// The sandbox for `options.runtime`, with everything it needs cached in `cache_dir` (made
-/// first when missing: downloaded or built, snapshotted, compiled; once per machine).
+/// The sandbox for `options.runtime` and `options.profile`, with everything it needs cached
+/// in `cache_dir` (made first when missing: downloaded or built, snapshotted, compiled; once
+/// per machine).
 pub fn prepare(cache_dir: &Path, options: &PrepareOptions) -> Result<Sandbox, PrepareError> {
-    match options.runtime {
-        RuntimeChoice::Pinned => prepare_pinned(cache_dir, &options.fetch),
-        RuntimeChoice::Snapshot => prepare_snapshot(cache_dir, options),
+    match (options.runtime, options.profile) {
+        (RuntimeChoice::Pinned, Profile::Standard) => prepare_pinned(cache_dir, &options.fetch),
+        (RuntimeChoice::Pinned, other) => Err(PrepareError::Unavailable(format!(
+            "the {} profile needs the snapshot runtime (built from source); the pinned interpreter has only the standard library",
+            other.name()
+        ))),
+        (RuntimeChoice::Snapshot, _) => prepare_snapshot(cache_dir, options),
     }
 }
 
@@ -112,7 +124,7 @@ fn prepare_pinned(cache_dir: &Path, fetch: &FetchOptions) -> Result<Sandbox, Pre
 
 fn prepare_snapshot(cache_dir: &Path, options: &PrepareOptions) -> Result<Sandbox, PrepareError> {
     let built = BuiltInterpreter::ensure(cache_dir, options.fetch.progress)?;
-    let snapshot = ensure_snapshot(cache_dir, &built)?;
+    let snapshot = ensure_snapshot(cache_dir, &built, options.profile)?;
     let live = WarmPool::slots_needed(options.pool_size) + options.max_concurrent_calls + 1;
     let engine = new_pooling_engine(u32::try_from(live).unwrap_or(u32::MAX))?;
     let compiled = load_or_compile(&engine, &snapshot, cache_dir)?;

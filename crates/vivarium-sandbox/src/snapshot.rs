@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use vivarium_runtime::{
-    BuiltInterpreter, ModuleSource, RuntimeError, lock_exclusive, store_with_digest,
+    BuiltInterpreter, ModuleSource, Reactor, RuntimeError, lock_exclusive, store_with_digest,
 };
 use wasmtime::{Config, Engine, Instance, Linker, Store, Val};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -24,6 +24,7 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use crate::bytecode::BYTECODE_MOUNT;
 use crate::error::SandboxError;
+use crate::profile::Profile;
 use crate::protocol::RUNNER_SOURCE;
 use crate::sandbox::{ACTION_MOUNT, DEPENDENCY_MOUNT};
 use crate::scratch::SCRATCH_MOUNT;
@@ -78,13 +79,16 @@ pub const PRELOADED_MODULES: &[&str] = &[
 /// Most bytes the initialization may print (only read when it fails).
 const INIT_OUTPUT_BYTES: usize = 64 * 1024;
 
-/// The snapshot of `built` with this build's runner, from `cache_dir/snapshots/`, made first
-/// when missing; returned as a module source whose digest the compile cache checks.
+/// The snapshot of `built` for `profile` with this build's runner, from
+/// `cache_dir/snapshots/`, made first when missing; returned as a module source whose digest
+/// the compile cache checks.
 pub fn ensure_snapshot(
     cache_dir: &Path,
     built: &BuiltInterpreter,
+    profile: Profile,
 ) -> Result<ModuleSource, SandboxError> {
-    let key = snapshot_key(&built.sha256);
+    let reactor = profile.reactor(built);
+    let key = snapshot_key(&reactor.sha256, profile);
     let dir = cache_dir.join("snapshots");
     let path = dir.join(format!("{key}.wasm"));
     let digest_path = dir.join(format!("{key}.wasm.sha256"));
@@ -112,9 +116,12 @@ pub fn ensure_snapshot(
         return Ok(source(sha256));
     }
     let empty = empty_dir(cache_dir)?;
-    tracing::info!("pre-initializing the interpreter (once per interpreter build)");
+    tracing::info!(
+        profile = profile.name(),
+        "pre-initializing the interpreter (once per interpreter build)"
+    );
     let started = std::time::Instant::now();
-    let image = take_snapshot(built, &empty)?;
+    let image = take_snapshot(reactor, &built.stdlib, profile, &empty)?;
     let sha256 = store_with_digest(&path, &digest_path, &image).map_err(runtime)?;
     tracing::info!(elapsed = ?started.elapsed(), bytes = image.len(), "snapshot taken");
     Ok(source(sha256))
@@ -129,10 +136,11 @@ pub fn empty_dir(cache_dir: &Path) -> Result<PathBuf, SandboxError> {
     Ok(dir)
 }
 
-/// Names a snapshot by everything that shapes it: the reactor, the runner and this format.
-fn snapshot_key(reactor_sha256: &str) -> String {
+/// Names a snapshot by everything that shapes it: the reactor, the runner with what the
+/// profile preloads, and this format.
+fn snapshot_key(reactor_sha256: &str, profile: Profile) -> String {
     let mut hasher = Sha256::new();
-    for part in [SNAPSHOT_FORMAT, reactor_sha256, &init_source()] {
+    for part in [SNAPSHOT_FORMAT, reactor_sha256, &init_source(profile)] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -237,11 +245,12 @@ def _vivarium_load_package(modules):
 "#;
 
 /// What the reactor's initialization executes as the `vivarium_runner` module: the runner,
-/// then the `vivarium` package, then the preloaded modules (under a name the runner does not
-/// use), then [`SETTLE_SNAPSHOT`].
-fn init_source() -> String {
+/// then the `vivarium` package, then the preloaded modules (the standard ones and the
+/// profile's, under a name the runner does not use), then [`SETTLE_SNAPSHOT`].
+fn init_source(profile: Profile) -> String {
     let names: Vec<String> = PRELOADED_MODULES
         .iter()
+        .chain(profile.preloaded())
         .map(|name| format!("{name:?}"))
         .collect();
     let package: Vec<String> = VIVARIUM_PACKAGE
@@ -271,9 +280,15 @@ fn python_str(text: &str) -> String {
     literal
 }
 
-/// Runs the reactor's initialization under a plain engine and captures the result.
-fn take_snapshot(built: &BuiltInterpreter, empty: &Path) -> Result<Vec<u8>, SandboxError> {
-    let wasm = built.read_verified().map_err(runtime)?;
+/// Runs the reactor's initialization for `profile` under a plain engine, with `stdlib`
+/// mounted, and captures the result.
+fn take_snapshot(
+    reactor: &Reactor,
+    stdlib: &Path,
+    profile: Profile,
+    empty: &Path,
+) -> Result<Vec<u8>, SandboxError> {
+    let wasm = reactor.read_verified().map_err(runtime)?;
     let mut wizer = Wizer::new();
     wizer.init_func(INIT_EXPORT);
     let (context, instrumented) = wizer.instrument(&wasm).map_err(|e| {
@@ -285,7 +300,7 @@ fn take_snapshot(built: &BuiltInterpreter, empty: &Path) -> Result<Vec<u8>, Sand
     let module = wasmtime::Module::new(&engine, &instrumented)
         .map_err(|e| setup(format!("compiling the instrumented interpreter: {e:#}")))?;
     let output = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
-    let wasi = init_context(&built.stdlib, empty, &output)?;
+    let wasi = init_context(stdlib, &init_source(profile), empty, &output)?;
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
         .map_err(|e| setup(format!("{e:#}")))?;
@@ -340,13 +355,14 @@ fn initialize(
 /// run-time order, one argument, no environment.
 fn init_context(
     stdlib: &Path,
+    init: &str,
     empty: &Path,
     output: &MemoryOutputPipe,
 ) -> Result<WasiP1Ctx, SandboxError> {
     let mut builder = WasiCtxBuilder::new();
     builder
         .args(&["python"])
-        .stdin(MemoryInputPipe::new(init_source().into_bytes()))
+        .stdin(MemoryInputPipe::new(init.as_bytes().to_vec()))
         .stdout(output.clone())
         .stderr(output.clone());
     let hosts: [&Path; MOUNTS_IN_ORDER.len()] = [stdlib, empty, empty, empty, empty];
@@ -426,8 +442,18 @@ mod tests {
 
     #[test]
     fn the_vivarium_package_is_part_of_what_names_the_snapshot() {
-        let source = init_source();
+        let source = init_source(Profile::Standard);
         assert!(source.contains(&python_str(VIVARIUM_PACKAGE[1].1)));
         assert!(source.find("_vivarium_load_package([") < source.find("_vivarium_preload()"));
+    }
+
+    #[test]
+    fn the_numpy_profile_imports_numpy_into_its_own_snapshot() {
+        assert!(init_source(Profile::Numpy).contains("\"numpy.random\""));
+        assert!(!init_source(Profile::Standard).contains("\"numpy\""));
+        assert_ne!(
+            snapshot_key("00", Profile::Standard),
+            snapshot_key("00", Profile::Numpy)
+        );
     }
 }

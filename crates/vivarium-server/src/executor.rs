@@ -30,6 +30,7 @@ use crate::clock::now_micros;
 use crate::live::{LiveHandle, LiveRunInfo, LiveRuns};
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
+use crate::profiles::Sandboxes;
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
 use crate::shared_wheels;
 use crate::slots::Slots;
@@ -128,7 +129,7 @@ pub struct RunSettings {
 
 /// Runs actions for every trigger.
 pub struct Executor {
-    sandbox: Sandbox,
+    sandboxes: Sandboxes,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     settings: RunSettings,
@@ -141,9 +142,9 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor over a ready sandbox and the stores.
+    /// An executor over the profiles' sandboxes and the stores.
     pub fn new(
-        sandbox: Sandbox,
+        sandboxes: Sandboxes,
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         settings: RunSettings,
@@ -151,7 +152,7 @@ impl Executor {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            sandbox,
+            sandboxes,
             meta,
             blobs,
             settings,
@@ -171,7 +172,7 @@ impl Executor {
 
     /// Brings the gauges read from live state up to date (called at each scrape).
     pub fn refresh_metrics(&self) {
-        let instances = i64::try_from(self.sandbox.instantiations()).unwrap_or(i64::MAX);
+        let instances = i64::try_from(self.sandboxes.instantiations()).unwrap_or(i64::MAX);
         self.metrics.instances.set(instances);
         let admitted = i64::try_from(self.admitted.load(Ordering::SeqCst)).unwrap_or(i64::MAX);
         self.metrics
@@ -337,10 +338,17 @@ impl Executor {
             .dependency_layer(action)
             .await
             .map_err(RunError::Preparation)?;
+        let profile = self.sandboxes.profile_of(&action.zip_digest, &folder).await;
+        let sandbox = self
+            .sandboxes
+            .get(profile)
+            .await
+            .map_err(|e| RunError::Preparation(e.into()))?;
         let run_secrets = self.run_secrets(action).await?;
         let env = run_env(action, &run_secrets)?;
         let egress = self.egress_of(action, run_secrets.origin_cluster_url.as_deref())?;
         Ok(Prepared {
+            sandbox,
             folder,
             layer,
             env,
@@ -437,9 +445,9 @@ impl Executor {
             .await
             .map_err(|e| RunError::Preparation(e.into()))?;
         self.metrics.running.inc();
-        let sandbox = self.sandbox.clone();
         let (input, shape, limits) = (request.input.clone(), request.shape, self.settings.limits);
         let Prepared {
+            sandbox,
             folder,
             layer,
             env,
@@ -602,6 +610,8 @@ impl Executor {
 
 /// What [`Executor::prepare`] readies for a run.
 struct Prepared {
+    /// The sandbox of the action's profile.
+    sandbox: Sandbox,
     folder: PathBuf,
     layer: Option<PathBuf>,
     env: ActionEnv,

@@ -21,6 +21,7 @@ pub mod live;
 pub mod mask;
 mod metrics;
 mod openapi;
+pub mod profiles;
 mod replicas;
 mod routes;
 pub mod scheduler;

@@ -26,6 +26,7 @@ use crate::config::ServerConfig;
 use crate::executor::{Capacity, Executor, RunSettings};
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
+use crate::profiles::Sandboxes;
 use crate::{AppState, blob_sweep, replicas, routes, scheduler, secrets};
 
 /// The organization every fresh installation starts with.
@@ -261,21 +262,23 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
     secrets::reseal_all(meta.as_ref(), &keyring).await?;
 
     let cache_dir = config.cache_dir();
+    let options = PrepareOptions {
+        runtime: config.runtime_choice().map_err(anyhow::Error::msg)?,
+        fetch: FetchOptions {
+            progress: Progress::Bar,
+            ..FetchOptions::default()
+        },
+        pool_size: config.warm_pool_size,
+        max_concurrent_calls: config.max_concurrent_runs + config.runs_waiting_on_network(),
+        ..PrepareOptions::default()
+    };
     let sandbox = {
-        let cache_dir = cache_dir.clone();
-        let options = PrepareOptions {
-            runtime: config.runtime_choice().map_err(anyhow::Error::msg)?,
-            fetch: FetchOptions {
-                progress: Progress::Bar,
-                ..FetchOptions::default()
-            },
-            pool_size: config.warm_pool_size,
-            max_concurrent_calls: config.max_concurrent_runs + config.runs_waiting_on_network(),
-        };
+        let (cache_dir, options) = (cache_dir.clone(), options.clone());
         tokio::task::spawn_blocking(move || vivarium_sandbox::prepare(&cache_dir, &options))
             .await??
     };
     tracing::info!(runtime = sandbox.runtime_name(), "the sandbox is ready");
+    let sandboxes = Sandboxes::new(sandbox, cache_dir.clone(), options);
     let metrics = Arc::new(Metrics::default());
     let capacity = Capacity {
         concurrent: config.max_concurrent_runs,
@@ -284,7 +287,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         per_org: config.per_org_max_runs,
     };
     let executor = Arc::new(Executor::new(
-        sandbox,
+        sandboxes,
         meta.clone(),
         blobs.clone(),
         RunSettings {

@@ -1,0 +1,105 @@
+//! Profiles: which pre-initialized interpreter an action runs on. Every profile is the same
+//! CPython with the same limits, mounts and fresh instance per call; they differ in the
+//! extension modules built into the reactor and the modules loaded into its snapshot, so that
+//! an action using numpy does not pay numpy's import on every call, and the others do not
+//! carry numpy at all.
+
+use std::str::FromStr;
+
+use vivarium_runtime::{BuiltInterpreter, Reactor};
+
+/// The interpreter image an action runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// The standard library and the `vivarium` package.
+    #[default]
+    Standard,
+    /// The standard profile with numpy built in and imported into the snapshot.
+    Numpy,
+}
+
+/// numpy's modules loaded into the numpy profile's snapshot: the package and the submodules
+/// its own import leaves for later.
+const NUMPY_PRELOADED: &[&str] = &["numpy", "numpy.fft", "numpy.linalg", "numpy.random"];
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Self; 2] = [Self::Standard, Self::Numpy];
+
+    /// The name reports and configurations use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Numpy => "numpy",
+        }
+    }
+
+    /// The profile an action needs that imports `modules` (top-level names; from its
+    /// sources, and the packages its dependencies ask the runtime for): numpy's when numpy is
+    /// among them, the standard one otherwise.
+    pub fn needed_by<'a>(modules: impl IntoIterator<Item = &'a str>) -> Self {
+        if modules.into_iter().any(|module| module == "numpy") {
+            Self::Numpy
+        } else {
+            Self::Standard
+        }
+    }
+
+    /// The reactor of `built` this profile runs on.
+    pub(crate) fn reactor(self, built: &BuiltInterpreter) -> &Reactor {
+        match self {
+            Self::Standard => &built.reactor,
+            Self::Numpy => &built.numpy_reactor,
+        }
+    }
+
+    /// The modules loaded into this profile's snapshot besides the standard ones.
+    pub(crate) fn preloaded(self) -> &'static [&'static str] {
+        match self {
+            Self::Standard => &[],
+            Self::Numpy => NUMPY_PRELOADED,
+        }
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|profile| profile.name() == text.trim())
+            .ok_or_else(|| format!("unknown profile {text:?}: choose \"standard\" or \"numpy\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_from_their_names_and_nothing_else() {
+        for profile in Profile::ALL {
+            assert_eq!(profile.name().parse::<Profile>().unwrap(), profile);
+        }
+        assert!(
+            "pandas"
+                .parse::<Profile>()
+                .unwrap_err()
+                .contains("standard")
+        );
+    }
+
+    #[test]
+    fn an_action_importing_numpy_needs_the_numpy_profile() {
+        assert_eq!(Profile::needed_by(["json", "numpy"]), Profile::Numpy);
+        assert_eq!(Profile::needed_by(["json", "numpyx"]), Profile::Standard);
+        assert_eq!(Profile::needed_by([]), Profile::Standard);
+    }
+
+    #[test]
+    fn only_the_numpy_profile_preloads_numpy() {
+        assert!(Profile::Standard.preloaded().is_empty());
+        assert!(Profile::Numpy.preloaded().contains(&"numpy"));
+    }
+}
