@@ -71,12 +71,17 @@ WASM_STACK=8388608
 WASM_INITIAL_MEMORY=20971520
 # Pure-Python packages left out of OUT/lib/python3.13 (tests go to OUT/test instead).
 STDLIB_EXCLUDE="test idlelib tkinter turtledemo ensurepip venv lib2to3 pydoc_data __phello__ turtle.py"
-# numpy's extension modules, linked into the numpy reactor: its runtime modules, not its
-# test-only ones (_multiarray_tests, _umath_tests, _simd and the like).
+# numpy's extension modules, linked into the numpy reactor: its 13 runtime modules, then the
+# helpers its own test suite imports (its conftest needs _multiarray_tests), so that the
+# conformance run can use them; only _simd (the SIMD tests', with no SIMD here) is left out.
+# _multiarray_umath comes first: a test helper compiling one of its sources again then finds
+# its symbols already defined, and its own copy is never linked.
 NUMPY_MODULES="numpy/_core/_multiarray_umath numpy/linalg/lapack_lite numpy/linalg/_umath_linalg
     numpy/fft/_pocketfft_umath numpy/random/_common numpy/random/bit_generator
     numpy/random/_bounded_integers numpy/random/_mt19937 numpy/random/_philox numpy/random/_pcg64
-    numpy/random/_sfc64 numpy/random/_generator numpy/random/mtrand"
+    numpy/random/_sfc64 numpy/random/_generator numpy/random/mtrand
+    numpy/_core/_multiarray_tests numpy/_core/_umath_tests numpy/_core/_rational_tests
+    numpy/_core/_struct_ufunc_tests numpy/_core/_operand_flag_tests"
 # numpy's build options for a target without threads, SIMD dispatch, BLAS or LAPACK (numpy's
 # own lapack_lite takes their place).
 NUMPY_MESON_OPTIONS="-Dblas=none -Dlapack=none -Dallow-noblas=true -Ddisable-threading=true

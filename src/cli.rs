@@ -189,14 +189,19 @@ pub struct DepsArgs {
 }
 
 impl DepsArgs {
-    /// The resolver's configuration for the Python `runtime` runs, with progress shown on a
-    /// terminal.
-    pub fn config(&self, runtime: RuntimeChoice) -> vivarium_deps::DepsConfig {
+    /// The resolver's configuration for the Python `runtime` runs, which provides `provided`
+    /// built in, with progress shown on a terminal.
+    pub fn config(
+        &self,
+        runtime: RuntimeChoice,
+        provided: Vec<vivarium_deps::ProvidedPackage>,
+    ) -> vivarium_deps::DepsConfig {
         let (major, minor, patch) = runtime.python_version();
         vivarium_deps::DepsConfig {
             index_url: self.index.clone(),
             wheelhouse: self.wheelhouse.clone(),
             python: vivarium_deps::TargetPython::new(major, minor, patch),
+            provided,
             progress: true,
             ..vivarium_deps::DepsConfig::default()
         }

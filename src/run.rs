@@ -18,7 +18,7 @@ use vivarium_store::{CommitFailure, RunOutcome, StateRefusal};
 
 use crate::cli::{Cli, DepsArgs, EgressArgs, RunArgs};
 use crate::exit::{Exit, Failure};
-use crate::runtime_cmd::{cache_dir, ready_sandbox};
+use crate::runtime_cmd::{cache_dir, provided_packages, ready_sandbox};
 use crate::state_file::StateFile;
 
 /// Runs the action once and reports its outcome.
@@ -33,7 +33,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     let action = vivarium_package::load_action(&args.action, &cache, &PackageLimits::default())
         .map_err(|e| Failure::new(Exit::BadPackage, e))?;
     let runtime = cli.runtime.unwrap_or_default();
-    let layer = dependency_layer(&action.root, &cache, &args.deps, runtime)?;
+    let lock = dependency_lock(&action.root, &cache, &args.deps, runtime)?;
     let options = FetchOptions {
         progress: Progress::Bar,
         ..FetchOptions::default()
@@ -41,7 +41,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
     let egress = egress(&args.egress, &args.env)?;
     let state = StateFile::for_action(args.state.as_deref(), &cache, &args.action)?;
     let imports = vivarium_package::imported_modules(&action.root);
-    let profile = Profile::needed_by(imports.iter().map(String::as_str));
+    let provided = lock.iter().flat_map(|installed| &installed.lock.provided);
+    let profile = Profile::needed_by(
+        imports
+            .iter()
+            .map(String::as_str)
+            .chain(provided.map(|package| package.name.as_str())),
+    );
     let sandbox = ready_sandbox(&cache, runtime, profile, &options)?;
     let call = Call {
         action_dir: &action.root,
@@ -49,7 +55,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         env: &env,
         limits,
         shape: ResultShape::Records,
-        dependency_layer: layer.as_deref(),
+        dependency_layer: lock.as_ref().map(|installed| installed.layer.as_path()),
         egress: Some(&egress),
         cpu_slot: None,
         state: Some(state.access()?),
@@ -153,22 +159,29 @@ fn egress(args: &EgressArgs, env: &[(String, String)]) -> Result<Egress, Failure
 
 /// The installed layer of the action's pyproject.toml dependencies, resolving and installing
 /// it on first need; `None` when the action has none (or brings a `dependencies/` folder).
-fn dependency_layer(
+/// The action's resolved `pyproject.toml` dependencies, installed, if it has any.
+fn dependency_lock(
     action_root: &Path,
     cache: &Path,
     deps: &DepsArgs,
     runtime: RuntimeChoice,
-) -> Result<Option<PathBuf>, Failure> {
-    let config = deps.config(runtime);
+) -> Result<Option<InstalledLock>, Failure> {
+    let provided = provided_packages(cache, runtime, action_root)?;
+    let config = deps.config(runtime, provided);
     let refused = |e: vivarium_deps::DepsError| Failure::new(Exit::BadDependencies, e);
     let Some(lock) =
         vivarium_deps::lock_for_action(action_root, cache, &config).map_err(refused)?
     else {
         return Ok(None);
     };
-    vivarium_deps::install(&lock, cache, &config)
-        .map(Some)
-        .map_err(refused)
+    let layer = vivarium_deps::install(&lock, cache, &config).map_err(refused)?;
+    Ok(Some(InstalledLock { lock, layer }))
+}
+
+/// A lock and the layer it is installed in.
+struct InstalledLock {
+    lock: vivarium_deps::Lock,
+    layer: PathBuf,
 }
 
 /// Reads the input document and checks it is a JSON array, refusing more than `limit` bytes.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use vivarium_deps::ProvidedPackage;
 use vivarium_runtime::{BuiltInterpreter, FetchOptions, InstalledInterpreter, PINNED, Progress};
 use vivarium_sandbox::{PrepareError, PrepareOptions, Profile, RuntimeChoice, Sandbox};
 
@@ -35,6 +36,29 @@ pub fn ready_sandbox(
         PrepareError::Unavailable(e) => Failure::new(Exit::RuntimeUnavailable, anyhow::anyhow!(e)),
         PrepareError::Sandbox(e) => Failure::new(Exit::Internal, e),
     })
+}
+
+/// What `runtime` provides built in (numpy, on the snapshot runtime) for resolving the
+/// dependencies of the action in `action_root`: read from the build, made first when
+/// missing; nothing when the action has no `pyproject.toml` to resolve.
+pub fn provided_packages(
+    cache_dir: &Path,
+    runtime: RuntimeChoice,
+    action_root: &Path,
+) -> Result<Vec<ProvidedPackage>, Failure> {
+    let resolves = action_root.join(vivarium_package::PYPROJECT_FILE).is_file();
+    if runtime == RuntimeChoice::Pinned || !resolves {
+        return Ok(Vec::new());
+    }
+    let built = BuiltInterpreter::ensure(cache_dir, Progress::Bar)
+        .map_err(|e| Failure::new(Exit::RuntimeUnavailable, e))?;
+    Ok(Profile::provided_by(&built)
+        .into_iter()
+        .map(|(name, version)| ProvidedPackage {
+            name: name.to_string(),
+            version,
+        })
+        .collect())
 }
 
 /// Runs a `runtime` subcommand.

@@ -7,11 +7,8 @@ use std::path::Path;
 
 use crate::common::cli::vivarium;
 use crate::common::files::{write_action, write_json};
-use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::wheels::{CLOSED_INDEX, pyproject, wheel, wheelhouse};
 use serde_json::{Value, json};
-
-/// An index nobody listens on: every dependency must come from the wheelhouse.
-const CLOSED_INDEX: &str = "http://127.0.0.1:9/simple";
 
 fn run_with_wheelhouse(action: &Path, house: &Path) -> crate::common::cli::Outcome {
     let input = write_json(&json!([{"who": "vivarium"}]));

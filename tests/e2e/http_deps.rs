@@ -7,7 +7,7 @@ use crate::common::client::Creds;
 use crate::common::files::data_dir;
 use crate::common::forms::Form;
 use crate::common::process::{Options, Server};
-use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::wheels::{CLOSED_INDEX, pyproject, wheel, wheelhouse};
 use crate::common::zips::zip_entries;
 use serde_json::json;
 
@@ -17,7 +17,7 @@ const GREET_MAIN: &str = "import greeting, helper\n\ndef main(data, logger):\n  
 
 fn server_with(house: &std::path::Path, data: &std::path::Path) -> Server {
     let config = format!(
-        "package_index = \"http://127.0.0.1:9/simple\"\nwheelhouse = {:?}\n",
+        "package_index = \"{CLOSED_INDEX}\"\nwheelhouse = {:?}\n",
         house.display().to_string()
     );
     let server = Server::start_with(data, Options::default().config(&config));

@@ -13,7 +13,7 @@ use crate::common::files::data_dir;
 use crate::common::forms::Form;
 use crate::common::process::{Options, Server};
 use crate::common::wait_for;
-use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::wheels::{CLOSED_INDEX, pyproject, wheel, wheelhouse};
 use crate::common::zips::{zip_entries, zip_main};
 
 const ORG: &str = "default";
@@ -263,7 +263,7 @@ fn compiled_extensions_and_compiled_only_releases_are_refused_by_name() {
         wheel("fastcore", "2.5", &[], "cp312-cp312-manylinux_2_17_x86_64"),
     ]);
     let config = format!(
-        "package_index = \"http://127.0.0.1:9/simple\"\nwheelhouse = {:?}\n",
+        "package_index = \"{CLOSED_INDEX}\"\nwheelhouse = {:?}\n",
         house.path().display().to_string()
     );
     let data = data_dir();

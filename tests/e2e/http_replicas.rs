@@ -20,7 +20,7 @@ use crate::common::client::Creds;
 use crate::common::files::data_dir;
 use crate::common::forms::service_action;
 use crate::common::process::{Options, Server};
-use crate::common::wheels::{pyproject, wheel, wheelhouse};
+use crate::common::wheels::{CLOSED_INDEX, pyproject, wheel, wheelhouse};
 use crate::common::zips::{zip_entries, zip_main};
 use crate::common::{CACHE_DIR, wait_for};
 use serde_json::{Value, json};
@@ -190,7 +190,7 @@ fn an_action_uploaded_through_one_replica_runs_through_the_other() {
         &state,
         &first_dirs,
         &format!(
-            "package_index = \"http://127.0.0.1:9/simple\"\nwheelhouse = {:?}",
+            "package_index = \"{CLOSED_INDEX}\"\nwheelhouse = {:?}",
             house.path().display().to_string()
         ),
     );
@@ -199,7 +199,7 @@ fn an_action_uploaded_through_one_replica_runs_through_the_other() {
     let second = replica(
         &state,
         &second_dirs,
-        "package_index = \"http://127.0.0.1:9/simple\"",
+        &format!("package_index = \"{CLOSED_INDEX}\""),
     );
     add_runner(&first);
     let root = Creds::root();

@@ -9,6 +9,7 @@ use crate::common::cache::{
 };
 use crate::common::cli::{Outcome, vivarium, vivarium_with_cache};
 use crate::common::files::{write_action, write_json, write_named};
+use crate::common::wheels::CLOSED_INDEX;
 use crate::common::zips::IDENTITY_MAIN;
 use serde_json::{Value, json};
 use zip::CompressionMethod;
@@ -16,15 +17,12 @@ use zip::CompressionMethod;
 const PINNED_SHA256: &str = "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763";
 const PINNED_SIZE: u64 = 26_267_204;
 
-/// A package index nothing listens on: a test that would download fails fast instead.
-const NO_INDEX: &str = "http://127.0.0.1:9/simple";
-
 /// Runs a trivial action with `cache` as the cache folder and no reachable package index.
 fn run_trivial(cache: &Path) -> Outcome {
     let action = write_action(&[("main.py", IDENTITY_MAIN)]);
     let input = write_json(&json!([{"n": 1}]));
     vivarium_with_cache(cache)
-        .host_env("VIVARIUM_PACKAGE_INDEX", NO_INDEX)
+        .host_env("VIVARIUM_PACKAGE_INDEX", CLOSED_INDEX)
         .host_env("VIVARIUM_RUNTIME", "pinned")
         .arg("run")
         .arg(action.path())
@@ -48,7 +46,7 @@ fn assert_trivial_run_works(cache: &Path) -> Outcome {
 /// `vivarium runtime ARGS` with `cache` and no reachable package index.
 fn runtime(cache: &Path, args: &[&std::ffi::OsStr]) -> Outcome {
     vivarium_with_cache(cache)
-        .host_env("VIVARIUM_PACKAGE_INDEX", NO_INDEX)
+        .host_env("VIVARIUM_PACKAGE_INDEX", CLOSED_INDEX)
         .host_env("VIVARIUM_RUNTIME", "pinned")
         .arg("runtime")
         .args(args)

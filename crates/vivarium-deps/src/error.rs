@@ -71,6 +71,22 @@ pub enum DepsError {
         available: String,
     },
 
+    /// The action requires a version of a package the runtime provides built in that the
+    /// provided version does not satisfy.
+    #[error(
+        "{package}: the runtime provides {package} {provided} built in, which does not satisfy \
+         \"{specifier}\" (required by the action); {package} cannot be installed in another \
+         version, so relax the constraint to admit {provided}"
+    )]
+    ProvidedVersionExcluded {
+        /// Normalized package name.
+        package: String,
+        /// The version the runtime has.
+        provided: String,
+        /// The action's specifier that excludes it.
+        specifier: String,
+    },
+
     /// Matching versions publish wheels, but only platform-specific (compiled) ones.
     #[error(
         "{package}: no pure-Python wheel (py3-none-any) is published for any matching version; \

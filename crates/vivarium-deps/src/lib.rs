@@ -58,7 +58,7 @@ use std::time::Duration;
 
 pub use environment::TargetPython;
 pub use error::DepsError;
-pub use lock::{HeldBack, Lock, LockedPackage};
+pub use lock::{HeldBack, Lock, LockedPackage, ProvidedPackage};
 pub use pyproject::{Requirements, requirements_from_pyproject};
 
 /// The public Python package index's Simple API.
@@ -87,6 +87,10 @@ pub struct DepsConfig {
     /// it, and the lock records it. [`install`] installs a lock for the Python the lock names,
     /// whatever this says. Default: [`TargetPython::CPYTHON_3_13`].
     pub python: TargetPython,
+    /// The packages that interpreter provides built in (numpy): a requirement on one is
+    /// satisfied by its version, or refused naming it when it does not satisfy the
+    /// requirement; it is recorded in [`Lock::provided`] and never installed. Default: none.
+    pub provided: Vec<ProvidedPackage>,
 }
 
 impl Default for DepsConfig {
@@ -99,6 +103,7 @@ impl Default for DepsConfig {
             download_timeout: Duration::from_secs(120),
             progress: false,
             python: TargetPython::CPYTHON_3_13,
+            provided: Vec::new(),
         }
     }
 }
@@ -127,6 +132,7 @@ pub fn resolve(requirements: &Requirements, config: &DepsConfig) -> Result<Lock,
     resolver::resolve(
         requirements,
         config.python,
+        &config.provided,
         &client,
         &progress,
         config.max_packages,

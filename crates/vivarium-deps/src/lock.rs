@@ -42,6 +42,16 @@ pub struct LockedPackage {
     pub sha256: String,
 }
 
+/// A package the runtime provides built in (numpy, in its own profile): satisfied without a
+/// wheel, never installed in the layer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, utoipa::ToSchema)]
+pub struct ProvidedPackage {
+    /// Normalized (PEP 503) distribution name.
+    pub name: String,
+    /// The version the runtime has.
+    pub version: String,
+}
+
 /// A locked package that is not its project's newest release, and why.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct HeldBack {
@@ -78,6 +88,12 @@ pub struct Lock {
     /// before this field existed has none and reads as holding nothing back.
     #[serde(default)]
     pub held_back: Vec<HeldBack>,
+    /// The packages the requirements asked for that the runtime provides, sorted by name:
+    /// they are not installed, and an action whose lock names one runs on the runtime's
+    /// profile that has it. Not part of the digest. A lock stored before this field existed
+    /// has none.
+    #[serde(default)]
+    pub provided: Vec<ProvidedPackage>,
 }
 
 impl Lock {
@@ -94,7 +110,15 @@ impl Lock {
             python,
             packages,
             held_back: Vec::new(),
+            provided: Vec::new(),
         }
+    }
+
+    /// This lock, recording `provided` (sorted by name) as what the runtime provides of it.
+    pub fn with_provided(mut self, mut provided: Vec<ProvidedPackage>) -> Self {
+        provided.sort_by(|a, b| a.name.cmp(&b.name));
+        self.provided = provided;
+        self
     }
 
     /// This lock, recording `held_back` (sorted by name) as the packages held back below
@@ -150,6 +174,7 @@ mod tests {
             python: TargetPython::default(),
             packages: vec![package("b"), package("a")],
             held_back: Vec::new(),
+            provided: Vec::new(),
         };
         assert_eq!(a.packages[0].name, "a");
         assert_eq!(a.digest(), b.digest());
@@ -216,6 +241,29 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<Lock>(&json).unwrap(), held);
+    }
+
+    #[test]
+    fn provided_packages_round_trip_and_leave_the_digest_alone() {
+        let plain = Lock::new(vec![package("lib")]);
+        let numpy = ProvidedPackage {
+            name: "numpy".into(),
+            version: "2.4.6".into(),
+        };
+        let with = plain.clone().with_provided(vec![numpy.clone()]);
+        assert_eq!(with.digest(), plain.digest());
+        let json = serde_json::to_string(&with).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Lock>(&json).unwrap().provided,
+            [numpy]
+        );
+        let old = r#"{"python":"3.13.5","packages":[]}"#;
+        assert!(
+            serde_json::from_str::<Lock>(old)
+                .unwrap()
+                .provided
+                .is_empty()
+        );
     }
 
     #[test]

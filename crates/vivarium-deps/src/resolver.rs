@@ -25,7 +25,7 @@ use crate::environment::TargetPython;
 use crate::error::DepsError;
 use crate::graph::{Pkg, Vs};
 use crate::index::IndexClient;
-use crate::lock::{Lock, LockedPackage};
+use crate::lock::{Lock, LockedPackage, ProvidedPackage};
 use crate::metadata;
 use crate::newest::{self, Demand};
 use crate::progress::Progress;
@@ -38,6 +38,8 @@ type VersionDeps = Rc<Result<Vec<Requirement<VerbatimUrl>>, String>>;
 /// Answers PubGrub's questions from the index client.
 pub(crate) struct Provider<'a> {
     client: &'a IndexClient,
+    /// The packages the runtime provides built in, by name, with their version.
+    provided: HashMap<PackageName, Version>,
     python: TargetPython,
     env: MarkerEnvironment,
     root: &'a Requirements,
@@ -49,15 +51,18 @@ pub(crate) struct Provider<'a> {
 }
 
 impl<'a> Provider<'a> {
-    /// A provider resolving `root` against `client` for `python`.
+    /// A provider resolving `root` against `client` for `python`, which provides `provided`
+    /// built in.
     pub fn new(
         client: &'a IndexClient,
         python: TargetPython,
+        provided: &[ProvidedPackage],
         root: &'a Requirements,
         progress: &'a Progress,
     ) -> Result<Self, DepsError> {
         Ok(Self {
             client,
+            provided: provided_versions(provided)?,
             python,
             env: python.markers()?,
             root,
@@ -103,8 +108,12 @@ impl<'a> Provider<'a> {
         }
     }
 
-    /// The usable versions of `package` already looked up (for error reports).
+    /// The usable versions of `package` already looked up (for error reports): the one the
+    /// runtime provides, for a provided package.
     pub fn known_versions(&self, package: &Pkg) -> Vec<Version> {
+        if let Some(version) = package.name().and_then(|name| self.provided.get(name)) {
+            return vec![version.clone()];
+        }
         package
             .name()
             .and_then(|name| self.candidates.borrow().get(name).cloned())
@@ -118,6 +127,9 @@ impl<'a> Provider<'a> {
         name: &PackageName,
         version: &Version,
     ) -> Result<VersionDeps, DepsError> {
+        if self.provided.contains_key(name) {
+            return Ok(Rc::new(Ok(Vec::new())));
+        }
         let key = (name.clone(), version.clone());
         if let Some(found) = self.version_deps.borrow().get(&key) {
             return Ok(Rc::clone(found));
@@ -317,9 +329,12 @@ impl DependencyProvider for Provider<'_> {
     }
 
     fn choose_version(&self, package: &Pkg, range: &Vs) -> Result<Option<Version>, DepsError> {
-        match package.name() {
-            None => Ok(Some(root_version())),
-            Some(name) => self.candidates(name)?.choose(range),
+        let Some(name) = package.name() else {
+            return Ok(Some(root_version()));
+        };
+        match self.provided.get(name) {
+            Some(version) => Ok(range.contains(version).then(|| version.clone())),
+            None => self.candidates(name)?.choose(range),
         }
     }
 
@@ -353,15 +368,62 @@ fn requirer(parent: &Pkg, version: &Version) -> String {
     }
 }
 
-/// Resolves `requirements` into a lock for `python`, or explains why that is impossible.
+/// The provided packages by name, with their versions parsed.
+fn provided_versions(
+    provided: &[ProvidedPackage],
+) -> Result<HashMap<PackageName, Version>, DepsError> {
+    provided
+        .iter()
+        .map(|package| {
+            let bad = |what: String| DepsError::Internal {
+                reason: format!("the runtime's provided package {}: {what}", package.name),
+            };
+            let name = PackageName::from_str(&package.name).map_err(|e| bad(e.to_string()))?;
+            let version = Version::from_str(&package.version).map_err(|e| bad(e.to_string()))?;
+            Ok((name, version))
+        })
+        .collect()
+}
+
+/// Refuses an action requirement on a provided package whose specifier excludes the version
+/// the runtime has, naming both (the solver alone would only say that no version matches).
+fn check_provided(
+    requirements: &Requirements,
+    provided: &HashMap<PackageName, Version>,
+    env: &MarkerEnvironment,
+) -> Result<(), DepsError> {
+    for requirement in requirements.items() {
+        let Some(version) = provided.get(&requirement.name) else {
+            continue;
+        };
+        if !requirement.evaluate_markers(env, &[]) {
+            continue;
+        }
+        if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &requirement.version_or_url
+            && !specifiers.contains(version)
+        {
+            return Err(DepsError::ProvidedVersionExcluded {
+                package: requirement.name.to_string(),
+                provided: version.to_string(),
+                specifier: specifiers.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `requirements` into a lock for `python`, which provides `provided` built in, or
+/// explains why that is impossible.
 pub(crate) fn resolve(
     requirements: &Requirements,
     python: TargetPython,
+    provided: &[ProvidedPackage],
     client: &IndexClient,
     progress: &Progress,
     max_packages: usize,
 ) -> Result<Lock, DepsError> {
-    let provider = Provider::new(client, python, requirements, progress)?;
+    let provider = Provider::new(client, python, provided, requirements, progress)?;
+    check_provided(requirements, &provider.provided, &provider.env)?;
     let solution = match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
         Ok(solution) => solution,
         Err(PubGrubError::NoSolution(tree)) => {
@@ -376,8 +438,16 @@ pub(crate) fn resolve(
     let demands = provider.demands(&chosen)?;
     let mut packages = Vec::new();
     let mut held_back = Vec::new();
+    let mut provided = Vec::new();
     for (package, version) in &chosen {
         let Pkg::Base(name) = package else { continue };
+        if provider.provided.contains_key(name) {
+            provided.push(ProvidedPackage {
+                name: name.to_string(),
+                version: version.to_string(),
+            });
+            continue;
+        }
         let candidates = provider.candidates(name)?;
         let demands = demands.get(name).map_or(&[][..], Vec::as_slice);
         let unavailable = |v: &Version| provider.unavailable(name, v);
@@ -390,7 +460,9 @@ pub(crate) fn resolve(
         )?);
         packages.push(provider.locked(name, version)?);
     }
-    let lock = Lock::for_python(python, packages).with_held_back(held_back);
+    let lock = Lock::for_python(python, packages)
+        .with_held_back(held_back)
+        .with_provided(provided);
     if lock.packages.len() > max_packages {
         return Err(DepsError::TooManyPackages {
             count: lock.packages.len(),

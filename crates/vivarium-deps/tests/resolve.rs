@@ -5,8 +5,8 @@ mod common;
 
 use common::{Cache, Index, Served, closed_port_url, wheel};
 use vivarium_deps::{
-    DepsConfig, DepsError, HeldBack, Lock, Requirements, TargetPython, lock_for_action,
-    requirements_from_pyproject, resolve, resolve_cached,
+    DepsConfig, DepsError, HeldBack, Lock, ProvidedPackage, Requirements, TargetPython,
+    lock_for_action, requirements_from_pyproject, resolve, resolve_cached,
 };
 
 const PY312: TargetPython = TargetPython::CPYTHON_3_12;
@@ -708,4 +708,79 @@ fn an_unreadable_index_page_is_reported() {
     let error = resolve(&reqs(&["lib"]), &index.config()).unwrap_err();
     assert!(matches!(error, DepsError::BadIndexPage { .. }), "{error}");
     assert!(error.to_string().contains("/simple/lib/"), "{error}");
+}
+
+/// numpy on `index` as the package index has it: compiled wheels only.
+fn serve_compiled_numpy(index: &Index) {
+    index.add_file(
+        "numpy",
+        Served::raw("numpy-2.4.6-cp313-cp313-manylinux_2_17_x86_64.whl", b"x"),
+    );
+}
+
+/// A config for `index` whose runtime provides numpy 2.4.6 built in.
+fn with_numpy(index: &Index) -> DepsConfig {
+    DepsConfig {
+        provided: vec![ProvidedPackage {
+            name: "numpy".into(),
+            version: "2.4.6".into(),
+        }],
+        ..index.config()
+    }
+}
+
+#[test]
+fn a_provided_package_resolves_to_the_runtimes_version_without_the_index() {
+    let index = Index::start();
+    serve_compiled_numpy(&index);
+    index.add(&wheel("stats-helper", "1.0").requires("NumPy>=2"));
+    let lock = resolve(&reqs(&["numpy>=2.0", "stats-helper"]), &with_numpy(&index)).unwrap();
+    assert_eq!(pinned(&lock), ["stats-helper==1.0"]);
+    assert_eq!(
+        lock.provided,
+        [ProvidedPackage {
+            name: "numpy".into(),
+            version: "2.4.6".into()
+        }]
+    );
+    assert!(
+        !index.requests().iter().any(|path| path.contains("numpy")),
+        "numpy is never looked up: {:?}",
+        index.requests()
+    );
+}
+
+#[test]
+fn a_requirement_the_provided_version_does_not_satisfy_is_refused_naming_it() {
+    let index = Index::start();
+    let refused = resolve(&reqs(&["numpy<2"]), &with_numpy(&index)).unwrap_err();
+    assert!(
+        matches!(refused, DepsError::ProvidedVersionExcluded { .. }),
+        "{refused:?}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.starts_with(
+            "numpy: the runtime provides numpy 2.4.6 built in, which does not satisfy \"<2\""
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_dependency_excluding_the_provided_version_is_a_conflict() {
+    let index = Index::start();
+    index.add(&wheel("old-helper", "1.0").requires("numpy<2"));
+    let refused = resolve(&reqs(&["old-helper"]), &with_numpy(&index)).unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("numpy"), "{message}");
+    assert!(message.contains("2.4.6"), "{message}");
+}
+
+#[test]
+fn without_it_provided_numpy_is_refused_as_compiled() {
+    let index = Index::start();
+    serve_compiled_numpy(&index);
+    let refused = resolve(&reqs(&["numpy"]), &index.config()).unwrap_err();
+    assert!(refused.to_string().contains("compiled"), "{refused}");
 }

@@ -34,14 +34,43 @@ impl Profile {
         }
     }
 
+    /// The package this profile adds to the standard library, if any.
+    pub fn package(self) -> Option<&'static str> {
+        match self {
+            Self::Standard => None,
+            Self::Numpy => Some("numpy"),
+        }
+    }
+
     /// The profile an action needs that imports `modules` (top-level names; from its
-    /// sources, and the packages its dependencies ask the runtime for): numpy's when numpy is
-    /// among them, the standard one otherwise.
+    /// sources, and the packages its dependencies ask the runtime for): the one whose
+    /// package is among them, the standard one otherwise.
     pub fn needed_by<'a>(modules: impl IntoIterator<Item = &'a str>) -> Self {
-        if modules.into_iter().any(|module| module == "numpy") {
-            Self::Numpy
-        } else {
-            Self::Standard
+        let modules: Vec<&str> = modules.into_iter().collect();
+        Self::ALL
+            .into_iter()
+            .find(|profile| {
+                profile
+                    .package()
+                    .is_some_and(|name| modules.contains(&name))
+            })
+            .unwrap_or_default()
+    }
+
+    /// The packages `built` provides through its profiles, with their versions: what a
+    /// dependency on one of them resolves to.
+    pub fn provided_by(built: &BuiltInterpreter) -> Vec<(&'static str, String)> {
+        Self::ALL
+            .into_iter()
+            .filter_map(|profile| Some((profile.package()?, profile.version_in(built)?)))
+            .collect()
+    }
+
+    /// The version of this profile's package in `built`.
+    fn version_in(self, built: &BuiltInterpreter) -> Option<String> {
+        match self {
+            Self::Standard => None,
+            Self::Numpy => Some(built.numpy_version.clone()),
         }
     }
 

@@ -295,13 +295,18 @@ impl ServerConfig {
         self.runtime.parse()
     }
 
-    /// How dependencies are resolved and installed: for the Python of the runtime in force.
-    pub fn deps_config(&self) -> vivarium_deps::DepsConfig {
+    /// How dependencies are resolved and installed: for the Python of the runtime in force,
+    /// which provides `provided` built in.
+    pub fn deps_config(
+        &self,
+        provided: Vec<vivarium_deps::ProvidedPackage>,
+    ) -> vivarium_deps::DepsConfig {
         let (major, minor, patch) = self.runtime_choice().unwrap_or_default().python_version();
         vivarium_deps::DepsConfig {
             index_url: self.package_index.clone(),
             wheelhouse: self.wheelhouse.clone(),
             python: vivarium_deps::TargetPython::new(major, minor, patch),
+            provided,
             ..vivarium_deps::DepsConfig::default()
         }
     }

@@ -334,11 +334,25 @@ impl Executor {
             .materialize(action)
             .await
             .map_err(RunError::Preparation)?;
-        let layer = self
-            .dependency_layer(action)
-            .await
-            .map_err(RunError::Preparation)?;
-        let profile = self.sandboxes.profile_of(&action.zip_digest, &folder).await;
+        let lock = action
+            .dependency_lock
+            .as_deref()
+            .map(serde_json::from_str::<Lock>)
+            .transpose()
+            .map_err(|e| RunError::Preparation(e.into()))?;
+        let layer = match &lock {
+            Some(lock) => Some(
+                self.dependency_layer(action, lock)
+                    .await
+                    .map_err(RunError::Preparation)?,
+            ),
+            None => None,
+        };
+        let provided = lock.as_ref().map_or(&[][..], |lock| &lock.provided[..]);
+        let profile = self
+            .sandboxes
+            .profile_of(&action.zip_digest, &folder, provided)
+            .await;
         let sandbox = self
             .sandboxes
             .get(profile)
@@ -388,13 +402,9 @@ impl Executor {
         Ok(folder.root)
     }
 
-    /// The action's dependency layer, installed from its recorded lock when this replica's
+    /// The action's dependency layer, installed from its recorded `lock` when this replica's
     /// cache does not have it yet, with the wheels the shared blob store keeps for it.
-    async fn dependency_layer(&self, action: &Action) -> anyhow::Result<Option<PathBuf>> {
-        let Some(lock) = action.dependency_lock.as_deref() else {
-            return Ok(None);
-        };
-        let lock: Lock = serde_json::from_str(lock)?;
+    async fn dependency_layer(&self, action: &Action, lock: &Lock) -> anyhow::Result<PathBuf> {
         if lock.python != self.settings.deps.python {
             tracing::warn!(
                 org = %action.org,
@@ -404,18 +414,22 @@ impl Executor {
                 "the action's dependencies were resolved for another Python; upload it again to resolve them for this one"
             );
         }
-        let layer = vivarium_deps::layer_path(&lock, &self.settings.cache_dir);
+        let layer = vivarium_deps::layer_path(lock, &self.settings.cache_dir);
         if layer.is_dir() {
             vivarium_runtime::eviction::touch(&layer);
-            return Ok(Some(layer));
+            return Ok(layer);
         }
-        shared_wheels::fetch_missing(&self.blobs, &action.org, &lock, &self.settings.cache_dir)
+        shared_wheels::fetch_missing(&self.blobs, &action.org, lock, &self.settings.cache_dir)
             .await?;
-        let (cache, deps) = (self.settings.cache_dir.clone(), self.settings.deps.clone());
+        let (cache, deps, lock) = (
+            self.settings.cache_dir.clone(),
+            self.settings.deps.clone(),
+            lock.clone(),
+        );
         let layer =
             tokio::task::spawn_blocking(move || vivarium_deps::install(&lock, &cache, &deps))
                 .await??;
-        Ok(Some(layer))
+        Ok(layer)
     }
 
     /// What a run of `action` is given besides its own environment variables: its

@@ -4,13 +4,14 @@
 //! first run that needs it, since it costs its own snapshot, compiled module and warm pool
 //! (seconds from the cache; once per interpreter build, a minute to compile it:
 //! `vivarium runtime build` prepares every profile ahead). An action's profile follows from
-//! what its sources import, read once per ZIP.
+//! what its sources import (read once per ZIP) and what its dependencies ask the runtime for.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::OnceCell;
+use vivarium_deps::ProvidedPackage;
 use vivarium_sandbox::{PrepareError, PrepareOptions, Profile, Sandbox};
 
 /// One sandbox per profile, each prepared once.
@@ -54,9 +55,14 @@ impl Sandboxes {
         self.standard.instantiations() + others
     }
 
-    /// The profile of the action extracted in `folder` from the ZIP `digest`: its sources
-    /// are read once per digest.
-    pub async fn profile_of(&self, digest: &str, folder: &Path) -> Profile {
+    /// The profile of the action extracted in `folder` from the ZIP `digest`, whose lock
+    /// asks the runtime for `provided`: its sources are read once per digest.
+    pub async fn profile_of(
+        &self,
+        digest: &str,
+        folder: &Path,
+        provided: &[ProvidedPackage],
+    ) -> Profile {
         if let Some(known) = self.known().get(digest) {
             return *known;
         }
@@ -65,7 +71,8 @@ impl Sandboxes {
             tokio::task::spawn_blocking(move || vivarium_package::imported_modules(&folder))
                 .await
                 .unwrap_or_default();
-        let profile = Profile::needed_by(imports.iter().map(String::as_str));
+        let names = imports.iter().map(String::as_str);
+        let profile = Profile::needed_by(names.chain(provided.iter().map(|p| p.name.as_str())));
         self.known().insert(digest.to_string(), profile);
         profile
     }

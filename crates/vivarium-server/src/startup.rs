@@ -11,9 +11,11 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vivarium_auth::{generate_password, hash_password};
+use vivarium_deps::ProvidedPackage;
+use vivarium_runtime::BuiltInterpreter;
 use vivarium_runtime::eviction::{self, EvictionPolicy};
 use vivarium_runtime::{FetchOptions, Progress};
-use vivarium_sandbox::PrepareOptions;
+use vivarium_sandbox::{PrepareOptions, Profile, RuntimeChoice};
 use vivarium_store::{
     ActionStatus, BlobLocation, BlobStore, MetadataStore, ObjectBlobStore, SqlStore, StoreError,
     User,
@@ -103,6 +105,23 @@ impl Background {
         self.executor.drain(SHUTDOWN_GRACE).await;
         self.heartbeat.abort();
     }
+}
+
+/// What the prepared `runtime` in `cache_dir` provides built in (numpy, on the snapshot
+/// runtime), for resolving dependencies.
+fn provided_packages(runtime: RuntimeChoice, cache_dir: &Path) -> Vec<ProvidedPackage> {
+    let built = match runtime {
+        RuntimeChoice::Snapshot => BuiltInterpreter::find(cache_dir),
+        RuntimeChoice::Pinned => None,
+    };
+    built
+        .iter()
+        .flat_map(Profile::provided_by)
+        .map(|(name, version)| ProvidedPackage {
+            name: name.to_string(),
+            version,
+        })
+        .collect()
 }
 
 /// How often the cache and the blob store are swept.
@@ -278,6 +297,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
             .await??
     };
     tracing::info!(runtime = sandbox.runtime_name(), "the sandbox is ready");
+    let deps = config.deps_config(provided_packages(options.runtime, &cache_dir));
     let sandboxes = Sandboxes::new(sandbox, cache_dir.clone(), options);
     let metrics = Arc::new(Metrics::default());
     let capacity = Capacity {
@@ -293,7 +313,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         RunSettings {
             cache_dir,
             limits,
-            deps: config.deps_config(),
+            deps: deps.clone(),
             replica: replica.clone(),
             egress: Arc::new(egress),
             egress_client,
@@ -328,7 +348,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<App> {
         meta.clone(),
         blobs.clone(),
         config.cache_dir(),
-        config.deps_config(),
+        deps,
         executor.internal_hosts().clone(),
         gate,
     );

@@ -39,6 +39,10 @@ pub fn wheelhouse(wheels: &[(String, Vec<u8>)]) -> tempfile::TempDir {
     dir
 }
 
+/// An index nobody listens on: what is resolved must come from elsewhere (a wheelhouse, the
+/// runtime).
+pub const CLOSED_INDEX: &str = "http://127.0.0.1:9/simple";
+
 /// A `pyproject.toml` declaring `dependencies`.
 pub fn pyproject(dependencies: &[&str]) -> String {
     let list: Vec<String> = dependencies.iter().map(|d| format!("{d:?}")).collect();
