@@ -1,5 +1,6 @@
 //! Conformance of the interpreter built from source: a chosen subset of CPython's own
-//! regression tests (its `Lib/test`, kept by the build) runs inside the sandbox, through
+//! regression tests (its `Lib/test`, kept by the build), and one of numpy's own tests on the
+//! numpy profile (with pytest from the public index), run inside the sandbox, through
 //! `vivarium run`, on the pre-initialized interpreter (whatever `VIVARIUM_RUNTIME` says). Each module runs as an action whose
 //! `main()` loads it with `unittest` and returns the counts and every failure.
 //!
@@ -9,6 +10,7 @@
 use std::path::Path;
 
 use crate::common::cli::run_on;
+use crate::common::wheels::pyproject;
 use crate::common::{CACHE_DIR, ensure_built_runtime};
 use serde_json::{Value, json};
 
@@ -142,4 +144,140 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copying a test file");
         }
     }
+}
+
+/// The parts of numpy's own test suite run on the numpy profile, each as one call, as
+/// `pytest --pyargs` names them: the core array tests (numeric, indexing, shapes, item
+/// selection, iteration), the ufunc loops of `test_umath`, and the linalg, fft and random
+/// packages whole. `test_multiarray` and `test_ufunc` are not among them: they import `ctypes`
+/// at module level, and WASI has no `_ctypes`.
+const NUMPY_SUITES: &[&[&str]] = &[
+    &[
+        "numpy._core.tests.test_numeric",
+        "numpy._core.tests.test_umath",
+        "numpy._core.tests.test_indexing",
+        "numpy._core.tests.test_shape_base",
+        "numpy._core.tests.test_item_selection",
+        "numpy._core.tests.test_nditer",
+    ],
+    &["numpy.linalg"],
+    &["numpy.fft"],
+    &["numpy.random"],
+];
+
+/// numpy tests left out, as a pytest `-k` expression and why. numpy's own markers skip what
+/// WebAssembly cannot do (threads, subprocesses, most floating-point exception checks); those
+/// are counted as skipped, not left out.
+const NUMPY_SKIPPED: &[(&str, &str)] = &[
+    (
+        "test_ctypes",
+        "ctypes: WASI has no dynamic loading, so CPython's _ctypes is not built",
+    ),
+    (
+        "test_debug_print",
+        "pytest's capfd captures file descriptors with dup(), which WASI lacks",
+    ),
+    (
+        "TestSpecialFloats and test_exp",
+        "they expect FloatingPointError from np.exp overflow: WebAssembly has no floating-point exception flags",
+    ),
+];
+
+/// The pure-Python packages the numpy suite runs with, from the public index. hypothesis is
+/// held at its last release with a pure-Python wheel (6.155.7; later ones are compiled).
+const NUMPY_TEST_DEPENDENCIES: &[&str] = &["pytest>=8", "hypothesis==6.155.7"];
+
+/// The action: runs one suite with pytest in the call's `/tmp`, with the plugins that need
+/// what the sandbox lacks turned off (the cache and the log file plugins write outside
+/// `/tmp`, fd capture needs `dup`, faulthandler a file descriptor), and reports the outcome
+/// of every test.
+const NUMPY_CONFORMANCE_MAIN: &str = r#"
+import contextlib, io, os
+import numpy  # what puts the action on the numpy profile: pytest imports the tests by name
+
+class Tally:
+    def __init__(self):
+        self.counts = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
+        self.failures = []
+
+    def pytest_runtest_logreport(self, report):
+        if hasattr(report, "wasxfail"):
+            kind = "xfailed" if report.skipped else "xpassed"
+        elif report.when == "call" or report.outcome != "passed":
+            kind = report.outcome
+        else:
+            return
+        self.counts[kind] += 1
+        if kind == "failed":
+            lines = str(report.longrepr).strip().splitlines()
+            self.failures.append({"test": report.nodeid, "detail": lines[-1:]})
+
+def main(data, logger):
+    import pytest
+    os.chdir("/tmp")
+    suite, skipped = data[0]["suite"], data[0]["skipped"]
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:faulthandler",
+            "--capture=sys", "--rootdir=/tmp", "--pyargs", *suite]
+    if skipped:
+        args += ["-k", " and ".join("not (%s)" % expression for expression in skipped)]
+    tally = Tally()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = pytest.main(args, plugins=[tally])
+    return [{"exit": int(code), **tally.counts, "failures": tally.failures}]
+"#;
+
+#[test]
+#[cfg_attr(
+    not(vivarium_public_index),
+    ignore = "installs pytest from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
+)]
+fn numpy_test_subset_passes_in_the_sandbox() {
+    ensure_built_runtime();
+    let action = tempfile::tempdir().expect("action folder");
+    std::fs::write(action.path().join("main.py"), NUMPY_CONFORMANCE_MAIN).expect("main.py");
+    std::fs::write(
+        action.path().join("pyproject.toml"),
+        pyproject(NUMPY_TEST_DEPENDENCIES),
+    )
+    .expect("pyproject.toml");
+    let skipped: Vec<&str> = NUMPY_SKIPPED
+        .iter()
+        .map(|(expression, _)| *expression)
+        .collect();
+    let mut failed = Vec::new();
+    for suite in NUMPY_SUITES {
+        let outcome = run_on(
+            action.path(),
+            &json!([{"suite": suite, "skipped": skipped}]),
+            &[
+                "--runtime",
+                "snapshot",
+                "--timeout",
+                "15m",
+                "--fuel",
+                "1000000000000",
+                "--memory",
+                "4GiB",
+            ],
+        );
+        let report = &outcome.success_json()[0];
+        eprintln!(
+            "{}: {} passed, {} skipped by numpy, {} xfailed, {} xpassed, {} failed (exit {})",
+            suite.join(" "),
+            report["passed"],
+            report["skipped"],
+            report["xfailed"],
+            report["xpassed"],
+            report["failed"],
+            report["exit"],
+        );
+        assert!(
+            report["passed"].as_u64().unwrap_or(0) > 0,
+            "{suite:?} ran nothing: {report}"
+        );
+        if report["failed"].as_u64() != Some(0) || report["exit"] != json!(0) {
+            failed.push(format!("{suite:?}: {report}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
