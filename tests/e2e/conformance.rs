@@ -14,6 +14,19 @@ use crate::common::wheels::pyproject;
 use crate::common::{CACHE_DIR, ensure_built_runtime};
 use serde_json::{Value, json};
 
+/// The limits of each conformance call: the snapshot runtime, and the most time and fuel a
+/// call may have (a suite runs thousands of tests).
+const SUITE_LIMITS: &[&str] = &[
+    "--runtime",
+    "snapshot",
+    "--timeout",
+    "15m",
+    "--fuel",
+    "1000000000000",
+    "--memory",
+    "4GiB",
+];
+
 /// The modules run, each an importable name under the `test` package.
 const MODULES: &[&str] = &[
     "test.test_json",
@@ -95,16 +108,7 @@ fn cpython_regression_subset_passes_in_the_sandbox() {
         let outcome = run_on(
             action.path(),
             &json!([{"module": module, "skipped": skipped}]),
-            &[
-                "--runtime",
-                "snapshot",
-                "--timeout",
-                "15m",
-                "--fuel",
-                "1000000000000",
-                "--memory",
-                "2GiB",
-            ],
+            SUITE_LIMITS,
         );
         let report: Value = outcome.success_json();
         let report = &report[0];
@@ -249,16 +253,7 @@ fn numpy_test_subset_passes_in_the_sandbox() {
         let outcome = run_on(
             action.path(),
             &json!([{"suite": suite, "skipped": skipped}]),
-            &[
-                "--runtime",
-                "snapshot",
-                "--timeout",
-                "15m",
-                "--fuel",
-                "1000000000000",
-                "--memory",
-                "4GiB",
-            ],
+            SUITE_LIMITS,
         );
         let report = &outcome.success_json()[0];
         eprintln!(
