@@ -87,6 +87,11 @@ fn bench(root: &Path, calls: usize) -> anyhow::Result<()> {
     )?;
     cargo(
         root,
+        &["bench", "-p", "vivarium-sandbox", "--bench", "numpy"],
+        &envs,
+    )?;
+    cargo(
+        root,
         &["bench", "-p", "vivarium-server", "--bench", "http"],
         &envs,
     )

@@ -5,16 +5,18 @@
 //! instance of the snapshot costs. Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets
 //! the number of measured calls.
 
-use std::io::Write;
+mod timing;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use timing::{measure, native_call, percentile, row};
 use vivarium_runtime::FetchOptions;
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, RUNNER_SOURCE, ResultShape,
-    RuntimeChoice, Sandbox,
+    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, ResultShape, RuntimeChoice,
+    Sandbox,
 };
 
 const RECORDS: usize = 100;
@@ -56,8 +58,12 @@ fn main() -> BenchResult<()> {
         log_sink: None,
     };
     let mut fuel = (0, 0);
-    let fast = measure(calls, || run_ok(&snapshot, &call).map(|used| fuel.0 = used))?;
-    let previous = measure(calls, || run_ok(&pinned, &call).map(|used| fuel.1 = used))?;
+    let fast = measure(WARMUP, calls, || {
+        run_ok(&snapshot, &call).map(|used| fuel.0 = used)
+    })?;
+    let previous = measure(WARMUP, calls, || {
+        run_ok(&pinned, &call).map(|used| fuel.1 = used)
+    })?;
     let layer = tempfile::tempdir()?;
     std::fs::create_dir_all(layer.path().join("unused"))?;
     std::fs::write(layer.path().join("unused/__init__.py"), "")?;
@@ -66,7 +72,7 @@ fn main() -> BenchResult<()> {
         egress: None,
         ..call.clone()
     };
-    let layered = measure(calls, || run_ok(&snapshot, &with_layer).map(drop))?;
+    let layered = measure(WARMUP, calls, || run_ok(&snapshot, &with_layer).map(drop))?;
     let trivial_dir = tempfile::tempdir()?;
     std::fs::write(
         trivial_dir.path().join("main.py"),
@@ -77,10 +83,12 @@ fn main() -> BenchResult<()> {
         input: Input::Data(serde_json::json!([{"n": 1}])),
         ..call.clone()
     };
-    let trivial = measure(calls, || run_ok(&snapshot, &trivial_call).map(drop))?;
+    let trivial = measure(WARMUP, calls, || run_ok(&snapshot, &trivial_call).map(drop))?;
     let request = serde_json::to_vec(&serde_json::json!({ "data": records }))?;
     let python = native_python()?;
-    let native = measure(calls, || native_call(&python, &action, &request))?;
+    let native = measure(WARMUP, calls, || {
+        native_call(&python, &["-I", "-S", "-B"], &action, &request)
+    })?;
     let per_instance = resident_cost_per_instance(&snapshot)?;
 
     println!(
@@ -207,65 +215,4 @@ fn native_python() -> Result<PathBuf, String> {
         return Err("python3 did not report its executable".into());
     }
     Ok(PathBuf::from(path))
-}
-
-fn native_call(python: &Path, action: &Path, request: &[u8]) -> Result<(), String> {
-    let mut child = Command::new(python)
-        .args(["-I", "-S", "-B", "-c", RUNNER_SOURCE])
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("python3 did not start: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(request)
-        .map_err(|e| e.to_string())?;
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !output.stdout.starts_with(br#"{"ok":true"#) {
-        return Err(format!(
-            "the native call failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        ));
-    }
-    Ok(())
-}
-
-fn measure(
-    calls: usize,
-    mut one: impl FnMut() -> Result<(), String>,
-) -> Result<Vec<Duration>, String> {
-    for _ in 0..WARMUP {
-        one()?;
-    }
-    let mut times = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let started = Instant::now();
-        one()?;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    Ok(times)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index]
-}
-
-fn row(name: &str, sorted: &[Duration]) {
-    let mean = sorted.iter().sum::<Duration>() / sorted.len() as u32;
-    println!(
-        "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
-        ms(percentile(sorted, 0.5)),
-        ms(percentile(sorted, 0.99)),
-        ms(mean)
-    );
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

@@ -1,0 +1,255 @@
+//! numpy in the sandbox, all measured in one run: a summary of 10,000 log records (latency
+//! percentiles, a histogram, error counts per level) computed with numpy on the numpy
+//! profile, the same computation in pure Python in the sandbox (standard profile), and with
+//! numpy in a native `python3` subprocess per call (numpy installed once into a virtual
+//! environment under `target/`, the version the runtime provides); then the fixed cost of a
+//! call on each profile (a trivial action) and the sizes and compile time of the numpy
+//! profile. Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets the number of measured
+//! calls.
+
+mod timing;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use timing::{measure, native_call, percentile, row};
+use vivarium_runtime::BuiltInterpreter;
+use vivarium_sandbox::{
+    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, Profile, ResultShape, Sandbox,
+};
+
+/// Records summarised by each call.
+const RECORDS: usize = 10_000;
+/// Calls made before measuring, so that every pool slot has been used once.
+const WARMUP: usize = 20;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The summary with numpy.
+const NUMPY_MAIN: &str = r#"
+import numpy as np
+
+def main(data, logger):
+    latency = np.fromiter((r["latency_ms"] for r in data), dtype=np.float64, count=len(data))
+    levels = np.array([r["level"] for r in data])
+    p50, p90, p99 = np.percentile(latency, [50, 90, 99])
+    counts, _ = np.histogram(latency, bins=10, range=(0, 1000))
+    names, per_level = np.unique(levels, return_counts=True)
+    return [{"p50": float(p50), "p90": float(p90), "p99": float(p99),
+             "histogram": counts.tolist(), "mean": float(latency.mean()),
+             "levels": dict(zip(names.tolist(), per_level.tolist()))}]
+"#;
+
+/// The same summary in pure Python.
+const PURE_MAIN: &str = r#"
+import collections
+
+def percentile(ordered, q):
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+def main(data, logger):
+    latency = sorted(float(r["latency_ms"]) for r in data)
+    counts = [0] * 10
+    for value in latency:
+        if 0 <= value <= 1000:
+            counts[min(int(value // 100), 9)] += 1
+    levels = collections.Counter(r["level"] for r in data)
+    return [{"p50": percentile(latency, 50), "p90": percentile(latency, 90),
+             "p99": percentile(latency, 99), "histogram": counts,
+             "mean": sum(latency) / len(latency), "levels": dict(sorted(levels.items()))}]
+"#;
+
+fn main() -> BenchResult<()> {
+    let calls: usize = std::env::var("VIVARIUM_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cache = vivarium_runtime::cache_dir(None)?;
+    let standard = sandbox(&cache, Profile::Standard)?;
+    let numpy = sandbox(&cache, Profile::Numpy)?;
+    let built = BuiltInterpreter::find(&cache).ok_or("the interpreter is not built")?;
+    let records = log_records();
+
+    let numpy_action = action(NUMPY_MAIN)?;
+    let pure_action = action(PURE_MAIN)?;
+    let trivial_numpy = action("import numpy\n\ndef main(data, logger):\n    return data\n")?;
+    let trivial = action("def main(data, logger):\n    return data\n")?;
+    let env = ActionEnv::default();
+    let summary =
+        |sandbox: &Sandbox, folder: &Path| run_ok(sandbox, &call_of(folder, &records, &env));
+    if summary(&numpy, numpy_action.path())? != summary(&standard, pure_action.path())? {
+        return Err("numpy and pure Python disagree on the summary".into());
+    }
+    let with_numpy = measure(WARMUP, calls, || {
+        summary(&numpy, numpy_action.path()).map(drop)
+    })?;
+    let pure = measure(WARMUP, calls, || {
+        summary(&standard, pure_action.path()).map(drop)
+    })?;
+    let one = json!([{"n": 1}]);
+    let numpy_fixed = measure(WARMUP, calls, || {
+        run_ok(&numpy, &call_of(trivial_numpy.path(), &one, &env)).map(drop)
+    })?;
+    let standard_fixed = measure(WARMUP, calls, || {
+        run_ok(&standard, &call_of(trivial.path(), &one, &env)).map(drop)
+    })?;
+    let python = native_numpy(&root, &built.numpy_version)?;
+    let request = serde_json::to_vec(&json!({ "data": records }))?;
+    let native = measure(WARMUP, calls, || {
+        native_call(&python, &["-I", "-B"], numpy_action.path(), &request)
+    })?;
+    let compile = compile_time(&cache, &built)?;
+
+    println!(
+        "\nnumpy {}: a summary of {RECORDS} log records, {calls} calls each",
+        built.numpy_version
+    );
+    println!("| path | p50 | p99 | mean |");
+    println!("|---|---|---|---|");
+    row(
+        "numpy profile, numpy summary (fresh instance per call)",
+        &with_numpy,
+    );
+    row("standard profile, the same summary in pure Python", &pure);
+    row(
+        "native python3 + numpy subprocess per call (baseline)",
+        &native,
+    );
+    row(
+        "numpy profile, a trivial action: the fixed cost of a call",
+        &numpy_fixed,
+    );
+    row(
+        "standard profile, a trivial action (for comparison)",
+        &standard_fixed,
+    );
+    let p50 = |times: &[Duration]| percentile(times, 0.5).as_secs_f64();
+    println!(
+        "\npure Python p50 / numpy p50: {:.1}x; native subprocess p50 / numpy p50: {:.1}x",
+        p50(&pure) / p50(&with_numpy),
+        p50(&native) / p50(&with_numpy)
+    );
+    println!(
+        "fixed cost, numpy profile / standard profile: {:.2}x",
+        p50(&numpy_fixed) / p50(&standard_fixed)
+    );
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "modules: standard reactor {:.1} MiB, numpy reactor {:.1} MiB; numpy snapshot {:.1} MiB, compiled in {compile:.1?}",
+        mib(std::fs::metadata(&built.reactor.path)?.len()),
+        mib(std::fs::metadata(&built.numpy_reactor.path)?.len()),
+        mib(snapshot_size(&cache, Profile::Numpy)?),
+    );
+    Ok(())
+}
+
+/// A call of the action in `folder` on `data`, with the default limits.
+fn call_of<'a>(folder: &'a Path, data: &Value, env: &'a ActionEnv) -> Call<'a> {
+    Call {
+        action_dir: folder,
+        input: Input::Data(data.clone()),
+        env,
+        limits: Limits::DEFAULT,
+        shape: ResultShape::Records,
+        dependency_layer: None,
+        egress: None,
+        cpu_slot: None,
+        state: None,
+        log_sink: None,
+    }
+}
+
+/// A sandbox of `profile`, with a warm pool.
+fn sandbox(cache: &Path, profile: Profile) -> BenchResult<Sandbox> {
+    let options = PrepareOptions {
+        profile,
+        pool_size: 8,
+        max_concurrent_calls: 4,
+        ..PrepareOptions::default()
+    };
+    Ok(vivarium_sandbox::prepare(cache, &options)?)
+}
+
+/// A folder holding `main.py` with `source`.
+fn action(source: &str) -> BenchResult<tempfile::TempDir> {
+    let folder = tempfile::tempdir()?;
+    std::fs::write(folder.path().join("main.py"), source)?;
+    Ok(folder)
+}
+
+/// Records with a latency (0 to 999 ms, spread by a fixed rule) and a level.
+fn log_records() -> Value {
+    let levels = ["info", "info", "info", "warn", "error"];
+    let records: Vec<Value> = (0..RECORDS)
+        .map(
+            |n| json!({"latency_ms": (n * 7919) % 1000, "level": levels[n % levels.len()], "n": n}),
+        )
+        .collect();
+    Value::Array(records)
+}
+
+/// Runs `call`, which must succeed; answers its result.
+fn run_ok(sandbox: &Sandbox, call: &Call<'_>) -> Result<Option<Value>, String> {
+    let outcome = sandbox.run(call).map_err(|e| e.to_string())?;
+    if outcome.kind != OutcomeKind::Ok {
+        return Err(format!("the call failed: {:?}", outcome.error));
+    }
+    Ok(outcome.result)
+}
+
+/// A `python3` with numpy `version`: a virtual environment under `target/`, made once.
+fn native_numpy(root: &Path, version: &str) -> BenchResult<PathBuf> {
+    let venv = root.join("target/bench-numpy").join(version);
+    let python = venv.join("bin/python3");
+    let has_numpy = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import numpy"])
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if python.is_file() && has_numpy(&python) {
+        return Ok(python);
+    }
+    let made = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status()?;
+    let installed = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            &format!("numpy=={version}"),
+        ])
+        .status()?;
+    if !made.success() || !installed.success() || !has_numpy(&python) {
+        return Err(format!("could not install numpy {version} into {}", venv.display()).into());
+    }
+    Ok(python)
+}
+
+/// How long Cranelift takes to compile the numpy profile's snapshot (what its first use
+/// after an interpreter build pays; later starts load it from the compile cache).
+fn compile_time(cache: &Path, built: &BuiltInterpreter) -> BenchResult<Duration> {
+    let snapshot = vivarium_sandbox::ensure_snapshot(cache, built, Profile::Numpy)?;
+    let bytes = std::fs::read(&snapshot.path)?;
+    let engine = vivarium_sandbox::new_pooling_engine(8)?;
+    let started = Instant::now();
+    wasmtime::Module::new(&engine, &bytes)?;
+    Ok(started.elapsed())
+}
+
+/// The size of `profile`'s snapshot.
+fn snapshot_size(cache: &Path, profile: Profile) -> BenchResult<u64> {
+    let built = BuiltInterpreter::find(cache).ok_or("the interpreter is not built")?;
+    let snapshot = vivarium_sandbox::ensure_snapshot(cache, &built, profile)?;
+    Ok(std::fs::metadata(&snapshot.path)?.len())
+}
