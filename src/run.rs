@@ -66,6 +66,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
         .map_err(|e| Failure::new(Exit::for_setup_error(&e), e))?;
     let committed = commit_state(&state, &mut outcome)?;
     report(&outcome, cli.json_logs);
+    keep_cache_tidy(&cache);
     match committed {
         Ok(changed) => {
             report_state(&state, &changed, cli.json_logs);
@@ -75,6 +76,26 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<Exit, Failure> {
             print_refusal(&refusal, cli.json_logs);
             Ok(Exit::StateConflict)
         }
+    }
+}
+
+/// How often `vivarium run` sweeps the cache it shares with the service (which sweeps hourly).
+const CACHE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Evicts from the cache what the default policy lets go, once a day at most, after the
+/// result is out: a machine that only ever runs actions from the command line keeps a
+/// bounded cache too.
+fn keep_cache_tidy(cache: &Path) {
+    let policy = vivarium_runtime::eviction::EvictionPolicy::DEFAULT;
+    if let Some(swept) =
+        vivarium_runtime::eviction::sweep_if_due(cache, &policy, CACHE_SWEEP_INTERVAL)
+        && swept.evicted > 0
+    {
+        tracing::info!(
+            evicted = swept.evicted,
+            freed_bytes = swept.freed_bytes,
+            "cache swept"
+        );
     }
 }
 

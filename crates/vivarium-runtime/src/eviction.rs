@@ -87,6 +87,26 @@ pub fn sweep(cache_dir: &Path, policy: &EvictionPolicy) -> Swept {
     sweep_at(cache_dir, policy, SystemTime::now())
 }
 
+/// The file whose modification time says when [`sweep_if_due`] last swept a cache.
+const LAST_SWEEP: &str = ".last-sweep";
+
+/// Sweeps `cache_dir` as [`sweep`] does unless a sweep started there less than `every` ago
+/// (by any process): for tools that run briefly and often, such as `vivarium run`, which have
+/// no hourly task of their own. Answers what was swept, or `None` when none was due.
+pub fn sweep_if_due(cache_dir: &Path, policy: &EvictionPolicy, every: Duration) -> Option<Swept> {
+    let stamp = cache_dir.join(LAST_SWEEP);
+    let last = fs::metadata(&stamp).and_then(|meta| meta.modified()).ok();
+    let due = last.is_none_or(|at| at.elapsed().is_ok_and(|since| since >= every));
+    if !due {
+        return None;
+    }
+    if let Err(error) = fs::write(&stamp, b"") {
+        tracing::debug!(%error, stamp = %stamp.display(), "could not record a cache sweep");
+        return None;
+    }
+    Some(sweep(cache_dir, policy))
+}
+
 fn sweep_at(cache_dir: &Path, policy: &EvictionPolicy, now: SystemTime) -> Swept {
     let mut entries = entries(cache_dir);
     entries.sort_by_key(|entry| entry.used);
@@ -239,6 +259,23 @@ mod tests {
             set_age(&dir, age);
         }
         folder
+    }
+
+    #[test]
+    fn a_due_sweep_runs_once_per_interval_across_calls() {
+        let cache = tempfile::tempdir().unwrap();
+        let old = read_only_action(cache.path(), "old", 40 * DAY);
+        let first = sweep_if_due(cache.path(), &EvictionPolicy::DEFAULT, DAY);
+        assert_eq!(first.map(|swept| swept.evicted), Some(1));
+        assert!(!old.exists());
+        read_only_action(cache.path(), "older", 50 * DAY);
+        assert_eq!(
+            sweep_if_due(cache.path(), &EvictionPolicy::DEFAULT, DAY),
+            None
+        );
+        set_age(&cache.path().join(LAST_SWEEP), 2 * DAY);
+        let later = sweep_if_due(cache.path(), &EvictionPolicy::DEFAULT, DAY);
+        assert_eq!(later.map(|swept| swept.evicted), Some(1));
     }
 
     #[test]
