@@ -42,6 +42,20 @@ def main(data, logger):
              "levels": dict(zip(names.tolist(), per_level.tolist()))}]
 "#;
 
+/// Linear algebra, where a native numpy has OpenBLAS and the sandbox's has `lapack_lite`: a
+/// 256×256 matrix product and a solve.
+const LINALG_MAIN: &str = r#"
+import numpy as np
+
+def main(data, logger):
+    rng = np.random.default_rng(7)
+    a = rng.random((256, 256)) + 256 * np.eye(256)
+    b = rng.random(256)
+    product = a @ a
+    x = np.linalg.solve(a, b)
+    return [{"trace": float(np.trace(product)), "residual": float(np.abs(a @ x - b).max())}]
+"#;
+
 /// The same summary in pure Python.
 const PURE_MAIN: &str = r#"
 import collections
@@ -104,6 +118,14 @@ fn main() -> BenchResult<()> {
     let native = measure(WARMUP, calls, || {
         native_call(&python, &["-I", "-B"], numpy_action.path(), &request)
     })?;
+    let linalg_action = action(LINALG_MAIN)?;
+    let linalg = measure(WARMUP, calls, || {
+        run_ok(&numpy, &call_of(linalg_action.path(), &one, &env)).map(drop)
+    })?;
+    let one_request = serde_json::to_vec(&json!({ "data": one }))?;
+    let native_linalg = measure(WARMUP, calls, || {
+        native_call(&python, &["-I", "-B"], linalg_action.path(), &one_request)
+    })?;
     let compile = compile_time(&cache, &built)?;
 
     println!(
@@ -129,6 +151,14 @@ fn main() -> BenchResult<()> {
         "standard profile, a trivial action (for comparison)",
         &standard_fixed,
     );
+    row(
+        "numpy profile, 256x256 product and solve (lapack_lite, no BLAS)",
+        &linalg,
+    );
+    row(
+        "native python3 + numpy (OpenBLAS) subprocess, the same",
+        &native_linalg,
+    );
     let p50 = |times: &[Duration]| percentile(times, 0.5).as_secs_f64();
     println!(
         "\npure Python p50 / numpy p50: {:.1}x; native subprocess p50 / numpy p50: {:.1}x",
@@ -138,6 +168,11 @@ fn main() -> BenchResult<()> {
     println!(
         "fixed cost, numpy profile / standard profile: {:.2}x",
         p50(&numpy_fixed) / p50(&standard_fixed)
+    );
+    println!(
+        "linear algebra without BLAS: sandbox p50 - fixed cost = {:.1} ms; native subprocess p50 = {:.1} ms (process start included)",
+        (p50(&linalg) - p50(&numpy_fixed)) * 1000.0,
+        p50(&native_linalg) * 1000.0
     );
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     println!(
