@@ -382,7 +382,7 @@ fn a_compiled_extension_is_refused() {
         "the archive holds compiled extension modules, which cannot load in the sandbox",
     );
     outcome.assert_stderr_contains("(packages: numpy)");
-    outcome.assert_stderr_contains("the runtime provides numpy built in");
+    outcome.assert_stderr_contains("the snapshot runtime (the default) provides numpy built in");
     assert_not_in_cache("_multiarray_umath.cpython-311-x86_64-linux-gnu.so");
 }
 
