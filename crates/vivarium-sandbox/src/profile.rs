@@ -22,6 +22,43 @@ pub enum Profile {
 /// its own import leaves for later.
 const NUMPY_PRELOADED: &[&str] = &["numpy", "numpy.fft", "numpy.linalg", "numpy.random"];
 
+/// Run once while the numpy profile's snapshot is taken: what actions over records commonly
+/// call, so that what numpy sets up on first use (modules it imports then, dispatch and
+/// type-promotion caches) is in the image rather than redone by every call. The first
+/// `np.percentile` of a fresh instance cost 12 ms without it, the next 0.3 ms.
+const NUMPY_WARM_UP: &str = r#"
+def _vivarium_warm_numpy():
+    import io
+    import numpy as np
+    values = np.fromiter((float(n % 97) for n in range(256)), dtype=np.float64, count=256)
+    labels = np.array(["info", "warn", "error", "info"] * 64)
+    np.percentile(values, [50, 90, 99])
+    np.quantile(values, 0.5)
+    np.median(values)
+    np.histogram(values, bins=10, range=(0, 100))
+    np.unique(labels, return_counts=True)
+    np.unique(values)
+    np.sort(values), np.argsort(values), np.cumsum(values), np.diff(values)
+    values.mean(), values.std(), values.min(), values.max(), values.sum()
+    np.where(values > 50, values, 0.0), np.clip(values, 0, 10), np.round(values / 3, 2)
+    np.concatenate([values, values]).reshape(2, -1).T.astype(np.int64).tolist()
+    np.nanmean(values), np.isnan(values).any(), np.bincount(values.astype(np.int64))
+    matrix = np.eye(4) * 2.0 + 1.0
+    np.linalg.solve(matrix, np.ones(4)), np.linalg.inv(matrix), np.linalg.det(matrix)
+    np.linalg.eigvalsh(matrix), np.linalg.norm(matrix), matrix @ matrix
+    np.fft.rfft(values), np.fft.fft(values[:64])
+    rng = np.random.default_rng(0)
+    rng.random(4), rng.normal(size=4), rng.integers(0, 10, size=4), rng.choice(labels, 2)
+    np.random.random(4), np.random.normal(size=4)
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    buffer.seek(0)
+    np.load(buffer)
+
+_vivarium_warm_numpy()
+del _vivarium_warm_numpy
+"#;
+
 impl Profile {
     /// Every profile.
     pub const ALL: [Self; 2] = [Self::Standard, Self::Numpy];
@@ -79,6 +116,15 @@ impl Profile {
         match self {
             Self::Standard => &built.reactor,
             Self::Numpy => &built.numpy_reactor,
+        }
+    }
+
+    /// Code run once at the end of this profile's initialization, before the snapshot is
+    /// settled, to leave what first use sets up in the image.
+    pub(crate) fn warm_up(self) -> &'static str {
+        match self {
+            Self::Standard => "",
+            Self::Numpy => NUMPY_WARM_UP,
         }
     }
 
