@@ -231,3 +231,12 @@ fn a_numpy_requirement_the_runtime_cannot_meet_is_refused_naming_its_version() {
     outcome.assert_failure(6, "numpy: the runtime provides numpy 2.");
     outcome.assert_stderr_contains("which does not satisfy \"<2\"");
 }
+
+#[test]
+fn numpy_imported_by_a_computed_name_is_refused_saying_how_to_get_it() {
+    let source = "import importlib\n\ndef main(data, logger):\n    \
+                  return [importlib.import_module('num' + 'py').__version__]\n";
+    let outcome = run_source(source, &json!([{}]), &[]);
+    outcome.assert_failure(10, "numpy runs on the numpy profile");
+    outcome.assert_stderr_contains("listing numpy in pyproject.toml");
+}

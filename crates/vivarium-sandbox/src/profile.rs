@@ -22,6 +22,29 @@ pub enum Profile {
 /// its own import leaves for later.
 const NUMPY_PRELOADED: &[&str] = &["numpy", "numpy.fft", "numpy.linalg", "numpy.random"];
 
+/// Run once while the standard profile's snapshot is taken: numpy's Python files are in the
+/// standard library folder of both reactors, but its extension modules only in the numpy
+/// one, so an import of numpy that Vivarium could not see coming (a computed name given to
+/// `importlib`) would fail here with numpy's own advice about broken installations. This
+/// says what to do instead.
+const STANDARD_INIT: &str = r#"
+class _VivariumNumpyElsewhere:
+    """Refuses numpy on the standard profile, saying how an action gets the numpy one."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "numpy" or name.startswith("numpy."):
+            raise ModuleNotFoundError(
+                "numpy runs on the numpy profile, which an action gets by importing numpy in "
+                "one of its .py files (an import statement Vivarium can read) or by listing "
+                "numpy in pyproject.toml", name=name)
+        return None
+
+import sys as _vivarium_sys
+_vivarium_sys.meta_path.insert(0, _VivariumNumpyElsewhere)
+del _vivarium_sys, _VivariumNumpyElsewhere
+"#;
+
 /// Run once while the numpy profile's snapshot is taken: what actions over records commonly
 /// call, so that what numpy sets up on first use (modules it imports then, dispatch and
 /// type-promotion caches) is in the image rather than redone by every call. The first
@@ -120,10 +143,10 @@ impl Profile {
     }
 
     /// Code run once at the end of this profile's initialization, before the snapshot is
-    /// settled, to leave what first use sets up in the image.
-    pub(crate) fn warm_up(self) -> &'static str {
+    /// settled: what the profile sets up in the image.
+    pub(crate) fn init_code(self) -> &'static str {
         match self {
-            Self::Standard => "",
+            Self::Standard => STANDARD_INIT,
             Self::Numpy => NUMPY_WARM_UP,
         }
     }

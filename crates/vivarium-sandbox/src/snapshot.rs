@@ -246,7 +246,7 @@ def _vivarium_load_package(modules):
 
 /// What the reactor's initialization executes as the `vivarium_runner` module: the runner,
 /// then the `vivarium` package, then the preloaded modules (the standard ones and the
-/// profile's, under a name the runner does not use), then the profile's warm-up, then
+/// profile's, under a name the runner does not use), then the profile's own code, then
 /// [`SETTLE_SNAPSHOT`].
 fn init_source(profile: Profile) -> String {
     let names: Vec<String> = PRELOADED_MODULES
@@ -262,7 +262,7 @@ fn init_source(profile: Profile) -> String {
         "{RUNNER_SOURCE}\n{LOAD_PACKAGE}\n_vivarium_load_package([{}])\ndel _vivarium_load_package\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{}\n{SETTLE_SNAPSHOT}",
         package.join(", "),
         names.join(", "),
-        profile.warm_up()
+        profile.init_code()
     )
 }
 
