@@ -10,11 +10,18 @@
 //! its `python3` has. Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets the number of
 //! measured calls.
 
+#[allow(
+    dead_code,
+    reason = "this bench times its native baseline inside python3, not with native_call"
+)]
+mod timing;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use timing::{measure, percentile, row};
 use vivarium_egress::{Author, Egress, EgressClient, EgressLimits, OperatorEgress, SystemLookup};
 use vivarium_sandbox::{
     ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, ResultShape, RuntimeChoice,
@@ -56,8 +63,10 @@ fn main() -> BenchResult<()> {
     let env = ActionEnv::default();
     let with_requests = bench_call(action.path(), &env, &layer, REQUESTS, Some(&egress));
     let none = bench_call(action.path(), &env, &layer, 0, Some(&egress));
-    let sandboxed = measure(calls, || run_ok(&sandbox, &with_requests))?;
-    let baseline = measure(calls, || run_ok(&sandbox, &none))?;
+    let sandboxed = measure(WARMUP, calls, || {
+        run_ok(&sandbox, &with_requests).map_err(text)
+    })?;
+    let baseline = measure(WARMUP, calls, || run_ok(&sandbox, &none).map_err(text))?;
     let trivial = tempfile::tempdir()?;
     std::fs::write(
         trivial.path().join("main.py"),
@@ -85,8 +94,8 @@ fn main() -> BenchResult<()> {
     println!(
         "\nOutbound HTTP: requests.get to a local server, {calls} calls of {REQUESTS} requests each"
     );
-    println!("| path | p50 | p99 |");
-    println!("|---|---|---|");
+    println!("| path | p50 | p99 | mean |");
+    println!("|---|---|---|---|");
     row(
         &format!("sandbox call making {REQUESTS} requests"),
         &sandboxed,
@@ -203,26 +212,17 @@ fn start_server() -> BenchResult<u16> {
     Ok(port)
 }
 
+/// A benchmark error as the shared timing helpers take it.
+fn text(error: Box<dyn std::error::Error>) -> String {
+    error.to_string()
+}
+
 fn run_ok(sandbox: &Sandbox, call: &Call<'_>) -> BenchResult<()> {
     let outcome = sandbox.run(call)?;
     if outcome.kind != OutcomeKind::Ok {
         return Err(format!("the call ended as {}: {:?}", outcome.kind, outcome.error).into());
     }
     Ok(())
-}
-
-fn measure(calls: usize, mut once: impl FnMut() -> BenchResult<()>) -> BenchResult<Vec<Duration>> {
-    for _ in 0..WARMUP {
-        once()?;
-    }
-    let mut times = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        let started = Instant::now();
-        once()?;
-        times.push(started.elapsed());
-    }
-    times.sort();
-    Ok(times)
 }
 
 /// Two paths measured alternately, so that drift in the machine's load falls on both.
@@ -247,18 +247,4 @@ fn measure_pair(
     a.sort();
     b.sort();
     Ok((a, b))
-}
-
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
-}
-
-fn row(label: &str, times: &[Duration]) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "| {label} | {:.2} ms | {:.2} ms |",
-        ms(percentile(times, 0.5)),
-        ms(percentile(times, 0.99))
-    );
 }
