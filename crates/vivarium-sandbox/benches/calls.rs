@@ -12,11 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use timing::{measure, native_call, percentile, row};
+use timing::{measure, native_call, p50, plain_call, row};
 use vivarium_runtime::FetchOptions;
 use vivarium_sandbox::{
-    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, ResultShape, RuntimeChoice,
-    Sandbox,
+    ActionEnv, Call, Input, OutcomeKind, PrepareOptions, RuntimeChoice, Sandbox,
 };
 
 const RECORDS: usize = 100;
@@ -45,18 +44,7 @@ fn main() -> BenchResult<()> {
     let pinned = sandbox(&cache, RuntimeChoice::Pinned)?;
 
     let env = ActionEnv::default();
-    let call = Call {
-        action_dir: &action,
-        input: Input::Data(records.clone()),
-        env: &env,
-        limits: Limits::DEFAULT,
-        shape: ResultShape::Records,
-        dependency_layer: None,
-        egress: None,
-        cpu_slot: None,
-        state: None,
-        log_sink: None,
-    };
+    let call = plain_call(&action, &records, &env);
     let mut fuel = (0, 0);
     let fast = measure(WARMUP, calls, || {
         run_ok(&snapshot, &call).map(|used| fuel.0 = used)
@@ -112,7 +100,6 @@ fn main() -> BenchResult<()> {
         &previous,
     );
     row("native python3 subprocess per call (baseline)", &native);
-    let p50 = |times: &[Duration]| percentile(times, 0.5).as_secs_f64();
     println!(
         "\nnative p50 / snapshot p50: {:.1}x faster (target 15x)",
         p50(&native) / p50(&fast)
@@ -158,18 +145,7 @@ fn resident_cost_per_instance(sandbox: &Sandbox) -> BenchResult<f64> {
         "import json, logging, time\n\ndef main(data, logger):\n    logger.info(json.dumps(data))\n    time.sleep(1.5)\n    return data\n",
     )?;
     let env = ActionEnv::default();
-    let call = Call {
-        action_dir: action.path(),
-        input: Input::Data(serde_json::json!([{"n": 1}])),
-        env: &env,
-        limits: Limits::DEFAULT,
-        shape: ResultShape::Records,
-        dependency_layer: None,
-        egress: None,
-        cpu_slot: None,
-        state: None,
-        log_sink: None,
-    };
+    let call = plain_call(action.path(), &serde_json::json!([{"n": 1}]), &env);
     run_ok(sandbox, &call)?;
     std::thread::sleep(Duration::from_millis(500));
     let at_rest = resident_bytes()?;

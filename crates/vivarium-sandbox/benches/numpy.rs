@@ -14,11 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use timing::{measure, native_call, percentile, row};
+use timing::{measure, native_call, p50, plain_call, row};
 use vivarium_runtime::BuiltInterpreter;
-use vivarium_sandbox::{
-    ActionEnv, Call, Input, Limits, OutcomeKind, PrepareOptions, Profile, ResultShape, Sandbox,
-};
+use vivarium_sandbox::{ActionEnv, Call, OutcomeKind, PrepareOptions, Profile, Sandbox};
 
 /// Records summarised by each call.
 const RECORDS: usize = 10_000;
@@ -96,7 +94,7 @@ fn main() -> BenchResult<()> {
     let trivial = action("def main(data, logger):\n    return data\n")?;
     let env = ActionEnv::default();
     let summary =
-        |sandbox: &Sandbox, folder: &Path| run_ok(sandbox, &call_of(folder, &records, &env));
+        |sandbox: &Sandbox, folder: &Path| run_ok(sandbox, &plain_call(folder, &records, &env));
     if summary(&numpy, numpy_action.path())? != summary(&standard, pure_action.path())? {
         return Err("numpy and pure Python disagree on the summary".into());
     }
@@ -108,10 +106,10 @@ fn main() -> BenchResult<()> {
     })?;
     let one = json!([{"n": 1}]);
     let numpy_fixed = measure(WARMUP, calls, || {
-        run_ok(&numpy, &call_of(trivial_numpy.path(), &one, &env)).map(drop)
+        run_ok(&numpy, &plain_call(trivial_numpy.path(), &one, &env)).map(drop)
     })?;
     let standard_fixed = measure(WARMUP, calls, || {
-        run_ok(&standard, &call_of(trivial.path(), &one, &env)).map(drop)
+        run_ok(&standard, &plain_call(trivial.path(), &one, &env)).map(drop)
     })?;
     let python = native_numpy(&root, &built.numpy_version)?;
     let request = serde_json::to_vec(&json!({ "data": records }))?;
@@ -120,7 +118,7 @@ fn main() -> BenchResult<()> {
     })?;
     let linalg_action = action(LINALG_MAIN)?;
     let linalg = measure(WARMUP, calls, || {
-        run_ok(&numpy, &call_of(linalg_action.path(), &one, &env)).map(drop)
+        run_ok(&numpy, &plain_call(linalg_action.path(), &one, &env)).map(drop)
     })?;
     let one_request = serde_json::to_vec(&json!({ "data": one }))?;
     let native_linalg = measure(WARMUP, calls, || {
@@ -159,7 +157,6 @@ fn main() -> BenchResult<()> {
         "native python3 + numpy (OpenBLAS) subprocess, the same",
         &native_linalg,
     );
-    let p50 = |times: &[Duration]| percentile(times, 0.5).as_secs_f64();
     println!(
         "\npure Python p50 / numpy p50: {:.1}x; native subprocess p50 / numpy p50: {:.1}x",
         p50(&pure) / p50(&with_numpy),
@@ -182,22 +179,6 @@ fn main() -> BenchResult<()> {
         mib(snapshot_size(&cache, Profile::Numpy)?),
     );
     Ok(())
-}
-
-/// A call of the action in `folder` on `data`, with the default limits.
-fn call_of<'a>(folder: &'a Path, data: &Value, env: &'a ActionEnv) -> Call<'a> {
-    Call {
-        action_dir: folder,
-        input: Input::Data(data.clone()),
-        env,
-        limits: Limits::DEFAULT,
-        shape: ResultShape::Records,
-        dependency_layer: None,
-        egress: None,
-        cpu_slot: None,
-        state: None,
-        log_sink: None,
-    }
 }
 
 /// A sandbox of `profile`, with a warm pool.

@@ -6,7 +6,29 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vivarium_sandbox::RUNNER_SOURCE;
+use serde_json::Value;
+use vivarium_sandbox::{ActionEnv, Call, Input, Limits, RUNNER_SOURCE, ResultShape};
+
+/// A call of the action in `folder` on `data`, with the default limits and nothing else.
+pub fn plain_call<'a>(folder: &'a Path, data: &Value, env: &'a ActionEnv) -> Call<'a> {
+    Call {
+        action_dir: folder,
+        input: Input::Data(data.clone()),
+        env,
+        limits: Limits::DEFAULT,
+        shape: ResultShape::Records,
+        dependency_layer: None,
+        egress: None,
+        cpu_slot: None,
+        state: None,
+        log_sink: None,
+    }
+}
+
+/// The median of `sorted`, in seconds.
+pub fn p50(sorted: &[Duration]) -> f64 {
+    percentile(sorted, 0.5).as_secs_f64()
+}
 
 /// Times `calls` runs of `one` after `warmup` unmeasured ones; answers the sorted times.
 pub fn measure(
