@@ -58,6 +58,29 @@ NINJA_FILE=ninja-$NINJA_VERSION-py3-none-manylinux2014_x86_64.manylinux_2_17_x86
 NINJA_URL=https://files.pythonhosted.org/packages/6e/53/ebfed7b689c338dd8ebeec9c0730c8d56821292f14e2536e5f3ef1a05744/$NINJA_FILE
 NINJA_SHA256=65a24341b5ac09fcadcc37082660be40a94174e51a937fabf6e2cae26225fa2c
 
+PANDAS_VERSION=3.1.1
+PANDAS_FILE=pandas-$PANDAS_VERSION.tar.gz
+PANDAS_URL=https://files.pythonhosted.org/packages/17/ca/24c6bc92aca3d366146358e47f1d374c0e1a50763ef226fc71eff20a63fb/$PANDAS_FILE
+PANDAS_SHA256=05fed3e3b7c99b226f160e29d7d6cb7ef39638c758cbfe42b3f24ba34f04b859
+
+# pandas' sdist does not vendor meson: meson's wheel, pure Python, run by the build-python.
+# meson-python is not needed: meson builds and installs into a staging folder, no wheel.
+MESON_VERSION=1.9.1
+MESON_FILE=meson-$MESON_VERSION-py3-none-any.whl
+MESON_URL=https://files.pythonhosted.org/packages/9c/07/b48592d325cb86682829f05216e4efb2dc881762b8f1bafb48b57442307a/$MESON_FILE
+MESON_SHA256=f824ab770c041a202f532f69e114c971918ed2daff7ea56583d80642564598d0
+
+# pandas' run-time dependencies (tzdata is above), pure Python.
+DATEUTIL_VERSION=2.9.0.post0
+DATEUTIL_FILE=python_dateutil-$DATEUTIL_VERSION-py2.py3-none-any.whl
+DATEUTIL_URL=https://files.pythonhosted.org/packages/ec/57/56b9bcc3c9c6a792fcbaf139543cee77261f3651ca9da0c93f5c1221264b/$DATEUTIL_FILE
+DATEUTIL_SHA256=a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427
+
+SIX_VERSION=1.17.0
+SIX_FILE=six-$SIX_VERSION-py2.py3-none-any.whl
+SIX_URL=https://files.pythonhosted.org/packages/b7/ce/149a00dd41f10bc29e5921b496af8b574d8413afcd5e30dfa0ed46c2cc5e/$SIX_FILE
+SIX_SHA256=4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274
+
 # ---------------------------------------------------------------------------------------------
 # Build settings.
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +110,23 @@ NUMPY_MODULES="numpy/_core/_multiarray_umath numpy/linalg/lapack_lite numpy/lina
 NUMPY_MESON_OPTIONS="-Dblas=none -Dlapack=none -Dallow-noblas=true -Ddisable-threading=true
     -Ddisable-optimization=true -Ddisable-highway=true -Ddisable-svml=true -Ddisable-intel-sort=true
     -Dcpu-baseline=none -Dcpu-dispatch=none --buildtype=release -Db_ndebug=true"
-TOTAL_STEPS=11
+# pandas' extension modules, linked with numpy's into the pandas reactor: every module its
+# build makes (none of them is only for its tests), the Cython utility module they share first.
+PANDAS_MODULES="pandas/_libs/_cyutility pandas/_libs/_ujson pandas/_libs/algos
+    pandas/_libs/arrays pandas/_libs/byteswap pandas/_libs/groupby pandas/_libs/hashing
+    pandas/_libs/hashtable pandas/_libs/index pandas/_libs/indexing pandas/_libs/internals
+    pandas/_libs/interval pandas/_libs/join pandas/_libs/lib pandas/_libs/missing pandas/_libs/ops
+    pandas/_libs/ops_dispatch pandas/_libs/pandas_datetime pandas/_libs/pandas_parser
+    pandas/_libs/parsers pandas/_libs/properties pandas/_libs/reshape pandas/_libs/sas
+    pandas/_libs/sparse pandas/_libs/testing pandas/_libs/tslib pandas/_libs/writers
+    pandas/_libs/tslibs/base pandas/_libs/tslibs/ccalendar pandas/_libs/tslibs/conversion
+    pandas/_libs/tslibs/dtypes pandas/_libs/tslibs/fields pandas/_libs/tslibs/nattype
+    pandas/_libs/tslibs/np_datetime pandas/_libs/tslibs/offsets pandas/_libs/tslibs/parsing
+    pandas/_libs/tslibs/period pandas/_libs/tslibs/strptime pandas/_libs/tslibs/timedeltas
+    pandas/_libs/tslibs/timestamps pandas/_libs/tslibs/timezones pandas/_libs/tslibs/tzconversion
+    pandas/_libs/tslibs/vectorized pandas/_libs/window/aggregations pandas/_libs/window/indexers"
+PANDAS_MESON_OPTIONS="--buildtype=release -Db_ndebug=true"
+TOTAL_STEPS=13
 
 # ---------------------------------------------------------------------------------------------
 # Helpers.
@@ -194,12 +233,18 @@ ZLIB_PREFIX="$WORK/zlib-wasm32-wasip1"
 SUPPORT_PREFIX="$WORK/support-wasm32-wasip1"
 STUBS_C="$HERE/shim/wasi_netdb_stubs.c"
 CXX_C="$HERE/shim/cxx_exceptions.c"
-# The digest of this recipe and the C sources it links (in this order), recorded in
-# build-info.json so that a build made by another version of the recipe is not used.
-RECIPE_SHA256=$(cat "${BASH_SOURCE[0]}" "$SHIM_C" "$STUBS_C" "$CXX_C" | sha256sum | cut -d' ' -f1)
+# The pandas profile's stand-ins for modules WASI cannot have (see their docstrings).
+STANDIN_FILES=("$HERE/standins/ctypes/__init__.py" "$HERE/standins/mmap.py")
+# The digest of this recipe, the C sources it links and the stand-ins (in this order),
+# recorded in build-info.json so that a build made by another version of the recipe is not used.
+RECIPE_SHA256=$(cat "${BASH_SOURCE[0]}" "$SHIM_C" "$STUBS_C" "$CXX_C" "${STANDIN_FILES[@]}" |
+    sha256sum | cut -d' ' -f1)
 NUMPY_SRC="$WORK/src/numpy-$NUMPY_VERSION"
 NUMPY_BUILD="$WORK/build-numpy"
 NUMPY_TOOLS="$TOOLCHAIN/numpy-tools"
+PANDAS_SRC="$WORK/src/pandas-$PANDAS_VERSION"
+PANDAS_BUILD="$WORK/build-pandas"
+PANDAS_TOOLS="$TOOLCHAIN/pandas-tools"
 WASI_BUILD="$WORK/build-wasm32-wasip1"
 HOST_TRIPLE=wasm32-unknown-wasip1
 mkdir -p "$DOWNLOADS" "$STAMPS" "$WORK/src" "$TOOLCHAIN/bin"
@@ -226,6 +271,7 @@ done
 [ -f "$SHIM_C" ] || missing+=("$SHIM_C")
 [ -f "$STUBS_C" ] || missing+=("$STUBS_C")
 [ -f "$CXX_C" ] || missing+=("$CXX_C")
+for file in "${STANDIN_FILES[@]}"; do [ -f "$file" ] || missing+=("$file"); done
 if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}"
 fi
@@ -242,6 +288,10 @@ fetch "$TZDATA_FILE" "$TZDATA_URL" "$TZDATA_SHA256"
 fetch "$NUMPY_FILE" "$NUMPY_URL" "$NUMPY_SHA256"
 fetch "$CYTHON_FILE" "$CYTHON_URL" "$CYTHON_SHA256"
 fetch "$NINJA_FILE" "$NINJA_URL" "$NINJA_SHA256"
+fetch "$PANDAS_FILE" "$PANDAS_URL" "$PANDAS_SHA256"
+fetch "$MESON_FILE" "$MESON_URL" "$MESON_SHA256"
+fetch "$DATEUTIL_FILE" "$DATEUTIL_URL" "$DATEUTIL_SHA256"
+fetch "$SIX_FILE" "$SIX_URL" "$SIX_SHA256"
 
 # ---------------------------------------------------------------------------------------------
 step "unpacking the sources and the zig toolchain"
@@ -320,6 +370,19 @@ if ! stamp_ok unpack-numpy-tools "$CYTHON_SHA256 $NINJA_SHA256"; then
     unzip_to "$DOWNLOADS/$NINJA_FILE" "$NUMPY_TOOLS/ninja"
     chmod +x "$NUMPY_TOOLS/ninja/ninja-$NINJA_VERSION.data/scripts/ninja"
     stamp_set unpack-numpy-tools "$CYTHON_SHA256 $NINJA_SHA256"
+fi
+if ! stamp_ok unpack-pandas "$PANDAS_SHA256"; then
+    rm -rf "$PANDAS_SRC" "$WORK/src/pandas.tmp"
+    mkdir -p "$WORK/src/pandas.tmp"
+    tar -xzf "$DOWNLOADS/$PANDAS_FILE" -C "$WORK/src/pandas.tmp"
+    mv "$WORK/src/pandas.tmp/pandas-$PANDAS_VERSION" "$PANDAS_SRC"
+    rm -rf "$WORK/src/pandas.tmp"
+    stamp_set unpack-pandas "$PANDAS_SHA256"
+fi
+if ! stamp_ok unpack-pandas-tools "$MESON_SHA256"; then
+    rm -rf "$PANDAS_TOOLS"
+    unzip_to "$DOWNLOADS/$MESON_FILE" "$PANDAS_TOOLS/meson"
+    stamp_set unpack-pandas-tools "$MESON_SHA256"
 fi
 "$ZIG" version >/dev/null || die "the zig binary in $TOOLCHAIN does not run"
 
@@ -742,28 +805,51 @@ exec "\$compiler" "\$@"
 EOF
 ln -sf cc "$NUMPY_TOOLS/bin/c++"
 chmod +x "$NUMPY_TOOLS/bin/cython" "$NUMPY_TOOLS/bin/pkg-config" "$NUMPY_TOOLS/bin/cc"
-# The functions numpy/random/src/distributions/distributions.c defines, renamed in mtrand.
-"$BUILD_PYTHON" - "$NUMPY_SRC/numpy/random/src/distributions/distributions.c" \
-    "$NUMPY_TOOLS/legacy_distributions.h" <<'EOF'
+# write_rename_header HEADER PREFIX WHAT MIN SOURCE... [-- OTHER...]: a header renaming every
+# function the SOURCEs define (not static) to PREFIX_name, or only those the OTHER sources
+# define too, to be force-included where they are compiled and called, so that a second copy
+# of them links beside the first; it must rename MIN at least.
+write_rename_header() {
+    local header=$1 prefix=$2 what=$3 min=$4
+    shift 4
+    "$BUILD_PYTHON" - "$header" "$prefix" "$what" "$@" <<'EOF'
 import re, sys
-source = open(sys.argv[1]).read()
-defined = re.findall(r"^(?!static\b)[A-Za-z_][\w ]*?[\s*]+(\w+)\s*\([^;]*?\)\s*\{", source, re.M)
-with open(sys.argv[2], "w") as header:
-    header.write("/* Generated by python-wasm/build.sh: mtrand's own copies of the distributions. */\n")
-    for name in sorted(set(defined)):
-        header.write(f"#define {name} vivarium_legacy_{name}\n")
+header, prefix, what, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+sources, _, others = (files[:files.index("--")], None, files[files.index("--") + 1:]) if "--" in files else (files, None, [])
+
+def defined_in(paths):
+    names = set()
+    for path in paths:
+        source = open(path).read()
+        names |= set(re.findall(r"^(?!static\b)[A-Za-z_][\w ]*?[\s*]+(\w+)\s*\([^;]*?\)\s*\{", source, re.M))
+    return names
+
+defined = defined_in(sources)
+if others:
+    defined &= defined_in(others)
+with open(header, "w") as out:
+    out.write(f"/* Generated by python-wasm/build.sh: {what}. */\n")
+    for name in sorted(defined):
+        out.write(f"#define {name} {prefix}_{name}\n")
 EOF
-[ "$(grep -c '^#define' "$NUMPY_TOOLS/legacy_distributions.h")" -gt 50 ] ||
-    die "found too few functions in numpy's distributions.c to rename"
-cat >"$WORK/numpy-cross.ini" <<EOF
-# Generated by python-wasm/build.sh: meson's cross file for numpy on wasm32-wasip1.
+    [ "$(grep -c '^#define' "$header")" -ge "$min" ] || die "found too few functions to rename for $header"
+}
+# The functions numpy/random/src/distributions/distributions.c defines, renamed in mtrand.
+write_rename_header "$NUMPY_TOOLS/legacy_distributions.h" vivarium_legacy \
+    "mtrand's own copies of the distributions" 50 \
+    "$NUMPY_SRC/numpy/random/src/distributions/distributions.c"
+# write_cross_file FILE PROJECT CYTHON [BIN]: meson's cross file for PROJECT on wasm32-wasip1,
+# with the given Cython and the compiler wrappers cc and c++ in BIN (numpy's by default).
+write_cross_file() {
+    cat >"$1" <<EOF
+# Generated by python-wasm/build.sh: meson's cross file for $2 on wasm32-wasip1.
 [binaries]
-c = '$NUMPY_TOOLS/bin/cc'
-cpp = '$NUMPY_TOOLS/bin/c++'
+c = '${4:-$NUMPY_TOOLS/bin}/cc'
+cpp = '${4:-$NUMPY_TOOLS/bin}/c++'
 ar = '$WASI_AR'
 ranlib = '$WASI_RANLIB'
 python = '$BUILD_PYTHON'
-cython = '$NUMPY_TOOLS/bin/cython'
+cython = '$3'
 pkg-config = '$NUMPY_TOOLS/bin/pkg-config'
 
 [host_machine]
@@ -776,6 +862,8 @@ endian = 'little'
 needs_exe_wrapper = true
 longdouble_format = 'IEEE_QUAD_LE'
 EOF
+}
+write_cross_file "$WORK/numpy-cross.ini" numpy "$NUMPY_TOOLS/bin/cython"
 NUMPY_KEY="$NUMPY_UNPACK_KEY $CYTHON_SHA256 $NINJA_SHA256 $WASI_KEY $(cat "$NUMPY_TOOLS/bin/cc" "$NUMPY_TOOLS/bin/pkg-config" "$NUMPY_TOOLS/legacy_distributions.h" "$WORK/numpy-cross.ini" "$WASI_CXX" | sha256sum | cut -d' ' -f1) $NUMPY_MESON_OPTIONS"
 if ! stamp_ok configure-numpy "$NUMPY_KEY"; then
     rm -rf "$NUMPY_BUILD"
@@ -808,38 +896,154 @@ note "numpy $NUMPY_VERSION: $(echo $NUMPY_MODULES | wc -w) extension modules bui
 step "linking the numpy reactor vivarium-python-numpy.wasm"
 # ---------------------------------------------------------------------------------------------
 t0=$(date +%s)
-numpy_archives=() numpy_libraries=()
 # meson names the modules with the build-python's suffix (it runs meson); they are archives.
 module_suffix=$("$BUILD_PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-for module in $NUMPY_MODULES; do
-    archive="$NUMPY_BUILD/$module$module_suffix"
-    [ -f "$archive" ] || die "numpy's build made no $archive"
-    numpy_archives+=("$archive")
-    while read -r library; do
-        [ -n "$library" ] && numpy_libraries+=("$library")
-    done <"$archive.libs"
-done
-mapfile -t numpy_libraries < <(printf '%s\n' "${numpy_libraries[@]}" | awk '!seen[$0]++')
-NUMPY_LINK_KEY="$LINK_KEY $NUMPY_KEY $(sha256_of "$CXX_C") $NUMPY_MODULES"
-if ! stamp_ok link-numpy-reactor "$NUMPY_LINK_KEY" || [ ! -f "$WASI_BUILD/vivarium-python-numpy.wasm" ]; then
+# add_archives BUILD MODULE...: adds the archive meson made in BUILD for each MODULE to
+# LINK_ARCHIVES, and the static libraries it names to LINK_LIBRARIES (once each). meson
+# makes a module in the folder of the meson.build declaring it, which for pandas' Cython
+# utility module is the root of the build.
+add_archives() {
+    local build=$1 module archive library
+    shift
+    for module in "$@"; do
+        archive="$build/$module$module_suffix"
+        [ -f "$archive" ] || archive="$build/${module##*/}$module_suffix"
+        [ -f "$archive" ] || die "the build in $build made no archive for $module"
+        LINK_ARCHIVES+=("$archive")
+        while read -r library; do
+            [ -n "$library" ] && LINK_LIBRARIES+=("$library")
+        done <"$archive.libs"
+    done
+    mapfile -t LINK_LIBRARIES < <(printf '%s\n' "${LINK_LIBRARIES[@]}" | awk 'NF && !seen[$0]++')
+}
+# link_extension_reactor NAME KEY MODULE...: links vivarium-python-NAME.wasm in the CPython
+# build, with MODULEs' archives (in LINK_ARCHIVES and LINK_LIBRARIES) registered by its
+# inittab, unless the one there was linked from the same KEY.
+link_extension_reactor() {
+    local name=$1 key=$2 reactor="vivarium-python-$1.wasm"
+    shift 2
+    stamp_ok "link-$name-reactor" "$key" && [ -f "$WASI_BUILD/$reactor" ] && return 0
     (
         cd "$WASI_BUILD"
-        # shellcheck disable=SC2086 # NUMPY_MODULES is a list of words
-        write_inittab vivarium_inittab_numpy.c $NUMPY_MODULES
+        write_inittab "vivarium_inittab_$name.c" "$@"
+        # shellcheck disable=SC2086 # the flag strings are lists of words
+        "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c "vivarium_inittab_$name.c" \
+            -o "vivarium_inittab_$name.o"
         # shellcheck disable=SC2086
-        "$WASI_CC" $PY_CFLAGS -Wall -Wextra -Werror -c vivarium_inittab_numpy.c -o vivarium_inittab_numpy.o
         "$WASI_CC" $WASM_OPT -Wall -Wextra -Werror -c "$CXX_C" -o cxx_exceptions.o
         # C++ objects inside: linked by zig c++, which adds its libc++ and libc++abi.
         # shellcheck disable=SC2086
-        "$WASI_CXX" $LINK_FLAGS $REACTOR_FLAGS -o vivarium-python-numpy.wasm vivarium_reactor.o \
-            vivarium_inittab_numpy.o cxx_exceptions.o "${numpy_archives[@]}" "${numpy_libraries[@]}" \
-            "libpython$PY_MM.a" $LINK_LIBS
-    ) >"$WASI_BUILD/link-numpy-reactor.log" 2>&1 ||
-        die "linking the numpy reactor failed, see $WASI_BUILD/link-numpy-reactor.log"
-    stamp_set link-numpy-reactor "$NUMPY_LINK_KEY"
-fi
+        "$WASI_CXX" $LINK_FLAGS $REACTOR_FLAGS -o "$reactor" vivarium_reactor.o \
+            "vivarium_inittab_$name.o" cxx_exceptions.o "${LINK_ARCHIVES[@]}" \
+            "${LINK_LIBRARIES[@]}" "libpython$PY_MM.a" $LINK_LIBS
+    ) >"$WASI_BUILD/link-$name-reactor.log" 2>&1 ||
+        die "linking the $name reactor failed, see $WASI_BUILD/link-$name-reactor.log"
+    stamp_set "link-$name-reactor" "$key"
+}
+LINK_ARCHIVES=() LINK_LIBRARIES=()
+# shellcheck disable=SC2086 # NUMPY_MODULES is a list of words
+add_archives "$NUMPY_BUILD" $NUMPY_MODULES
+NUMPY_LINK_KEY="$LINK_KEY $NUMPY_KEY $(sha256_of "$CXX_C") $NUMPY_MODULES"
+# shellcheck disable=SC2086
+link_extension_reactor numpy "$NUMPY_LINK_KEY" $NUMPY_MODULES
 check_reactor "$WASI_BUILD/vivarium-python-numpy.wasm" NUMPY_REACTOR_EXPORTS
 TIMES[link_numpy_reactor]=$(elapsed_since "$t0")
+
+# ---------------------------------------------------------------------------------------------
+step "pandas $PANDAS_VERSION for $HOST_TRIPLE (meson $MESON_VERSION, Cython $CYTHON_VERSION, against numpy $NUMPY_VERSION)"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+# What pandas' build asks of numpy, which the build-python cannot import (its extension
+# modules are wasm archives): numpy.get_include(), answered with the wasm numpy's headers,
+# and numpy's Cython declarations for `cimport numpy`. pandas' generate_version.py imports
+# versioneer, which is never called: the sdist carries its version in _version_meson.py.
+PANDAS_BUILD_PATH="$PANDAS_TOOLS/build-path"
+rm -rf "$PANDAS_BUILD_PATH"
+mkdir -p "$PANDAS_BUILD_PATH/numpy" "$PANDAS_TOOLS/bin"
+cat >"$PANDAS_BUILD_PATH/numpy/__init__.py" <<EOF
+"""Generated by python-wasm/build.sh: the wasm numpy's headers, for pandas' build only."""
+__version__ = "$NUMPY_VERSION"
+
+
+def get_include():
+    return "$NUMPY_PACKAGE/_core/include"
+EOF
+cp "$NUMPY_PACKAGE"/__init__*.pxd "$PANDAS_BUILD_PATH/numpy/"
+echo '"""Generated by python-wasm/build.sh: pandas imports versioneer, and never uses it here."""' \
+    >"$PANDAS_BUILD_PATH/versioneer.py"
+# Cython (and its Tempita, which pandas' generate_pxi.py uses) and meson, for every tool the
+# build runs; the numpy above for them too, but never for the cross build's own Python.
+PANDAS_PYTHONPATH="$NUMPY_TOOLS/cython:$PANDAS_TOOLS/meson:$PANDAS_BUILD_PATH"
+cat >"$PANDAS_TOOLS/bin/cython" <<EOF
+#!/bin/sh
+# Generated by python-wasm/build.sh: Cython for pandas, seeing the wasm numpy's declarations.
+PYTHONPATH="$PANDAS_PYTHONPATH" exec "$BUILD_PYTHON" -m cython "\$@"
+EOF
+chmod +x "$PANDAS_TOOLS/bin/cython"
+# pandas vendors numpy's datetime code: the functions numpy defines too are renamed in
+# pandas' copies, in the C files of its datetime module (which define and call them; the other
+# modules reach them through the module's capsule, whose macros take these names).
+PANDAS_VENDORED="$PANDAS_SRC/pandas/_libs/src/vendored/numpy/datetime"
+write_rename_header "$PANDAS_TOOLS/vendored_numpy.h" vivarium_pandas \
+    "pandas' own copies of numpy's datetime functions" 3 "$PANDAS_VENDORED"/*.c -- \
+    "$NUMPY_SRC"/numpy/_core/src/multiarray/*.c
+cat >"$PANDAS_TOOLS/bin/cc" <<EOF
+#!/usr/bin/env bash
+# Generated by python-wasm/build.sh: pandas' compiler, numpy's with the renaming header
+# force-included in the C files of pandas' datetime module.
+compiler="$NUMPY_TOOLS/bin/\$(basename "\$0")"
+for a in "\$@"; do
+    case "\$a" in
+        */_libs/src/vendored/numpy/datetime/*.c | */_libs/src/datetime/*.c)
+            exec "\$compiler" -include "$PANDAS_TOOLS/vendored_numpy.h" "\$@" ;;
+    esac
+done
+exec "\$compiler" "\$@"
+EOF
+chmod +x "$PANDAS_TOOLS/bin/cc"
+ln -sf cc "$PANDAS_TOOLS/bin/c++"
+write_cross_file "$WORK/pandas-cross.ini" pandas "$PANDAS_TOOLS/bin/cython" "$PANDAS_TOOLS/bin"
+PANDAS_KEY="$PANDAS_SHA256 $MESON_SHA256 $NUMPY_KEY $(cat "$WORK/pandas-cross.ini" \
+    "$PANDAS_TOOLS/bin/cython" "$PANDAS_TOOLS/bin/cc" "$PANDAS_BUILD_PATH/numpy/__init__.py" "$PANDAS_TOOLS/vendored_numpy.h" |
+    sha256sum | cut -d' ' -f1) $PANDAS_MESON_OPTIONS"
+# meson runs Cython as a tool of the build machine, found on PATH: pandas' comes first.
+PANDAS_PATH="$PANDAS_TOOLS/bin:$NUMPY_TOOLS/bin:$PATH"
+pandas_meson() {
+    (cd "$PANDAS_SRC" && PATH="$PANDAS_PATH" PYTHONPATH="$PANDAS_PYTHONPATH" \
+        "$BUILD_PYTHON" -m mesonbuild.mesonmain "$@")
+}
+if ! stamp_ok configure-pandas "$PANDAS_KEY"; then
+    rm -rf "$PANDAS_BUILD"
+    # shellcheck disable=SC2086 # the options are a list of words
+    pandas_meson setup "$PANDAS_BUILD" --cross-file "$WORK/pandas-cross.ini" $PANDAS_MESON_OPTIONS \
+        >"$WORK/pandas-configure.log" 2>&1 || die "configuring pandas failed, see $WORK/pandas-configure.log"
+    stamp_set configure-pandas "$PANDAS_KEY"
+fi
+PATH="$PANDAS_PATH" PYTHONPATH="$PANDAS_PYTHONPATH" ninja -C "$PANDAS_BUILD" -j"$JOBS" \
+    >"$WORK/pandas-build.log" 2>&1 || die "building pandas failed, see $WORK/pandas-build.log"
+# pandas' Python files as meson installs them, without the archives standing in for its modules.
+PANDAS_STAGE="$WORK/pandas-install"
+rm -rf "$PANDAS_STAGE"
+pandas_meson install -C "$PANDAS_BUILD" --no-rebuild --destdir "$PANDAS_STAGE" \
+    >"$WORK/pandas-install.log" 2>&1 || die "staging pandas' files failed, see $WORK/pandas-install.log"
+PANDAS_PACKAGE=$(find "$PANDAS_STAGE" -type d -path "*/site-packages/pandas" | head -1)
+[ -n "$PANDAS_PACKAGE" ] || die "meson installed no pandas package under $PANDAS_STAGE"
+find "$PANDAS_PACKAGE" \( -name "*.so" -o -name "*.so.libs" -o -name "*.a" \) -delete
+find "$PANDAS_PACKAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
+TIMES[pandas]=$(elapsed_since "$t0")
+note "pandas $PANDAS_VERSION: $(echo $PANDAS_MODULES | wc -w) extension modules built as archives"
+
+# ---------------------------------------------------------------------------------------------
+step "linking the pandas reactor vivarium-python-pandas.wasm (numpy's modules and pandas')"
+# ---------------------------------------------------------------------------------------------
+t0=$(date +%s)
+# shellcheck disable=SC2086 # PANDAS_MODULES is a list of words
+add_archives "$PANDAS_BUILD" $PANDAS_MODULES
+PANDAS_LINK_KEY="$NUMPY_LINK_KEY $PANDAS_KEY $PANDAS_MODULES"
+# shellcheck disable=SC2086
+link_extension_reactor pandas "$PANDAS_LINK_KEY" $NUMPY_MODULES $PANDAS_MODULES
+check_reactor "$WASI_BUILD/vivarium-python-pandas.wasm" PANDAS_REACTOR_EXPORTS
+TIMES[link_pandas_reactor]=$(elapsed_since "$t0")
 
 # ---------------------------------------------------------------------------------------------
 step "assembling $OUT (modules, byte-compiled stdlib, tzdata, test package, build-info.json)"
@@ -868,6 +1072,15 @@ unzip_to "$DOWNLOADS/$TZDATA_FILE" "$LIBDEST"
 # numpy's Python files (with its tests, for the conformance runs): importable from both
 # reactors, working only in the numpy one, which has its extension modules built in.
 cp -R "$NUMPY_PACKAGE" "$LIBDEST/numpy"
+# pandas' likewise (working only in the pandas reactor), and its pure-Python dependencies.
+cp -R "$PANDAS_PACKAGE" "$LIBDEST/pandas"
+unzip_to "$DOWNLOADS/$DATEUTIL_FILE" "$LIBDEST"
+unzip_to "$DOWNLOADS/$SIX_FILE" "$LIBDEST"
+# The pandas profile's stand-ins, in a folder only that profile puts on its path (a name with
+# a dash, so that nothing imports it as a package).
+STANDINS_FOLDER=vivarium-standins
+mkdir -p "$LIBDEST/$STANDINS_FOLDER"
+cp -R "$HERE/standins/." "$LIBDEST/$STANDINS_FOLDER/"
 # Byte-compile with the build-python (same version, same magic number). unchecked-hash .pycs are
 # used without looking at the source's mtime, which the sandbox does not preserve.
 "$BUILD_PYTHON" -m compileall -q -j"$JOBS" --invalidation-mode unchecked-hash \
@@ -879,15 +1092,18 @@ tar -C "$SRC/Lib/test" --exclude=__pycache__ -cf - . | tar -C "$STAGE/test" -xf 
 # The modules without DWARF (zig's wasi-libc carries some), with their `name` sections.
 "$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/python.wasm" "$STAGE/python.wasm"
 "$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python.wasm" "$STAGE/vivarium-python.wasm"
-"$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python-numpy.wasm" \
-    "$STAGE/vivarium-python-numpy.wasm"
+for reactor in numpy pandas; do
+    "$BUILD_PYTHON" "$WASM_TOOL" strip-debug "$WASI_BUILD/vivarium-python-$reactor.wasm" \
+        "$STAGE/vivarium-python-$reactor.wasm"
+done
 
 TOTAL_SECONDS=$(elapsed_since "$START")
 REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python.wasm")
 COMMAND_SHA256=$(sha256_of "$STAGE/python.wasm")
 NUMPY_REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python-numpy.wasm")
+PANDAS_REACTOR_SHA256=$(sha256_of "$STAGE/vivarium-python-pandas.wasm")
 "$BUILD_PYTHON" - "$STAGE/build-info.json" "$REACTOR_EXPORTS" "$WASI_BUILD/Modules/config.c" \
-    "$NUMPY_REACTOR_EXPORTS" <<EOF
+    "$NUMPY_REACTOR_EXPORTS" "$PANDAS_REACTOR_EXPORTS" <<EOF
 import json, re, sys
 builtin = sorted(set(re.findall(r'\{"(\w+)", PyInit_', open(sys.argv[3]).read())))
 info = {
@@ -912,6 +1128,11 @@ info = {
         "numpy": {"version": "$NUMPY_VERSION", "url": "$NUMPY_URL", "sha256": "$NUMPY_SHA256"},
         "cython": {"version": "$CYTHON_VERSION", "url": "$CYTHON_URL", "sha256": "$CYTHON_SHA256"},
         "ninja": {"version": "$NINJA_VERSION", "url": "$NINJA_URL", "sha256": "$NINJA_SHA256"},
+        "pandas": {"version": "$PANDAS_VERSION", "url": "$PANDAS_URL", "sha256": "$PANDAS_SHA256"},
+        "meson": {"version": "$MESON_VERSION", "url": "$MESON_URL", "sha256": "$MESON_SHA256"},
+        "python-dateutil": {"version": "$DATEUTIL_VERSION", "url": "$DATEUTIL_URL",
+                            "sha256": "$DATEUTIL_SHA256"},
+        "six": {"version": "$SIX_VERSION", "url": "$SIX_URL", "sha256": "$SIX_SHA256"},
     },
     "numpy": {
         "version": "$NUMPY_VERSION",
@@ -919,18 +1140,28 @@ info = {
         "extension_modules": [m.replace("/", ".") for m in """$NUMPY_MODULES""".split()],
         "reactor": "vivarium-python-numpy.wasm",
     },
+    "pandas": {
+        "version": "$PANDAS_VERSION",
+        "meson_options": """$PANDAS_MESON_OPTIONS""".split(),
+        "extension_modules": [m.replace("/", ".") for m in """$PANDAS_MODULES""".split()],
+        "reactor": "vivarium-python-pandas.wasm",
+        "standins": "$STANDINS_FOLDER",
+    },
     "outputs": {
         "vivarium-python.wasm": {"sha256": "$REACTOR_SHA256",
                                   "bytes": $(wc -c <"$STAGE/vivarium-python.wasm")},
         "python.wasm": {"sha256": "$COMMAND_SHA256", "bytes": $(wc -c <"$STAGE/python.wasm")},
         "vivarium-python-numpy.wasm": {"sha256": "$NUMPY_REACTOR_SHA256",
                                         "bytes": $(wc -c <"$STAGE/vivarium-python-numpy.wasm")},
+        "vivarium-python-pandas.wasm": {"sha256": "$PANDAS_REACTOR_SHA256",
+                                         "bytes": $(wc -c <"$STAGE/vivarium-python-pandas.wasm")},
         "stdlib": "lib/python$PY_MM (guest path /usr/local/lib/python$PY_MM)",
         "tests": "test (CPython's Lib/test)",
     },
     "reactor_exports": json.loads(sys.argv[2])["exports"],
     "reactor_import_modules": json.loads(sys.argv[2])["import_modules"],
     "numpy_reactor_import_modules": json.loads(sys.argv[4])["import_modules"],
+    "pandas_reactor_import_modules": json.loads(sys.argv[5])["import_modules"],
     "builtin_extension_modules": builtin,
     "build_seconds": {
         "this_run_total": $TOTAL_SECONDS,
@@ -941,6 +1172,8 @@ info = {
         "link_reactor": ${TIMES[link_reactor]},
         "numpy": ${TIMES[numpy]},
         "link_numpy_reactor": ${TIMES[link_numpy_reactor]},
+        "pandas": ${TIMES[pandas]},
+        "link_pandas_reactor": ${TIMES[link_pandas_reactor]},
         "note": "steps already done in an earlier run count only their check here",
     },
 }
@@ -950,7 +1183,8 @@ with open(sys.argv[1], "w") as f:
 EOF
 
 # Swap the staged tree into OUT (only the entries this script owns).
-for entry in vivarium-python.wasm vivarium-python-numpy.wasm python.wasm lib test build-info.json; do
+for entry in vivarium-python.wasm vivarium-python-numpy.wasm vivarium-python-pandas.wasm python.wasm \
+    lib test build-info.json; do
     rm -rf "${OUT:?}/$entry"
     mv "$STAGE/$entry" "$OUT/$entry"
 done
@@ -960,6 +1194,7 @@ TIMES[assemble]=$(elapsed_since "$t0")
 echo "==> done in $(elapsed_since "$START") s"
 note "$OUT/vivarium-python.wasm  $(wc -c <"$OUT/vivarium-python.wasm") bytes  sha256 $REACTOR_SHA256"
 note "$OUT/vivarium-python-numpy.wasm  $(wc -c <"$OUT/vivarium-python-numpy.wasm") bytes  sha256 $NUMPY_REACTOR_SHA256"
+note "$OUT/vivarium-python-pandas.wasm  $(wc -c <"$OUT/vivarium-python-pandas.wasm") bytes  sha256 $PANDAS_REACTOR_SHA256"
 note "$OUT/python.wasm           $(wc -c <"$OUT/python.wasm") bytes"
 note "$OUT/lib/python$PY_MM      $(du -sh "$OUT/lib/python$PY_MM" | cut -f1)"
 note "$OUT/test                  $(du -sh "$OUT/test" | cut -f1)"

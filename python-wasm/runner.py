@@ -28,6 +28,7 @@ action's own module named ``json`` or ``logging`` cannot replace them.
 """
 
 import base64
+import datetime
 import importlib.util
 import json
 import logging
@@ -327,7 +328,56 @@ def _find_unserializable(value, path="result"):
     return (path, type(value).__name__)
 
 
+_DATETIMES = (datetime.datetime, datetime.date, datetime.time)
+
+
+def _as_json_types(value):
+    """`value` with what JSON lacks converted by the result rules: NaN, and the missing values
+    of numpy and pandas (NaT, NA), become None; dates and times (pandas' Timestamp is a
+    datetime, and numpy's datetime64) their ISO 8601 text; numpy's other scalars their
+    Python number or bool. Anything else (infinities, durations...) is left for json.dumps
+    to refuse. Dict keys are converted likewise. Made only when the plain encoding failed,
+    so that DataFrame.to_dict("records") can be returned as it is."""
+    kind = type(value)
+    if value is None or kind in (str, bool, int):
+        return value
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, (list, tuple)):
+        return [_as_json_types(item) for item in value]
+    if isinstance(value, dict):
+        return {_as_json_key(key): _as_json_types(item) for key, item in value.items()}
+    if isinstance(value, _DATETIMES):
+        return None if value != value else value.isoformat()
+    module = kind.__module__
+    if module == "numpy" and kind.__name__ == "datetime64":
+        return None if value != value else str(value)
+    if module == "numpy" and kind.__name__ != "timedelta64" and hasattr(value, "item"):
+        return _as_json_types(value.item())
+    if module.startswith("pandas.") and kind.__name__ in ("NaTType", "NAType"):
+        return None
+    return value
+
+
+def _as_json_key(key):
+    """A dict key converted as values are (a resampled Series' to_dict() is keyed by its
+    Timestamps), when the conversion gives a key JSON has."""
+    converted = _as_json_types(key) if not isinstance(key, (str, int, float)) else key
+    return converted if isinstance(converted, (str, int, float, bool)) else key
+
+
 def _encode_result(value):
+    try:
+        return json.dumps({"ok": True, "result": value}, allow_nan=False, separators=COMPACT)
+    except (TypeError, ValueError):
+        pass
+    except RecursionError as exc:
+        return json.dumps(_error("result", "ResultNotSerializable",
+                                 "main() returned a value that cannot be encoded as JSON: %s" % exc))
+    try:
+        value = _as_json_types(value)
+    except RecursionError:
+        pass  # a cycle, which json.dumps names below
     try:
         return json.dumps({"ok": True, "result": value}, allow_nan=False, separators=COMPACT)
     except (TypeError, ValueError, RecursionError) as exc:

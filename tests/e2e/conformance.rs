@@ -191,13 +191,41 @@ const NUMPY_SKIPPED: &[(&str, &str)] = &[
 /// held at its last release with a pure-Python wheel (6.155.7; later ones are compiled).
 const NUMPY_TEST_DEPENDENCIES: &[&str] = &["pytest>=8", "hypothesis==6.155.7"];
 
-/// The action: runs one suite with pytest in the call's `/tmp`, with the plugins that need
-/// what the sandbox lacks turned off (the cache and the log file plugins write outside
-/// `/tmp`, fd capture needs `dup`, faulthandler a file descriptor), and reports the outcome
-/// of every test.
-const NUMPY_CONFORMANCE_MAIN: &str = r#"
+/// The parts of pandas' own test suite run on the pandas profile, each as one call, as
+/// `pytest --pyargs` names them: what actions over log records lean on (building frames from
+/// records and back, group-bys, resampling, merges, quantiles) and the time-series machinery
+/// underneath.
+const PANDAS_SUITES: &[&[&str]] = &[
+    &[
+        "pandas.tests.frame.methods.test_to_dict",
+        "pandas.tests.frame.constructors",
+        "pandas.tests.frame.methods.test_quantile",
+        "pandas.tests.series.methods.test_quantile",
+    ],
+    &[
+        "pandas.tests.groupby.test_counting",
+        "pandas.tests.groupby.aggregate",
+    ],
+    &["pandas.tests.resample.test_datetime_index"],
+    &["pandas.tests.reshape.merge.test_merge"],
+    &["pandas.tests.tslibs"],
+];
+
+/// pandas tests left out, as a pytest `-k` expression and why. pandas' own markers skip what
+/// needs an optional package that is not installed; those are counted as skipped.
+const PANDAS_SKIPPED: &[(&str, &str)] = &[];
+
+/// The pure-Python packages the pandas suite runs with, from the public index (hypothesis as
+/// for numpy's).
+const PANDAS_TEST_DEPENDENCIES: &[&str] = &["pytest>=8.3.4", "hypothesis==6.155.7"];
+
+/// The action, after a line importing the package under test (what puts the action on its
+/// profile: pytest imports the tests by name): runs one suite with pytest in the call's
+/// `/tmp`, with the plugins that need what the sandbox lacks turned off (the cache and the log
+/// file plugins write outside `/tmp`, fd capture needs `dup`, faulthandler a file
+/// descriptor), and reports the outcome of every test.
+const PYTEST_MAIN: &str = r#"
 import contextlib, io, os
-import numpy  # what puts the action on the numpy profile: pytest imports the tests by name
 
 class Tally:
     def __init__(self):
@@ -236,20 +264,49 @@ def main(data, logger):
     ignore = "installs pytest from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
 )]
 fn numpy_test_subset_passes_in_the_sandbox() {
+    run_pytest_suites(
+        "numpy",
+        NUMPY_SUITES,
+        NUMPY_SKIPPED,
+        NUMPY_TEST_DEPENDENCIES,
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(vivarium_public_index),
+    ignore = "installs pytest from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
+)]
+fn pandas_test_subset_passes_in_the_sandbox() {
+    run_pytest_suites(
+        "pandas",
+        PANDAS_SUITES,
+        PANDAS_SKIPPED,
+        PANDAS_TEST_DEPENDENCIES,
+    );
+}
+
+/// Runs each of `suites` of `package`'s own tests as one call of the pytest action, with the
+/// `skipped` expressions left out and `dependencies` installed from the public index, and
+/// fails naming every suite with a failure.
+fn run_pytest_suites(
+    package: &str,
+    suites: &[&[&str]],
+    skipped: &[(&str, &str)],
+    dependencies: &[&str],
+) {
     ensure_built_runtime();
     let action = tempfile::tempdir().expect("action folder");
-    std::fs::write(action.path().join("main.py"), NUMPY_CONFORMANCE_MAIN).expect("main.py");
+    let main = format!("import {package}\n{PYTEST_MAIN}");
+    std::fs::write(action.path().join("main.py"), main).expect("main.py");
     std::fs::write(
         action.path().join("pyproject.toml"),
-        pyproject(NUMPY_TEST_DEPENDENCIES),
+        pyproject(dependencies),
     )
     .expect("pyproject.toml");
-    let skipped: Vec<&str> = NUMPY_SKIPPED
-        .iter()
-        .map(|(expression, _)| *expression)
-        .collect();
+    let skipped: Vec<&str> = skipped.iter().map(|(expression, _)| *expression).collect();
     let mut failed = Vec::new();
-    for suite in NUMPY_SUITES {
+    for suite in suites {
         let outcome = run_on(
             action.path(),
             &json!([{"suite": suite, "skipped": skipped}]),
@@ -257,7 +314,7 @@ fn numpy_test_subset_passes_in_the_sandbox() {
         );
         let report = &outcome.success_json()[0];
         eprintln!(
-            "{}: {} passed, {} skipped by numpy, {} xfailed, {} xpassed, {} failed (exit {})",
+            "{}: {} passed, {} skipped by {package}, {} xfailed, {} xpassed, {} failed (exit {})",
             suite.join(" "),
             report["passed"],
             report["skipped"],

@@ -26,6 +26,7 @@ mod http_walkthrough;
 mod malicious_zips;
 mod numpy_sandbox;
 mod overload;
+mod pandas_sandbox;
 mod run_cli;
 mod runtime_cli;
 mod scratch_sandbox;

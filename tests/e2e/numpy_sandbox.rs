@@ -5,12 +5,14 @@
 use serde_json::{Value, json};
 
 use crate::common::api::Api;
-use crate::common::cli::{run_on, run_source, vivarium};
+use crate::common::cli::run_source;
 use crate::common::client::Creds;
-use crate::common::files::{data_dir, write_action};
+use crate::common::files::data_dir;
 use crate::common::forms::service_action;
 use crate::common::process::Server;
-use crate::common::wheels::{CLOSED_INDEX, pyproject};
+use crate::common::provided::{
+    assert_requirement_resolves_to_the_provided, assert_unmet_requirement_is_refused,
+};
 use crate::common::zips::zip_entries;
 
 /// Records with a `latency_ms` field from 1 to 100, and a level on every tenth.
@@ -196,40 +198,12 @@ fn the_service_runs_numpy_actions_beside_standard_ones() {
 
 #[test]
 fn a_pyproject_requirement_on_numpy_resolves_to_the_numpy_provided() {
-    let main = "import json\n\ndef main(data, logger):\n    \
-                import numpy\n    return [{'version': numpy.__version__}]\n";
-    let action = write_action(&[
-        ("main.py", main),
-        ("pyproject.toml", &pyproject(&["numpy>=2"])),
-    ]);
-    let outcome = run_on(action.path(), &json!([{}]), &["--index", CLOSED_INDEX]);
-    let version = outcome.success_json()[0]["version"].clone();
-    assert!(
-        version.as_str().is_some_and(|v| v.starts_with("2.")),
-        "{}",
-        outcome.dump()
-    );
-
-    let locked = vivarium()
-        .args(["deps", "lock"])
-        .arg(action.path())
-        .args(["--index", CLOSED_INDEX])
-        .output();
-    let lock = locked.success_json();
-    assert_eq!(lock["packages"], json!([]), "{}", locked.dump());
-    assert_eq!(lock["provided"][0]["name"], json!("numpy"));
-    assert_eq!(lock["provided"][0]["version"], version);
+    assert_requirement_resolves_to_the_provided("numpy", ">=2", "2.");
 }
 
 #[test]
 fn a_numpy_requirement_the_runtime_cannot_meet_is_refused_naming_its_version() {
-    let action = write_action(&[
-        ("main.py", "def main(data, logger):\n    return data\n"),
-        ("pyproject.toml", &pyproject(&["numpy<2"])),
-    ]);
-    let outcome = run_on(action.path(), &json!([{}]), &["--index", CLOSED_INDEX]);
-    outcome.assert_failure(6, "numpy: the runtime provides numpy 2.");
-    outcome.assert_stderr_contains("which does not satisfy \"<2\"");
+    assert_unmet_requirement_is_refused("numpy", "2.");
 }
 
 #[test]

@@ -750,8 +750,12 @@ def main(data, logger):
 fn results_json_cannot_encode_are_bad_results_with_the_reason() {
     for (returned, reason) in [
         (
-            "[{'x': float('nan')}]",
-            "is not JSON-serializable: float nan at result[0]['x']",
+            "[{'x': float('inf')}]",
+            "is not JSON-serializable: float inf at result[0]['x']",
+        ),
+        (
+            "[{'took': __import__('datetime').timedelta(seconds=5)}]",
+            "is not JSON-serializable: timedelta at result[0]['took']",
         ),
         (
             "[{(1, 2): 'pair'}]",
@@ -772,6 +776,40 @@ fn results_json_cannot_encode_are_bad_results_with_the_reason() {
             &format!("error[bad_result]: main() returned a value that {reason}"),
         );
     }
+}
+
+#[test]
+fn missing_values_dates_and_times_in_a_result_follow_the_result_rules() {
+    let source = r#"
+import datetime
+
+def main(data, logger):
+    moment = datetime.datetime(2026, 12, 4, 5, 30, 15, 250000, tzinfo=datetime.timezone.utc)
+    return [{
+        "missing": float("nan"),
+        "nested": [1.5, float("nan")],
+        "moment": moment,
+        "day": moment.date(),
+        "clock": moment.time(),
+        "naive": moment.replace(tzinfo=None),
+        moment: "keyed by a datetime",
+    }]
+"#;
+    let outcome = run_source(source, &one_record(), &[]);
+    assert_eq!(
+        outcome.success_json(),
+        json!([{
+            "missing": null,
+            "nested": [1.5, null],
+            "moment": "2026-12-04T05:30:15.250000+00:00",
+            "day": "2026-12-04",
+            "clock": "05:30:15.250000",
+            "naive": "2026-12-04T05:30:15.250000",
+            "2026-12-04T05:30:15.250000+00:00": "keyed by a datetime",
+        }]),
+        "{}",
+        outcome.dump()
+    );
 }
 
 #[test]

@@ -335,7 +335,7 @@ fn provided_hint(packages: &[String]) -> String {
         return String::new();
     }
     format!(
-        "; the snapshot runtime (the default) provides {} built in: an action that imports it runs with it, no copy needed",
+        "; the snapshot runtime (the default) provides {} built in: an action that imports one runs with it, no copy needed",
         provided.join(", ")
     )
 }

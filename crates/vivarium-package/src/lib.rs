@@ -36,7 +36,7 @@ pub use scan::looks_like_zip;
 
 /// Packages with native code that the runtime provides built into a profile of its own
 /// (`vivarium-sandbox`'s profiles): an action imports them without shipping them.
-pub const PROVIDED_PACKAGES: &[&str] = &["numpy"];
+pub const PROVIDED_PACKAGES: &[&str] = &["numpy", "pandas"];
 /// The entry point every action must have, at the root of the extracted folder.
 pub const MAIN_FILE: &str = "main.py";
 /// Folder of vendored Python dependencies, optional, at the root of the action.

@@ -17,26 +17,38 @@ use crate::fetch::Progress;
 
 /// The recipe, embedded so that the binary can build the interpreter wherever it runs.
 const RECIPE: &str = include_str!("../../../python-wasm/build.sh");
-/// The C sources the recipe links with libpython: the reactor shim, WASI stubs and the C++
-/// exception stand-ins of the numpy reactor.
-const SHIM_FILES: &[(&str, &str)] = &[
+/// The files the recipe reads beside itself, by their path relative to it, in the order its
+/// digest takes them: the C sources it links with libpython (the reactor shim, WASI stubs,
+/// the C++ exception stand-ins of the numpy and pandas reactors) and the pandas profile's
+/// Python stand-ins.
+const RECIPE_FILES: &[(&str, &str)] = &[
     (
-        "vivarium_reactor.c",
+        "shim/vivarium_reactor.c",
         include_str!("../../../python-wasm/shim/vivarium_reactor.c"),
     ),
     (
-        "wasi_netdb_stubs.c",
+        "shim/wasi_netdb_stubs.c",
         include_str!("../../../python-wasm/shim/wasi_netdb_stubs.c"),
     ),
     (
-        "cxx_exceptions.c",
+        "shim/cxx_exceptions.c",
         include_str!("../../../python-wasm/shim/cxx_exceptions.c"),
+    ),
+    (
+        "standins/ctypes/__init__.py",
+        include_str!("../../../python-wasm/standins/ctypes/__init__.py"),
+    ),
+    (
+        "standins/mmap.py",
+        include_str!("../../../python-wasm/standins/mmap.py"),
     ),
 ];
 /// The default reactor module's file name in the build output.
 const REACTOR_FILE: &str = "vivarium-python.wasm";
 /// The numpy reactor's: the same interpreter with numpy's extension modules built in.
 const NUMPY_REACTOR_FILE: &str = "vivarium-python-numpy.wasm";
+/// The pandas reactor's: the numpy reactor with pandas' extension modules built in too.
+const PANDAS_REACTOR_FILE: &str = "vivarium-python-pandas.wasm";
 /// The standard library folder in the build output.
 const STDLIB_DIR: &str = "lib/python3.13";
 /// What to tell an operator whose machine cannot build the interpreter.
@@ -55,6 +67,13 @@ pub struct BuiltInterpreter {
     pub numpy_reactor: Reactor,
     /// The numpy version the numpy reactor provides.
     pub numpy_version: String,
+    /// The pandas reactor: the numpy reactor with pandas' extension modules built in too.
+    pub pandas_reactor: Reactor,
+    /// The pandas version the pandas reactor provides.
+    pub pandas_version: String,
+    /// The folder in [`Self::stdlib`] (relative to it) holding the pandas profile's stand-ins
+    /// for modules WASI cannot have (`ctypes`, `mmap`); only that profile puts it on its path.
+    pub standins: String,
     /// The standard library, mounted read-only at `/usr/local/lib/python3.13`.
     pub stdlib: PathBuf,
     /// CPython's own regression tests (`Lib/test`), for conformance runs.
@@ -114,6 +133,16 @@ struct BuildInfo {
     outputs: HashMap<String, serde_json::Value>,
     /// What the numpy reactor provides.
     numpy: NumpyInfo,
+    /// What the pandas reactor provides.
+    pandas: PandasInfo,
+}
+
+/// The `pandas` part of `build-info.json`.
+#[derive(Deserialize)]
+struct PandasInfo {
+    version: String,
+    /// The stand-ins' folder, relative to the standard library folder.
+    standins: String,
 }
 
 /// The `numpy` part of `build-info.json`.
@@ -140,6 +169,9 @@ impl BuiltInterpreter {
             reactor: Reactor::recorded(&out, &info.outputs, REACTOR_FILE)?,
             numpy_reactor: Reactor::recorded(&out, &info.outputs, NUMPY_REACTOR_FILE)?,
             numpy_version: info.numpy.version,
+            pandas_reactor: Reactor::recorded(&out, &info.outputs, PANDAS_REACTOR_FILE)?,
+            pandas_version: info.pandas.version,
+            standins: info.pandas.standins,
             stdlib: out.join(STDLIB_DIR),
             tests: out.join("test"),
             version: info.cpython_version,
@@ -171,13 +203,13 @@ impl BuiltInterpreter {
 }
 
 /// The digest the recipe records of itself: its script, then its C sources in
-/// [`SHIM_FILES`] order. A build whose record differs was made by another recipe (its
+/// [`RECIPE_FILES`] order. A build whose record differs was made by another recipe (its
 /// configuration or shim may differ), so it is built again (the steps that did not change
 /// are reused).
 fn recipe_sha256() -> String {
     let mut digest = Sha256::new();
     digest.update(RECIPE);
-    for (_, text) in SHIM_FILES {
+    for (_, text) in RECIPE_FILES {
         digest.update(text);
     }
     hex::encode(digest.finalize())
@@ -186,12 +218,14 @@ fn recipe_sha256() -> String {
 /// Writes the embedded recipe under `root` and runs it, showing its steps.
 fn run_recipe(root: &Path, progress: Progress) -> Result<(), RuntimeError> {
     let recipe = root.join("recipe");
-    let shim_dir = recipe.join("shim");
-    fs::create_dir_all(&shim_dir).map_err(RuntimeError::io("creating", &shim_dir))?;
+    fs::create_dir_all(&recipe).map_err(RuntimeError::io("creating", &recipe))?;
     let script = recipe.join("build.sh");
     fs::write(&script, RECIPE).map_err(RuntimeError::io("writing", &script))?;
-    for (name, text) in SHIM_FILES {
-        let path = shim_dir.join(name);
+    for (name, text) in RECIPE_FILES {
+        let path = recipe.join(name);
+        if let Some(folder) = path.parent() {
+            fs::create_dir_all(folder).map_err(RuntimeError::io("creating", folder))?;
+        }
         fs::write(&path, text).map_err(RuntimeError::io("writing", &path))?;
     }
     let (out, work) = (root.join("out"), root.join("work"));
@@ -272,14 +306,17 @@ mod tests {
         fs::create_dir_all(out.join(STDLIB_DIR)).unwrap();
         fs::write(out.join(REACTOR_FILE), b"\0asm").unwrap();
         fs::write(out.join(NUMPY_REACTOR_FILE), b"\0asm").unwrap();
+        fs::write(out.join(PANDAS_REACTOR_FILE), b"\0asm").unwrap();
         let info = serde_json::json!({
             "cpython_version": "3.13.5",
             "recipe_sha256": recipe,
             "outputs": {
                 REACTOR_FILE: {"sha256": "00", "bytes": 4},
                 NUMPY_REACTOR_FILE: {"sha256": "01", "bytes": 4},
+                PANDAS_REACTOR_FILE: {"sha256": "02", "bytes": 4},
             },
             "numpy": {"version": "2.4.6"},
+            "pandas": {"version": "3.1.1", "standins": "vivarium-standins"},
         });
         fs::write(out.join("build-info.json"), info.to_string()).unwrap();
         cache

@@ -88,7 +88,8 @@ pub fn ensure_snapshot(
     profile: Profile,
 ) -> Result<ModuleSource, SandboxError> {
     let reactor = profile.reactor(built);
-    let key = snapshot_key(&reactor.sha256, profile);
+    let init = init_source(profile, built);
+    let key = snapshot_key(&reactor.sha256, &init);
     let dir = cache_dir.join("snapshots");
     let path = dir.join(format!("{key}.wasm"));
     let digest_path = dir.join(format!("{key}.wasm.sha256"));
@@ -121,7 +122,7 @@ pub fn ensure_snapshot(
         "pre-initializing the interpreter (once per interpreter build)"
     );
     let started = std::time::Instant::now();
-    let image = take_snapshot(reactor, &built.stdlib, profile, &empty)?;
+    let image = take_snapshot(reactor, &built.stdlib, &init, &empty)?;
     let sha256 = store_with_digest(&path, &digest_path, &image).map_err(runtime)?;
     tracing::info!(elapsed = ?started.elapsed(), bytes = image.len(), "snapshot taken");
     Ok(source(sha256))
@@ -136,11 +137,11 @@ pub fn empty_dir(cache_dir: &Path) -> Result<PathBuf, SandboxError> {
     Ok(dir)
 }
 
-/// Names a snapshot by everything that shapes it: the reactor, the runner with what the
-/// profile preloads, and this format.
-fn snapshot_key(reactor_sha256: &str, profile: Profile) -> String {
+/// Names a snapshot by everything that shapes it: the reactor, the initialization source
+/// (the runner with what the profile preloads and sets up), and this format.
+fn snapshot_key(reactor_sha256: &str, init_source: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [SNAPSHOT_FORMAT, reactor_sha256, &init_source(profile)] {
+    for part in [SNAPSHOT_FORMAT, reactor_sha256, init_source] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -248,19 +249,26 @@ def _vivarium_load_package(modules):
 /// then the `vivarium` package, then the preloaded modules (the standard ones and the
 /// profile's, under a name the runner does not use), then the profile's own code, then
 /// [`SETTLE_SNAPSHOT`].
-fn init_source(profile: Profile) -> String {
+fn init_source(profile: Profile, built: &BuiltInterpreter) -> String {
     let names: Vec<String> = PRELOADED_MODULES
         .iter()
+        .copied()
         .chain(profile.preloaded())
         .map(|name| format!("{name:?}"))
+        .collect();
+    let path: Vec<String> = profile
+        .path_additions(built)
+        .into_iter()
+        .map(|folder| python_str(&format!("{STDLIB_MOUNT}/{folder}")))
         .collect();
     let package: Vec<String> = VIVARIUM_PACKAGE
         .iter()
         .map(|(name, source)| format!("({}, {})", python_str(name), python_str(source)))
         .collect();
     format!(
-        "{RUNNER_SOURCE}\n{LOAD_PACKAGE}\n_vivarium_load_package([{}])\ndel _vivarium_load_package\n\ndef _vivarium_preload():\n    import importlib\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{}\n{SETTLE_SNAPSHOT}",
+        "{RUNNER_SOURCE}\n{LOAD_PACKAGE}\n_vivarium_load_package([{}])\ndel _vivarium_load_package\n\ndef _vivarium_preload():\n    import importlib, sys\n    sys.path[0:0] = [{}]\n    for name in ({},):\n        importlib.import_module(name)\n\n_vivarium_preload()\ndel _vivarium_preload\n{}\n{SETTLE_SNAPSHOT}",
         package.join(", "),
+        path.join(", "),
         names.join(", "),
         profile.init_code()
     )
@@ -282,12 +290,12 @@ fn python_str(text: &str) -> String {
     literal
 }
 
-/// Runs the reactor's initialization for `profile` under a plain engine, with `stdlib`
-/// mounted, and captures the result.
+/// Runs the reactor's initialization (`init_source`, as the runner module) under a plain
+/// engine, with `stdlib` mounted, and captures the result.
 fn take_snapshot(
     reactor: &Reactor,
     stdlib: &Path,
-    profile: Profile,
+    init_source: &str,
     empty: &Path,
 ) -> Result<Vec<u8>, SandboxError> {
     let wasm = reactor.read_verified().map_err(runtime)?;
@@ -302,7 +310,7 @@ fn take_snapshot(
     let module = wasmtime::Module::new(&engine, &instrumented)
         .map_err(|e| setup(format!("compiling the instrumented interpreter: {e:#}")))?;
     let output = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
-    let wasi = init_context(stdlib, &init_source(profile), empty, &output)?;
+    let wasi = init_context(stdlib, init_source, empty, &output)?;
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)
         .map_err(|e| setup(format!("{e:#}")))?;
@@ -442,20 +450,51 @@ mod tests {
         );
     }
 
+    /// A build as the snapshot's source sees it (nothing is read from its files).
+    fn built() -> BuiltInterpreter {
+        let reactor = |file: &str| vivarium_runtime::Reactor {
+            path: PathBuf::from(file),
+            sha256: "00".into(),
+        };
+        BuiltInterpreter {
+            reactor: reactor("standard.wasm"),
+            numpy_reactor: reactor("numpy.wasm"),
+            numpy_version: "2.4.6".into(),
+            pandas_reactor: reactor("pandas.wasm"),
+            pandas_version: "3.1.1".into(),
+            standins: "vivarium-standins".into(),
+            stdlib: PathBuf::from("lib"),
+            tests: PathBuf::from("test"),
+            version: "3.13.5".into(),
+        }
+    }
+
     #[test]
     fn the_vivarium_package_is_part_of_what_names_the_snapshot() {
-        let source = init_source(Profile::Standard);
+        let source = init_source(Profile::Standard, &built());
         assert!(source.contains(&python_str(VIVARIUM_PACKAGE[1].1)));
         assert!(source.find("_vivarium_load_package([") < source.find("_vivarium_preload()"));
     }
 
     #[test]
-    fn the_numpy_profile_imports_numpy_into_its_own_snapshot() {
-        assert!(init_source(Profile::Numpy).contains("\"numpy.random\""));
-        assert!(!init_source(Profile::Standard).contains("\"numpy.random\""));
-        assert_ne!(
-            snapshot_key("00", Profile::Standard),
-            snapshot_key("00", Profile::Numpy)
-        );
+    fn each_profile_imports_its_packages_into_its_own_snapshot() {
+        let source = |profile| init_source(profile, &built());
+        assert!(source(Profile::Numpy).contains("\"numpy.random\""));
+        assert!(!source(Profile::Standard).contains("\"numpy.random\""));
+        assert!(!source(Profile::Numpy).contains("\"pandas\","));
+        assert!(source(Profile::Pandas).contains("\"numpy.random\", \"pandas\","));
+        let keys: std::collections::HashSet<String> = Profile::ALL
+            .into_iter()
+            .map(|profile| snapshot_key("00", &source(profile)))
+            .collect();
+        assert_eq!(keys.len(), Profile::ALL.len());
+    }
+
+    #[test]
+    fn only_the_pandas_profile_puts_the_stand_ins_on_its_path_before_loading_pandas() {
+        let pandas = init_source(Profile::Pandas, &built());
+        let folder = python_str(&format!("{STDLIB_MOUNT}/vivarium-standins"));
+        assert!(pandas.find(&folder) < pandas.find("\"pandas\","));
+        assert!(!init_source(Profile::Numpy, &built()).contains(&folder));
     }
 }

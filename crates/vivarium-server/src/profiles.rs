@@ -1,7 +1,7 @@
 //! The sandboxes of the runtime's profiles, and which one an action runs on.
 //!
-//! The standard profile's sandbox is prepared at start; another profile's (numpy's) on the
-//! first run that needs it, since it costs its own snapshot, compiled module and warm pool
+//! The standard profile's sandbox is prepared at start; another profile's (numpy's, pandas')
+//! on the first run that needs it, since it costs its own snapshot, compiled module and warm pool
 //! (seconds from the cache; once per interpreter build, a minute to compile it:
 //! `vivarium runtime build` prepares every profile ahead). An action's profile follows from
 //! what its sources import (read once per ZIP) and what its dependencies ask the runtime for.
@@ -17,7 +17,8 @@ use vivarium_sandbox::{PrepareError, PrepareOptions, Profile, Sandbox};
 /// One sandbox per profile, each prepared once.
 pub struct Sandboxes {
     standard: Sandbox,
-    numpy: OnceCell<Sandbox>,
+    /// Every other profile's, prepared on first need.
+    others: Vec<(Profile, OnceCell<Sandbox>)>,
     cache_dir: PathBuf,
     options: PrepareOptions,
     /// The profile of each action ZIP read so far, by digest.
@@ -30,7 +31,11 @@ impl Sandboxes {
     pub fn new(standard: Sandbox, cache_dir: PathBuf, options: PrepareOptions) -> Self {
         Self {
             standard,
-            numpy: OnceCell::new(),
+            others: Profile::ALL
+                .into_iter()
+                .filter(|profile| *profile != Profile::Standard)
+                .map(|profile| (profile, OnceCell::new()))
+                .collect(),
             cache_dir,
             options,
             profiles: Mutex::default(),
@@ -39,19 +44,22 @@ impl Sandboxes {
 
     /// The sandbox of `profile`, prepared first if this is its first need.
     pub async fn get(&self, profile: Profile) -> Result<Sandbox, PrepareError> {
-        match profile {
-            Profile::Standard => Ok(self.standard.clone()),
-            Profile::Numpy => self
-                .numpy
-                .get_or_try_init(|| self.prepare(profile))
-                .await
-                .cloned(),
-        }
+        let Some((_, cell)) = self.others.iter().find(|(other, _)| *other == profile) else {
+            return Ok(self.standard.clone());
+        };
+        cell.get_or_try_init(|| self.prepare(profile))
+            .await
+            .cloned()
     }
 
     /// Guest instances created by every sandbox prepared so far.
     pub fn instantiations(&self) -> u64 {
-        let others = self.numpy.get().map_or(0, Sandbox::instantiations);
+        let others: u64 = self
+            .others
+            .iter()
+            .filter_map(|(_, cell)| cell.get())
+            .map(Sandbox::instantiations)
+            .sum();
         self.standard.instantiations() + others
     }
 

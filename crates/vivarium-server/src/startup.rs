@@ -107,8 +107,8 @@ impl Background {
     }
 }
 
-/// What the prepared `runtime` in `cache_dir` provides built in (numpy, on the snapshot
-/// runtime), for resolving dependencies.
+/// What the prepared `runtime` in `cache_dir` provides built in (numpy and pandas, on the
+/// snapshot runtime), for resolving dependencies.
 fn provided_packages(runtime: RuntimeChoice, cache_dir: &Path) -> Vec<ProvidedPackage> {
     let built = match runtime {
         RuntimeChoice::Snapshot => BuiltInterpreter::find(cache_dir),

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests, by job: driving the `vivarium` command line
 //! ([`cli`]), files and folders ([`files`]), action ZIPs ([`zips`]) and upload forms
-//! ([`forms`]), the interpreter cache ([`cache`]), wheels ([`wheels`]); a `vivarium serve`
+//! ([`forms`]), the interpreter cache ([`cache`]), wheels ([`wheels`]), the packages the
+//! runtime provides ([`provided`]); a `vivarium serve`
 //! process ([`process`]), the HTTP client ([`client`]) and the API's calls ([`api`]) it and
 //! the in-process router ([`in_process`]) share, metrics ([`metrics`]), a PostgreSQL schema
 //! per test ([`postgres`]), and a real browser for the console ([`browser`]).
@@ -20,6 +21,7 @@ pub mod in_process;
 pub mod metrics;
 pub mod postgres;
 pub mod process;
+pub mod provided;
 pub mod wheels;
 pub mod zips;
 
