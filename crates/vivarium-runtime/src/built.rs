@@ -80,6 +80,9 @@ pub struct BuiltInterpreter {
     pub tests: PathBuf,
     /// The CPython version built.
     pub version: String,
+    /// The digest of the recipe that made the build: it names the standard library's
+    /// content too, which a snapshot imports from (a recipe can change it and no reactor).
+    pub recipe_sha256: String,
 }
 
 /// One reactor module of a build.
@@ -165,6 +168,7 @@ impl BuiltInterpreter {
         if info.recipe_sha256 != recipe_sha256() {
             return None;
         }
+        let recipe_sha256 = info.recipe_sha256;
         let found = Self {
             reactor: Reactor::recorded(&out, &info.outputs, REACTOR_FILE)?,
             numpy_reactor: Reactor::recorded(&out, &info.outputs, NUMPY_REACTOR_FILE)?,
@@ -175,6 +179,7 @@ impl BuiltInterpreter {
             stdlib: out.join(STDLIB_DIR),
             tests: out.join("test"),
             version: info.cpython_version,
+            recipe_sha256,
         };
         found.stdlib.is_dir().then_some(found)
     }

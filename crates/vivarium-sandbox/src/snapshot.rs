@@ -89,7 +89,7 @@ pub fn ensure_snapshot(
 ) -> Result<ModuleSource, SandboxError> {
     let reactor = profile.reactor(built);
     let init = init_source(profile, built);
-    let key = snapshot_key(&reactor.sha256, &init);
+    let key = snapshot_key(&reactor.sha256, &built.recipe_sha256, &init);
     let dir = cache_dir.join("snapshots");
     let path = dir.join(format!("{key}.wasm"));
     let digest_path = dir.join(format!("{key}.wasm.sha256"));
@@ -137,11 +137,12 @@ pub fn empty_dir(cache_dir: &Path) -> Result<PathBuf, SandboxError> {
     Ok(dir)
 }
 
-/// Names a snapshot by everything that shapes it: the reactor, the initialization source
-/// (the runner with what the profile preloads and sets up), and this format.
-fn snapshot_key(reactor_sha256: &str, init_source: &str) -> String {
+/// Names a snapshot by everything that shapes it: the reactor, the recipe of its build (which
+/// names the standard library the snapshot imports from), the initialization source (the
+/// runner with what the profile preloads and sets up), and this format.
+fn snapshot_key(reactor_sha256: &str, recipe_sha256: &str, init_source: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [SNAPSHOT_FORMAT, reactor_sha256, init_source] {
+    for part in [SNAPSHOT_FORMAT, reactor_sha256, recipe_sha256, init_source] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -466,6 +467,7 @@ mod tests {
             stdlib: PathBuf::from("lib"),
             tests: PathBuf::from("test"),
             version: "3.13.5".into(),
+            recipe_sha256: "01".into(),
         }
     }
 
@@ -485,9 +487,19 @@ mod tests {
         assert!(source(Profile::Pandas).contains("\"numpy.random\", \"pandas\","));
         let keys: std::collections::HashSet<String> = Profile::ALL
             .into_iter()
-            .map(|profile| snapshot_key("00", &source(profile)))
+            .map(|profile| snapshot_key("00", "01", &source(profile)))
             .collect();
         assert_eq!(keys.len(), Profile::ALL.len());
+    }
+
+    #[test]
+    fn a_new_recipe_names_a_new_snapshot_even_with_the_same_reactor() {
+        let source = init_source(Profile::Pandas, &built());
+        assert_ne!(
+            snapshot_key("00", "01", &source),
+            snapshot_key("00", "02", &source),
+            "the standard library the snapshot imports from may have changed"
+        );
     }
 
     #[test]
