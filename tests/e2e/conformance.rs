@@ -150,77 +150,110 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The parts of numpy's own test suite run on the numpy profile, each as one call, as
-/// `pytest --pyargs` names them: the core array tests (numeric, indexing, shapes, item
-/// selection, iteration), the ufunc loops of `test_umath`, and the linalg, fft and random
-/// packages whole. `test_multiarray` and `test_ufunc` are not among them: they import `ctypes`
-/// at module level, and WASI has no `_ctypes`.
-const NUMPY_SUITES: &[&[&str]] = &[
-    &[
-        "numpy._core.tests.test_numeric",
-        "numpy._core.tests.test_umath",
-        "numpy._core.tests.test_indexing",
-        "numpy._core.tests.test_shape_base",
-        "numpy._core.tests.test_item_selection",
-        "numpy._core.tests.test_nditer",
+/// One package's own tests as the conformance run runs them on its profile.
+struct PytestRun {
+    /// The package, imported by the action (which puts it on the package's profile).
+    package: &'static str,
+    /// The suites, each run as one call, as `pytest --pyargs` names them.
+    suites: &'static [&'static [&'static str]],
+    /// Tests left out, as a pytest `-k` expression, and why. The package's own markers skip
+    /// what WebAssembly cannot do or an optional package not installed; those are counted as
+    /// skipped, not left out.
+    skipped: &'static [(&'static str, &'static str)],
+    /// pytest arguments of the package's own (its options, markers left out).
+    args: &'static [&'static str],
+    /// The pure-Python packages the suites run with, from the public index. hypothesis is
+    /// held at its last release with a pure-Python wheel (6.155.7; later ones are compiled).
+    dependencies: &'static [&'static str],
+}
+
+/// numpy's: the core array tests (numeric, indexing, shapes, item selection, iteration), the
+/// ufunc loops of `test_umath`, and the linalg, fft and random packages whole.
+/// `test_multiarray` and `test_ufunc` are not among them: they import `ctypes` at module
+/// level, and WASI has no `_ctypes`.
+const NUMPY_RUN: PytestRun = PytestRun {
+    package: "numpy",
+    suites: &[
+        &[
+            "numpy._core.tests.test_numeric",
+            "numpy._core.tests.test_umath",
+            "numpy._core.tests.test_indexing",
+            "numpy._core.tests.test_shape_base",
+            "numpy._core.tests.test_item_selection",
+            "numpy._core.tests.test_nditer",
+        ],
+        &["numpy.linalg"],
+        &["numpy.fft"],
+        &["numpy.random"],
     ],
-    &["numpy.linalg"],
-    &["numpy.fft"],
-    &["numpy.random"],
-];
-
-/// numpy tests left out, as a pytest `-k` expression and why. numpy's own markers skip what
-/// WebAssembly cannot do (threads, subprocesses, most floating-point exception checks); those
-/// are counted as skipped, not left out.
-const NUMPY_SKIPPED: &[(&str, &str)] = &[
-    (
-        "test_ctypes",
-        "ctypes: WASI has no dynamic loading, so CPython's _ctypes is not built",
-    ),
-    (
-        "test_debug_print",
-        "pytest's capfd captures file descriptors with dup(), which WASI lacks",
-    ),
-    (
-        "TestSpecialFloats and test_exp",
-        "they expect FloatingPointError from np.exp overflow: WebAssembly has no floating-point exception flags",
-    ),
-];
-
-/// The pure-Python packages the numpy suite runs with, from the public index. hypothesis is
-/// held at its last release with a pure-Python wheel (6.155.7; later ones are compiled).
-const NUMPY_TEST_DEPENDENCIES: &[&str] = &["pytest>=8", "hypothesis==6.155.7"];
-
-/// The parts of pandas' own test suite run on the pandas profile, each as one call, as
-/// `pytest --pyargs` names them: what actions over log records lean on (building frames from
-/// records and back, group-bys, resampling, merges, quantiles) and the time-series machinery
-/// underneath.
-const PANDAS_SUITES: &[&[&str]] = &[
-    &[
-        "pandas.tests.frame.methods.test_to_dict",
-        "pandas.tests.frame.constructors",
-        "pandas.tests.frame.methods.test_quantile",
-        "pandas.tests.series.methods.test_quantile",
+    skipped: &[
+        (
+            "test_ctypes",
+            "ctypes: WASI has no dynamic loading, so CPython's _ctypes is not built",
+        ),
+        (
+            "test_debug_print",
+            "pytest's capfd captures file descriptors with dup(), which WASI lacks",
+        ),
+        (
+            "TestSpecialFloats and test_exp",
+            "they expect FloatingPointError from np.exp overflow: WebAssembly has no floating-point exception flags",
+        ),
     ],
-    &[
-        "pandas.tests.groupby.test_counting",
-        "pandas.tests.groupby.aggregate",
+    args: &[],
+    dependencies: &["pytest>=8", "hypothesis==6.155.7"],
+};
+
+/// pandas': what actions over log records lean on (frames from records and back, group-bys,
+/// resampling, merges, quantiles, rolling windows, string methods, dates from text, JSON) and
+/// the time-series machinery underneath. As for an installed pandas, the tests of network
+/// and databases are left out by their markers.
+const PANDAS_RUN: PytestRun = PytestRun {
+    package: "pandas",
+    suites: &[
+        &[
+            "pandas.tests.frame.methods.test_to_dict",
+            "pandas.tests.frame.constructors",
+            "pandas.tests.frame.methods.test_quantile",
+            "pandas.tests.series.methods.test_quantile",
+        ],
+        &[
+            "pandas.tests.groupby.test_counting",
+            "pandas.tests.groupby.aggregate",
+        ],
+        &["pandas.tests.resample.test_datetime_index"],
+        &["pandas.tests.reshape.merge.test_merge"],
+        &["pandas.tests.tslibs"],
+        &[
+            "pandas.tests.tools.test_to_datetime",
+            "pandas.tests.strings",
+        ],
+        &[
+            "pandas.tests.io.json.test_pandas",
+            "pandas.tests.io.json.test_ujson",
+        ],
+        &[
+            "pandas.tests.window.test_rolling",
+            "pandas.tests.groupby.test_groupby",
+        ],
     ],
-    &["pandas.tests.resample.test_datetime_index"],
-    &["pandas.tests.reshape.merge.test_merge"],
-    &["pandas.tests.tslibs"],
-];
-
-/// pandas tests left out, as a pytest `-k` expression and why. pandas' own markers skip what
-/// needs an optional package that is not installed; those are counted as skipped.
-const PANDAS_SKIPPED: &[(&str, &str)] = &[(
-    "test_no_timezone_data",
-    "it runs a Python subprocess, which WASI cannot start",
-)];
-
-/// The pure-Python packages the pandas suite runs with, from the public index (hypothesis as
-/// for numpy's).
-const PANDAS_TEST_DEPENDENCIES: &[&str] = &["pytest>=8.3.4", "hypothesis==6.155.7"];
+    skipped: &[
+        (
+            "test_no_timezone_data",
+            "it runs a Python subprocess, which WASI cannot start",
+        ),
+        (
+            "test_read_json_with_very_long_file_path and bz2",
+            "CPython's bz2 needs libbz2, which the recipe does not build",
+        ),
+        (
+            "test_v12_compat or test_round_trip_exception",
+            "they read data files that pandas' source distribution does not ship",
+        ),
+    ],
+    args: &["-m", "not network and not db"],
+    dependencies: &["pytest>=8.3.4", "hypothesis==6.155.7"],
+};
 
 /// The action, after a line importing the package under test (what puts the action on its
 /// profile: pytest imports the tests by name): runs one suite with pytest in the call's
@@ -253,7 +286,8 @@ def main(data, logger):
     os.chdir("/tmp")
     suite, skipped = data[0]["suite"], data[0]["skipped"]
     args = ["-q", "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:faulthandler",
-            "--capture=sys", "--rootdir=/tmp", "--basetemp=/tmp/pytest", "--pyargs", *suite]
+            "--capture=sys", "--rootdir=/tmp", "--basetemp=/tmp/pytest", *data[0]["args"],
+            "--pyargs", *suite]
     if skipped:
         args += ["-k", " and ".join("not (%s)" % expression for expression in skipped)]
     tally = Tally()
@@ -268,12 +302,7 @@ def main(data, logger):
     ignore = "installs pytest from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
 )]
 fn numpy_test_subset_passes_in_the_sandbox() {
-    run_pytest_suites(
-        "numpy",
-        NUMPY_SUITES,
-        NUMPY_SKIPPED,
-        NUMPY_TEST_DEPENDENCIES,
-    );
+    run_pytest_suites(&NUMPY_RUN);
 }
 
 #[test]
@@ -282,38 +311,32 @@ fn numpy_test_subset_passes_in_the_sandbox() {
     ignore = "installs pytest from the public package index: set VIVARIUM_TEST_PUBLIC_INDEX=1"
 )]
 fn pandas_test_subset_passes_in_the_sandbox() {
-    run_pytest_suites(
-        "pandas",
-        PANDAS_SUITES,
-        PANDAS_SKIPPED,
-        PANDAS_TEST_DEPENDENCIES,
-    );
+    run_pytest_suites(&PANDAS_RUN);
 }
 
-/// Runs each of `suites` of `package`'s own tests as one call of the pytest action, with the
-/// `skipped` expressions left out and `dependencies` installed from the public index, and
-/// fails naming every suite with a failure.
-fn run_pytest_suites(
-    package: &str,
-    suites: &[&[&str]],
-    skipped: &[(&str, &str)],
-    dependencies: &[&str],
-) {
+/// Runs each suite of `run` as one call of the pytest action, and fails naming every suite
+/// with a failure.
+fn run_pytest_suites(run: &PytestRun) {
+    let package = run.package;
     ensure_built_runtime();
     let action = tempfile::tempdir().expect("action folder");
     let main = format!("import {package}\n{PYTEST_MAIN}");
     std::fs::write(action.path().join("main.py"), main).expect("main.py");
     std::fs::write(
         action.path().join("pyproject.toml"),
-        pyproject(dependencies),
+        pyproject(run.dependencies),
     )
     .expect("pyproject.toml");
-    let skipped: Vec<&str> = skipped.iter().map(|(expression, _)| *expression).collect();
+    let skipped: Vec<&str> = run
+        .skipped
+        .iter()
+        .map(|(expression, _)| *expression)
+        .collect();
     let mut failed = Vec::new();
-    for suite in suites {
+    for suite in run.suites {
         let outcome = run_on(
             action.path(),
-            &json!([{"suite": suite, "skipped": skipped}]),
+            &json!([{"suite": suite, "skipped": skipped, "args": run.args}]),
             SUITE_LIMITS,
         );
         let report = &outcome.success_json()[0];
