@@ -69,32 +69,25 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The benchmarks `cargo xtask bench` runs, in order, by package.
+const BENCHES: &[(&str, &str)] = &[
+    ("vivarium-sandbox", "calls"),
+    ("vivarium-sandbox", "egress"),
+    ("vivarium-sandbox", "numpy"),
+    ("vivarium-sandbox", "pandas"),
+    ("vivarium-server", "http"),
+];
+
 fn bench(root: &Path, calls: usize) -> anyhow::Result<()> {
     let calls = calls.to_string();
     let envs = [
         ("VIVARIUM_BENCH_CALLS", calls.as_str()),
         ("VIVARIUM_BENCH_REQUESTS", calls.as_str()),
     ];
-    cargo(
-        root,
-        &["bench", "-p", "vivarium-sandbox", "--bench", "calls"],
-        &envs,
-    )?;
-    cargo(
-        root,
-        &["bench", "-p", "vivarium-sandbox", "--bench", "egress"],
-        &envs,
-    )?;
-    cargo(
-        root,
-        &["bench", "-p", "vivarium-sandbox", "--bench", "numpy"],
-        &envs,
-    )?;
-    cargo(
-        root,
-        &["bench", "-p", "vivarium-server", "--bench", "http"],
-        &envs,
-    )
+    for (package, bench) in BENCHES {
+        cargo(root, &["bench", "-p", package, "--bench", bench], &envs)?;
+    }
+    Ok(())
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {

@@ -7,23 +7,23 @@
 //! profile. Run with `cargo xtask bench`; `VIVARIUM_BENCH_CALLS` sets the number of measured
 //! calls.
 
+mod profiled;
 mod timing;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
+use profiled::{
+    BenchResult, action, compile_time, mib, native_python, run_ok, sandbox, snapshot_size,
+};
 use serde_json::{Value, json};
 use timing::{measure, native_call, p50, plain_call, row};
 use vivarium_runtime::BuiltInterpreter;
-use vivarium_sandbox::{ActionEnv, Call, OutcomeKind, PrepareOptions, Profile, Sandbox};
+use vivarium_sandbox::{ActionEnv, Profile, Sandbox};
 
 /// Records summarised by each call.
 const RECORDS: usize = 10_000;
 /// Calls made before measuring, so that every pool slot has been used once.
 const WARMUP: usize = 20;
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// The summary with numpy.
 const NUMPY_MAIN: &str = r#"
@@ -111,7 +111,7 @@ fn main() -> BenchResult<()> {
     let standard_fixed = measure(WARMUP, calls, || {
         run_ok(&standard, &plain_call(trivial.path(), &one, &env)).map(drop)
     })?;
-    let python = native_numpy(&root, &built.numpy_version)?;
+    let python = native_python(&root, &[format!("numpy=={}", built.numpy_version)], "numpy")?;
     let request = serde_json::to_vec(&json!({ "data": records }))?;
     let native = measure(WARMUP, calls, || {
         native_call(&python, &["-I", "-B"], numpy_action.path(), &request)
@@ -124,7 +124,7 @@ fn main() -> BenchResult<()> {
     let native_linalg = measure(WARMUP, calls, || {
         native_call(&python, &["-I", "-B"], linalg_action.path(), &one_request)
     })?;
-    let compile = compile_time(&cache, &built)?;
+    let compile = compile_time(&cache, &built, Profile::Numpy)?;
 
     println!(
         "\nnumpy {}: a summary of {RECORDS} log records, {calls} calls each",
@@ -171,32 +171,13 @@ fn main() -> BenchResult<()> {
         (p50(&linalg) - p50(&numpy_fixed)) * 1000.0,
         p50(&native_linalg) * 1000.0
     );
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     println!(
         "modules: standard reactor {:.1} MiB, numpy reactor {:.1} MiB; numpy snapshot {:.1} MiB, compiled in {compile:.1?}",
         mib(std::fs::metadata(&built.reactor.path)?.len()),
         mib(std::fs::metadata(&built.numpy_reactor.path)?.len()),
-        mib(snapshot_size(&cache, Profile::Numpy)?),
+        mib(snapshot_size(&cache, &built, Profile::Numpy)?),
     );
     Ok(())
-}
-
-/// A sandbox of `profile`, with a warm pool.
-fn sandbox(cache: &Path, profile: Profile) -> BenchResult<Sandbox> {
-    let options = PrepareOptions {
-        profile,
-        pool_size: 8,
-        max_concurrent_calls: 4,
-        ..PrepareOptions::default()
-    };
-    Ok(vivarium_sandbox::prepare(cache, &options)?)
-}
-
-/// A folder holding `main.py` with `source`.
-fn action(source: &str) -> BenchResult<tempfile::TempDir> {
-    let folder = tempfile::tempdir()?;
-    std::fs::write(folder.path().join("main.py"), source)?;
-    Ok(folder)
 }
 
 /// Records with a latency (0 to 999 ms, spread by a fixed rule) and a level.
@@ -208,64 +189,4 @@ fn log_records() -> Value {
         )
         .collect();
     Value::Array(records)
-}
-
-/// Runs `call`, which must succeed; answers its result.
-fn run_ok(sandbox: &Sandbox, call: &Call<'_>) -> Result<Option<Value>, String> {
-    let outcome = sandbox.run(call).map_err(|e| e.to_string())?;
-    if outcome.kind != OutcomeKind::Ok {
-        return Err(format!("the call failed: {:?}", outcome.error));
-    }
-    Ok(outcome.result)
-}
-
-/// A `python3` with numpy `version`: a virtual environment under `target/`, made once.
-fn native_numpy(root: &Path, version: &str) -> BenchResult<PathBuf> {
-    let venv = root.join("target/bench-numpy").join(version);
-    let python = venv.join("bin/python3");
-    let has_numpy = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import numpy"])
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if python.is_file() && has_numpy(&python) {
-        return Ok(python);
-    }
-    let made = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status()?;
-    let installed = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            &format!("numpy=={version}"),
-        ])
-        .status()?;
-    if !made.success() || !installed.success() || !has_numpy(&python) {
-        return Err(format!("could not install numpy {version} into {}", venv.display()).into());
-    }
-    Ok(python)
-}
-
-/// How long Cranelift takes to compile the numpy profile's snapshot (what its first use
-/// after an interpreter build pays; later starts load it from the compile cache).
-fn compile_time(cache: &Path, built: &BuiltInterpreter) -> BenchResult<Duration> {
-    let snapshot = vivarium_sandbox::ensure_snapshot(cache, built, Profile::Numpy)?;
-    let bytes = std::fs::read(&snapshot.path)?;
-    let engine = vivarium_sandbox::new_pooling_engine(8)?;
-    let started = Instant::now();
-    wasmtime::Module::new(&engine, &bytes)?;
-    Ok(started.elapsed())
-}
-
-/// The size of `profile`'s snapshot.
-fn snapshot_size(cache: &Path, profile: Profile) -> BenchResult<u64> {
-    let built = BuiltInterpreter::find(cache).ok_or("the interpreter is not built")?;
-    let snapshot = vivarium_sandbox::ensure_snapshot(cache, &built, profile)?;
-    Ok(std::fs::metadata(&snapshot.path)?.len())
 }
