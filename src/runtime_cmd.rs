@@ -38,9 +38,9 @@ pub fn ready_sandbox(
     })
 }
 
-/// What `runtime` provides built in (numpy, on the snapshot runtime) for resolving the
-/// dependencies of the action in `action_root`: read from the build, made first when
-/// missing; nothing when the action has no `pyproject.toml` to resolve.
+/// What `runtime` provides built in (numpy and pandas, on the snapshot runtime) for
+/// resolving the dependencies of the action in `action_root`: read from the build, made first
+/// when missing; nothing when the action has no `pyproject.toml` to resolve.
 pub fn provided_packages(
     cache_dir: &Path,
     runtime: RuntimeChoice,
