@@ -30,8 +30,9 @@ pub fn reply(bytes: &[u8]) {
         json.len()
     );
     // Carried as a request, the value sits one level deeper (in the request's dict): one
-    // at the reader's deepest nesting is left to JSON then.
-    if depth(&value) < MAX_NESTING {
+    // at the reader's deepest nesting is left to JSON then, as is one with an integer past
+    // i64 (the reader takes up to u64, the writer only what fits i64).
+    if depth(&value) < MAX_NESTING && !has_wide_integer(&value) {
         assert_eq!(carried(&value).as_ref(), Some(&value), "{json}");
     }
 }
