@@ -775,7 +775,10 @@ fn a_crash_during_a_run_does_not_leave_the_action_running() {
         "{\"inputs\": []}",
     );
     first.wait_for_runs_in_progress(1);
-    assert_eq!(first.action(ORG, &id)["status"], json!("running"));
+    // The mark is committed while the run goes on, so it may land a moment after it starts.
+    wait_for(Duration::from_secs(10), "the action marked running", || {
+        (first.action(ORG, &id)["status"] == json!("running")).then_some(())
+    });
     first.kill();
     caller.join().expect("the caller thread");
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::cargo_program;
+use crate::{cargo_install, cargo_program};
 
 /// The cargo-fuzz release installed when none is on the machine.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -102,20 +102,5 @@ fn ensure_cargo_fuzz(root: &Path) -> anyhow::Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("installing cargo-fuzz {CARGO_FUZZ_VERSION}");
-    let status = Command::new(cargo_program())
-        .args([
-            "install",
-            "--locked",
-            "cargo-fuzz",
-            "--version",
-            CARGO_FUZZ_VERSION,
-        ])
-        .current_dir(root)
-        .status()
-        .context("could not start cargo install")?;
-    if !status.success() {
-        bail!("cargo install cargo-fuzz failed ({status})");
-    }
-    Ok(())
+    cargo_install(root, "cargo-fuzz", CARGO_FUZZ_VERSION, None)
 }

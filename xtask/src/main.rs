@@ -29,6 +29,10 @@ enum Task {
         /// Calls (and HTTP requests) measured per configuration.
         #[arg(long, default_value_t = 60)]
         calls: usize,
+        /// Also soak the HTTP route at concurrency 8 for this long (such as `10m`), reporting
+        /// p99 and resident memory in ten windows.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        soak: Option<Duration>,
     },
     /// Fuzzes a target in `fuzz/` (coverage-guided, libFuzzer through cargo-fuzz, installed
     /// when missing) for a set time; `all` runs every target, one after another.
@@ -62,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root();
     match Cli::parse().task {
         Task::Ci => ci(&root),
-        Task::Bench { calls } => bench(&root, calls),
+        Task::Bench { calls, soak } => bench(&root, calls, soak),
         Task::Fuzz { target, time } => fuzz::run(&root, &target, time),
         Task::Fixtures => fixtures::rebuild_all(&root),
         Task::BuildPython { out, work } => build_python::run(&root, out, work),
@@ -78,14 +82,62 @@ const BENCHES: &[(&str, &str)] = &[
     ("vivarium-server", "http"),
 ];
 
-fn bench(root: &Path, calls: usize) -> anyhow::Result<()> {
+/// The release of oha, the HTTP load generator the HTTP bench drives the service with from
+/// its own process.
+const OHA_VERSION: &str = "1.16.0";
+
+fn bench(root: &Path, calls: usize, soak: Option<Duration>) -> anyhow::Result<()> {
+    let oha = ensure_oha(root)?;
     let calls = calls.to_string();
-    let envs = [
+    let soak = soak.map(|soak| humantime::format_duration(soak).to_string());
+    let oha = oha.to_string_lossy();
+    let mut envs = vec![
         ("VIVARIUM_BENCH_CALLS", calls.as_str()),
         ("VIVARIUM_BENCH_REQUESTS", calls.as_str()),
+        ("VIVARIUM_BENCH_OHA", &oha),
     ];
+    if let Some(soak) = &soak {
+        envs.push(("VIVARIUM_BENCH_SOAK", soak));
+    }
     for (package, bench) in BENCHES {
         cargo(root, &["bench", "-p", package, "--bench", bench], &envs)?;
+    }
+    Ok(())
+}
+
+/// oha under `target/tools`, installed there from crates.io when missing; its path.
+fn ensure_oha(root: &Path) -> anyhow::Result<PathBuf> {
+    let tools = root.join("target").join("tools");
+    let oha = tools.join("bin").join("oha");
+    let installed = Command::new(&oha)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(OHA_VERSION));
+    if !installed {
+        cargo_install(root, "oha", OHA_VERSION, Some(&tools))?;
+    }
+    Ok(oha)
+}
+
+/// `cargo install --locked name@version`, into `into` when given (else cargo's own bin).
+fn cargo_install(
+    root: &Path,
+    name: &str,
+    version: &str,
+    into: Option<&Path>,
+) -> anyhow::Result<()> {
+    eprintln!("installing {name} {version}");
+    let mut command = Command::new(cargo_program());
+    command.args(["install", "--locked", name, "--version", version]);
+    if let Some(into) = into {
+        command.arg("--root").arg(into);
+    }
+    let status = command
+        .current_dir(root)
+        .status()
+        .context("could not start cargo install")?;
+    if !status.success() {
+        bail!("cargo install {name} failed ({status})");
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use vivarium_sandbox::{
 };
 use vivarium_store::{
     Action, ActionStatus, BlobKey, BlobStore, CommitFailure, ExecutionKind, MetadataStore, Refusal,
-    Run, RunOutcome, StoreError, Trigger,
+    Run, RunJournal, RunOutcome, RunWrite, SecretRecord, StoreError, Trigger,
 };
 
 use crate::action_state::StoreStateReader;
@@ -131,6 +131,7 @@ pub struct RunSettings {
 pub struct Executor {
     sandboxes: Sandboxes,
     meta: Arc<dyn MetadataStore>,
+    journal: RunJournal,
     blobs: Arc<dyn BlobStore>,
     settings: RunSettings,
     capacity: Capacity,
@@ -142,7 +143,8 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor over the profiles' sandboxes and the stores.
+    /// An executor over the profiles' sandboxes and the stores. Its runs' writes go through a
+    /// [`RunJournal`] started on the current Tokio runtime, so this is called from within one.
     pub fn new(
         sandboxes: Sandboxes,
         meta: Arc<dyn MetadataStore>,
@@ -153,6 +155,7 @@ impl Executor {
     ) -> Self {
         Self {
             sandboxes,
+            journal: RunJournal::start(meta.clone()),
             meta,
             blobs,
             settings,
@@ -237,26 +240,30 @@ impl Executor {
             .map_err(|e| RunError::InputTooLarge(e.to_string()))?;
         let action = &request.action;
         let info = live.info();
-        let allowed = self
-            .meta
-            .principal_may(
-                &action.org,
-                &action.service_account,
-                Verb::Get,
-                ResourceKind::ActionScripts,
-                Some(&action.id),
-            )
-            .await?;
+        // The secrets are read alongside the permission but opened only once it holds.
+        let may_run = self.meta.principal_may(
+            &action.org,
+            &action.service_account,
+            Verb::Get,
+            ResourceKind::ActionScripts,
+            Some(&action.id),
+        );
+        let (allowed, stored) = tokio::try_join!(may_run, self.stored_secrets(action))?;
         if !allowed {
             return self.record_refusal(request, info).await;
         }
-        self.meta
-            .mark_running(&action.org, &action.id, &self.settings.replica)
-            .await?;
-        let outcome = match self.prepare(action).await {
+        // The mark is committed while the run goes on (with other runs' writes), but before
+        // anything else is written about the run, so that it never lands after the record.
+        let started = self.journal.submit(RunWrite::Started {
+            org: action.org.clone(),
+            action_id: action.id.clone(),
+            replica: self.settings.replica.clone(),
+        });
+        let outcome = match self.prepare(action, stored).await {
             Ok(prepared) => self.execute(request, prepared, live).await,
             Err(error) => Err(error),
         };
+        started.await?;
         match outcome {
             Ok((outcome, mask)) => self.record_outcome(request, info, outcome, &mask).await,
             Err(error) => {
@@ -321,7 +328,7 @@ impl Executor {
         );
         run.error_type = Some("PermissionDenied".into());
         run.error_message = Some(message);
-        self.meta.record_run(&run, ActionStatus::Errored).await?;
+        self.record(&run, ActionStatus::Errored).await?;
         self.count(&run);
         Ok(RunReport { run, result: None })
     }
@@ -329,7 +336,7 @@ impl Executor {
     /// Everything a run of `action` needs before it takes a sandbox slot: its folder, its
     /// dependency layer (a cold install must not hold a slot), its environment with the
     /// secrets opened, and where it may send requests.
-    async fn prepare(&self, action: &Action) -> Result<Prepared, RunError> {
+    async fn prepare(&self, action: &Action, stored: StoredSecrets) -> Result<Prepared, RunError> {
         let folder = self
             .materialize(action)
             .await
@@ -358,7 +365,10 @@ impl Executor {
             .get(profile)
             .await
             .map_err(|e| RunError::Preparation(e.into()))?;
-        let run_secrets = self.run_secrets(action).await?;
+        let origin = stored
+            .origin_cluster_url
+            .or_else(|| self.settings.origin_cluster_url.clone());
+        let run_secrets = secrets::for_run(&self.settings.keyring, &stored.sealed, origin)?;
         let env = run_env(action, &run_secrets)?;
         let egress = self.egress_of(action, run_secrets.origin_cluster_url.as_deref())?;
         Ok(Prepared {
@@ -432,17 +442,18 @@ impl Executor {
         Ok(layer)
     }
 
-    /// What a run of `action` is given besides its own environment variables: its
-    /// organization's and its own secrets, opened, and the origin cluster URL in force (the
-    /// organization's, else the service's).
-    pub async fn run_secrets(&self, action: &Action) -> Result<RunSecrets, RunError> {
-        let sealed = self.meta.secrets_for_run(&action.org, &action.id).await?;
-        let origin = self
-            .meta
-            .origin_cluster_url(&action.org)
-            .await?
-            .or_else(|| self.settings.origin_cluster_url.clone());
-        Ok(secrets::for_run(&self.settings.keyring, &sealed, origin)?)
+    /// What a run of `action` is given besides its own environment variables, as stored:
+    /// its organization's and its own secrets, still sealed, and its organization's origin
+    /// cluster URL; both read at once.
+    async fn stored_secrets(&self, action: &Action) -> Result<StoredSecrets, StoreError> {
+        let (sealed, origin_cluster_url) = tokio::try_join!(
+            self.meta.secrets_for_run(&action.org, &action.id),
+            self.meta.origin_cluster_url(&action.org)
+        )?;
+        Ok(StoredSecrets {
+            sealed,
+            origin_cluster_url,
+        })
     }
 
     /// Runs the prepared action in the sandbox once a slot is free; answers the outcome with
@@ -586,7 +597,7 @@ impl Executor {
         writes: &[StateWrite],
     ) -> Result<bool, RunError> {
         if writes.is_empty() {
-            self.meta.record_run(run, status).await?;
+            self.record(run, status).await?;
             return Ok(true);
         }
         let quotas = &self.settings.state_quotas;
@@ -607,10 +618,19 @@ impl Executor {
                     "the run's state writes were not committed, so the run changed nothing: {refusal}"
                 ));
                 run.output_count = None;
-                self.meta.record_run(run, ActionStatus::Errored).await?;
+                self.record(run, ActionStatus::Errored).await?;
                 Ok(false)
             }
         }
+    }
+
+    /// Records `run` and moves its action to `status`, committed with whatever other runs'
+    /// writes are queued; answers once the record is durable.
+    async fn record(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError> {
+        let run = Box::new(run.clone());
+        self.journal
+            .commit(RunWrite::Finished { run, status })
+            .await
     }
 
     fn count(&self, run: &Run) {
@@ -620,6 +640,14 @@ impl Executor {
         };
         self.metrics.runs.get_or_create(&labels).inc();
     }
+}
+
+/// A run's secrets and origin cluster URL as stored, read before its permission is known and
+/// opened only after.
+struct StoredSecrets {
+    sealed: Vec<SecretRecord>,
+    /// The organization's own, if it set one.
+    origin_cluster_url: Option<String>,
 }
 
 /// What [`Executor::prepare`] readies for a run.

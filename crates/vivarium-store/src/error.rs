@@ -1,7 +1,7 @@
 //! Store failures, split by what the caller should do about them.
 
 /// A store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing asked for does not exist (in this organization).
     #[error("{0} not found")]

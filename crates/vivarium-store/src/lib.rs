@@ -10,6 +10,7 @@
 
 mod blob;
 mod error;
+mod journal;
 mod location;
 mod meta;
 mod model;
@@ -19,6 +20,7 @@ pub mod state_rules;
 
 pub use blob::{BlobKey, BlobStore};
 pub use error::StoreError;
+pub use journal::RunJournal;
 pub use location::{BadBlobLocation, BlobLocation};
 pub use meta::MetadataStore;
 pub use model::*;

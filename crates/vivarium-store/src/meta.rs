@@ -11,8 +11,8 @@ use vivarium_sandbox::{StateEntry, StateQuotas, StateUsage, StateWrite};
 use crate::error::StoreError;
 use crate::model::{
     Action, ActionStatus, AuditEvent, ConsoleSession, Membership, Org, OrgRole, Page, Role,
-    RoleChange, Run, RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal,
-    StoredState, User,
+    RoleChange, Run, RunFilter, RunPoint, RunWrite, SecretInfo, SecretRecord, ServiceAccount,
+    StateRefusal, StoredState, User,
 };
 
 /// Metadata persistence. Every method scoped to an organization takes its name and never
@@ -161,6 +161,11 @@ pub trait MetadataStore: Send + Sync {
     /// `NotFound` when the action is absent from the run's organization, `Conflict` when the
     /// run id is taken; either way nothing changes.
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError>;
+    /// Commits `writes` in order in one transaction, all or none: one commit (one fsync) for
+    /// the runs of many callers. Fails as the first failing write would alone
+    /// ([`mark_running`](Self::mark_running), [`record_run`](Self::record_run)), and then
+    /// nothing changes.
+    async fn commit_run_writes(&self, writes: &[RunWrite]) -> Result<(), StoreError>;
     /// A page of an action's runs that `filter` keeps, newest first, and how many it keeps
     /// in all.
     async fn list_runs(

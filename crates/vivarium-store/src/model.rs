@@ -260,6 +260,28 @@ impl Run {
     }
 }
 
+/// One write of a run's life to the database, as the run journal batches them: the mark that
+/// an action is running on a replica, then the run's record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunWrite {
+    /// What [`MetadataStore::mark_running`](crate::MetadataStore::mark_running) writes.
+    Started {
+        /// The organization.
+        org: String,
+        /// The action that started.
+        action_id: String,
+        /// The replica it runs on.
+        replica: String,
+    },
+    /// What [`MetadataStore::record_run`](crate::MetadataStore::record_run) writes.
+    Finished {
+        /// The run's record.
+        run: Box<Run>,
+        /// The action's status after it.
+        status: ActionStatus,
+    },
+}
+
 /// How a run ended: the sandbox's outcome kind when the action ran, the host's refusal to
 /// start it, or the host's failure to commit what a successful call did. On the wire and in
 /// the database, the kind's own name (`ok`, `out_of_fuel`, ...), `permission_denied` or

@@ -1,5 +1,6 @@
 //! Actions and their schedule.
 
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::SqlStore;
@@ -153,7 +154,7 @@ pub(super) async fn set_status(
 
 /// Marks an action running on `replica`.
 pub(super) async fn mark_running(
-    db: &SqlStore,
+    conn: &mut AnyConnection,
     org: &str,
     id: &str,
     replica: &str,
@@ -164,7 +165,7 @@ pub(super) async fn mark_running(
             .bind(id)
             .bind(wire_name(&ActionStatus::Running)?)
             .bind(replica)
-            .execute(db.pool())
+            .execute(conn)
             .await
             .map_err(backend("marking an action running"))?;
     require_one(done.rows_affected(), || not_found(org, id))

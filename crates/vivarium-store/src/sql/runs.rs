@@ -10,7 +10,7 @@ use super::codec::{
 };
 use super::errors::{WriteContext, backend, require_one};
 use crate::error::StoreError;
-use crate::model::{ActionStatus, Page, Run, RunFilter, RunPoint};
+use crate::model::{ActionStatus, Page, Run, RunFilter, RunPoint, RunWrite};
 
 /// The columns a [`Run`] is read from, as a `SELECT` list.
 macro_rules! run_columns {
@@ -45,6 +45,23 @@ pub(super) async fn record(
     let mut tx = db.begin().await?;
     record_in(&mut tx, run, status).await?;
     tx.commit().await.map_err(backend("recording a run"))
+}
+
+/// Commits `writes` in order in one transaction: all of them, or none when one fails (with
+/// that write's error).
+pub(super) async fn commit_writes(db: &SqlStore, writes: &[RunWrite]) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    for write in writes {
+        match write {
+            RunWrite::Started {
+                org,
+                action_id,
+                replica,
+            } => super::actions::mark_running(&mut tx, org, action_id, replica).await?,
+            RunWrite::Finished { run, status } => record_in(&mut tx, run, *status).await?,
+        }
+    }
+    tx.commit().await.map_err(backend("committing runs"))
 }
 
 /// Does what [`record`] does in the caller's transaction (which commits it with whatever

@@ -15,8 +15,8 @@ use crate::error::StoreError;
 use crate::meta::MetadataStore;
 use crate::model::{
     Action, ActionStatus, AuditEvent, ConsoleSession, Membership, Org, OrgRole, Page, Role,
-    RoleChange, Run, RunFilter, RunPoint, SecretInfo, SecretRecord, ServiceAccount, StateRefusal,
-    StoredState, User,
+    RoleChange, Run, RunFilter, RunPoint, RunWrite, SecretInfo, SecretRecord, ServiceAccount,
+    StateRefusal, StoredState, User,
 };
 
 #[async_trait]
@@ -171,7 +171,8 @@ impl MetadataStore for SqlStore {
     }
 
     async fn mark_running(&self, org: &str, id: &str, replica: &str) -> Result<(), StoreError> {
-        actions::mark_running(self, org, id, replica).await
+        let mut conn = self.conn().await?;
+        actions::mark_running(&mut conn, org, id, replica).await
     }
 
     async fn heartbeat(&self, replica: &str, now: i64) -> Result<(), StoreError> {
@@ -204,6 +205,10 @@ impl MetadataStore for SqlStore {
 
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError> {
         runs::record(self, run, status).await
+    }
+
+    async fn commit_run_writes(&self, writes: &[RunWrite]) -> Result<(), StoreError> {
+        runs::commit_writes(self, writes).await
     }
 
     async fn list_runs(

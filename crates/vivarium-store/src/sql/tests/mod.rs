@@ -41,6 +41,7 @@ on_every_backend! {
         record_run_moves_the_action,
         late_runs_do_not_move_times_back,
         record_run_is_all_or_nothing,
+        run_writes_commit_in_order_all_or_nothing,
         runs_are_paged_newest_first_with_a_total,
         runs_are_filtered_by_outcome_and_trigger,
         run_points_are_the_newest_of_the_org_since_a_time,
@@ -75,6 +76,7 @@ on_every_backend! {
         reopening_keeps_data_and_applies_no_migration_twice,
         placeholders_bind_by_number,
         concurrent_increments_all_count,
+        the_journal_answers_each_write_with_its_own_result,
     ],
 }
 

@@ -1,7 +1,7 @@
 //! Runs and what they do to their action.
 
 use crate::sql::tests::fixtures::{ACME, GLOBEX, action, failed_run, run, two_orgs};
-use crate::{ActionStatus, MetadataStore, Page, Run, RunFilter, StoreError, Trigger};
+use crate::{ActionStatus, MetadataStore, Page, Run, RunFilter, RunWrite, StoreError, Trigger};
 use vivarium_sandbox::OutcomeKind;
 
 pub(crate) async fn record_run_moves_the_action(store: &dyn MetadataStore) {
@@ -345,4 +345,87 @@ pub(crate) async fn run_points_are_the_newest_of_the_org_since_a_time(store: &dy
     );
     assert_eq!(points[0].action_id, "a1");
     assert_eq!(points[0].duration_ms, 12.5);
+}
+
+/// The mark that `action_id` of ACME runs on replica `r1`, as a journal write.
+fn started(action_id: &str) -> RunWrite {
+    RunWrite::Started {
+        org: ACME.into(),
+        action_id: action_id.into(),
+        replica: "r1".into(),
+    }
+}
+
+/// `run`'s record, leaving its action `status`, as a journal write.
+fn finished(run: Run, status: ActionStatus) -> RunWrite {
+    RunWrite::Finished {
+        run: Box::new(run),
+        status,
+    }
+}
+
+pub(crate) async fn run_writes_commit_in_order_all_or_nothing(store: &dyn MetadataStore) {
+    two_orgs(store).await;
+    store
+        .insert_action(&action(ACME, "a1", "etl", 100))
+        .await
+        .unwrap();
+
+    let together = [
+        started("a1"),
+        finished(run(ACME, "a1", "r1", 1_000), ActionStatus::Ready),
+    ];
+    store.commit_run_writes(&together).await.unwrap();
+    let after = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (after.last_run_at, after.status),
+        (Some(1_000), ActionStatus::Ready),
+        "the record, committed after the mark, leaves the action ready"
+    );
+    let still_running = store
+        .recover_silent_replicas(i64::MAX, ActionStatus::Errored)
+        .await
+        .unwrap();
+    assert_eq!(still_running, 0, "the record cleared the running replica");
+
+    let with_a_ghost = [
+        finished(run(ACME, "a1", "r2", 2_000), ActionStatus::Completed),
+        finished(run(ACME, "ghost", "r3", 3_000), ActionStatus::Completed),
+    ];
+    let refused = store.commit_run_writes(&with_a_ghost).await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    let with_a_duplicate = [
+        started("a1"),
+        finished(failed_run(ACME, "a1", "r1", 4_000), ActionStatus::Errored),
+    ];
+    let refused = store.commit_run_writes(&with_a_duplicate).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    let unchanged = store.get_action(ACME, "a1").await.unwrap().unwrap();
+    assert_eq!(
+        (unchanged.last_run_at, unchanged.status),
+        (Some(1_000), ActionStatus::Ready),
+        "neither refused commit changed the action, the mark included"
+    );
+    assert_eq!(store.get_run(ACME, "a1", "r2").await.unwrap(), None);
+    let (runs, total) = store
+        .list_runs(
+            ACME,
+            "a1",
+            RunFilter::default(),
+            Page {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = runs.iter().map(|run| run.id.as_str()).collect();
+    assert_eq!((ids, total), (vec!["r1"], 1));
 }
