@@ -31,6 +31,7 @@ use crate::live::{LiveHandle, LiveRunInfo, LiveRuns};
 use crate::mask::SecretMask;
 use crate::metrics::{Metrics, RunLabels};
 use crate::profiles::Sandboxes;
+use crate::running_mark::RunningMark;
 use crate::secrets::{self, RunSecrets, SecretUnreadable};
 use crate::shared_wheels;
 use crate::slots::Slots;
@@ -252,18 +253,19 @@ impl Executor {
         if !allowed {
             return self.record_refusal(request, info).await;
         }
-        // The mark is committed while the run goes on (with other runs' writes), but before
-        // anything else is written about the run, so that it never lands after the record.
-        let started = self.journal.submit(RunWrite::Started {
-            org: action.org.clone(),
-            action_id: action.id.clone(),
-            replica: self.settings.replica.clone(),
-        });
+        let mark = RunningMark::arm(
+            &self.journal,
+            RunWrite::Started {
+                org: action.org.clone(),
+                action_id: action.id.clone(),
+                replica: self.settings.replica.clone(),
+            },
+        );
         let outcome = match self.prepare(action, stored).await {
             Ok(prepared) => self.execute(request, prepared, live).await,
             Err(error) => Err(error),
         };
-        started.await?;
+        mark.settle().await?;
         match outcome {
             Ok((outcome, mask)) => self.record_outcome(request, info, outcome, &mask).await,
             Err(error) => {

@@ -24,6 +24,7 @@ mod openapi;
 pub mod profiles;
 mod replicas;
 mod routes;
+mod running_mark;
 pub mod scheduler;
 pub mod secrets;
 mod sessions;

@@ -8,7 +8,6 @@
 //! when a shared commit fails, its writes are committed again one by one, so one run whose
 //! action was deleted meanwhile does not fail its neighbours.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -43,24 +42,14 @@ impl RunJournal {
         Self { queue }
     }
 
-    /// Queues `write` and answers a future that resolves once it is durable (or failed).
-    /// The write is made whether or not the future is awaited, and writes are made in the
-    /// order they were queued.
-    pub fn submit(
-        &self,
-        write: RunWrite,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (done, answer) = oneshot::channel();
-        let queued = self.queue.send(Queued { write, done });
-        async move {
-            queued.map_err(|_| writer_gone())?;
-            answer.await.map_err(|_| writer_gone())?
-        }
-    }
-
-    /// Commits `write`, waiting until it is durable.
+    /// Commits `write`, waiting until it is durable. Writes are made in the order their
+    /// commits were first polled, whatever they share a transaction with.
     pub async fn commit(&self, write: RunWrite) -> Result<(), StoreError> {
-        self.submit(write).await
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Queued { write, done })
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
     }
 }
 

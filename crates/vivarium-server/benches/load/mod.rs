@@ -82,7 +82,11 @@ pub fn measure(
         .arg(concurrency.to_string());
     match amount {
         Amount::Requests(n) => command.arg("-n").arg(n.to_string()),
-        Amount::Time(time) => command.arg("-z").arg(format!("{}ms", time.as_millis())),
+        // Requests in flight at the deadline are finished, not aborted (and counted failed).
+        Amount::Time(time) => command
+            .arg("-z")
+            .arg(format!("{}ms", time.as_millis()))
+            .arg("--wait-ongoing-requests-after-deadline"),
     };
     command.arg(target.url);
     let before = CpuUse::now()?;

@@ -125,14 +125,15 @@ pub(crate) async fn the_journal_answers_each_write_with_its_own_result(db: &Test
         "{duplicate:?}"
     );
 
-    // A mark left unawaited still lands before the record queued after it.
-    let mark = journal.submit(RunWrite::Started {
+    // A mark queued just before a record lands before it, so the record has the last word.
+    let mark = journal.commit(RunWrite::Started {
         org: ACME.into(),
         action_id: "a1".into(),
         replica: "r1".into(),
     });
-    journal.commit(finished("a1", "last", 700)).await.unwrap();
-    mark.await.unwrap();
+    let (marked, recorded) = tokio::join!(mark, journal.commit(finished("a1", "last", 700)));
+    marked.unwrap();
+    recorded.unwrap();
     let action = store.get_action(ACME, "a1").await.unwrap().unwrap();
     assert_eq!(
         (action.last_run_at, action.status),
