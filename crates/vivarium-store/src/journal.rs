@@ -70,19 +70,20 @@ async fn write_queued(store: Arc<dyn MetadataStore>, mut queued: mpsc::Unbounded
 /// Commits `batch` in one transaction and answers each write; when that fails, commits each
 /// write alone so that each gets its own result.
 async fn commit_batch(store: &dyn MetadataStore, batch: Vec<Queued>) {
-    let writes: Vec<RunWrite> = batch.iter().map(|queued| queued.write.clone()).collect();
+    let (writes, answers): (Vec<RunWrite>, Vec<_>) = batch
+        .into_iter()
+        .map(|queued| (queued.write, queued.done))
+        .unzip();
     let together = store.commit_run_writes(&writes).await;
-    if together.is_ok() || batch.len() == 1 {
-        for queued in batch {
-            answer(queued.done, together.clone());
+    if together.is_ok() || writes.len() == 1 {
+        for done in answers {
+            answer(done, together.clone());
         }
         return;
     }
-    for queued in batch {
-        let alone = store
-            .commit_run_writes(std::slice::from_ref(&queued.write))
-            .await;
-        answer(queued.done, alone);
+    for (write, done) in writes.iter().zip(answers) {
+        let alone = store.commit_run_writes(std::slice::from_ref(write)).await;
+        answer(done, alone);
     }
 }
 

@@ -132,9 +132,6 @@ pub trait MetadataStore: Send + Sync {
         id: &str,
         status: ActionStatus,
     ) -> Result<(), StoreError>;
-    /// Marks an action running on `replica`, so that if that replica stops, another one can
-    /// tell the run will never finish; `NotFound` when absent.
-    async fn mark_running(&self, org: &str, id: &str, replica: &str) -> Result<(), StoreError>;
     /// Records that `replica` is alive at `now` (microseconds since the epoch).
     async fn heartbeat(&self, replica: &str, now: i64) -> Result<(), StoreError>;
     /// Moves actions left running by replicas silent since before `cutoff` (no heartbeat at
@@ -162,9 +159,9 @@ pub trait MetadataStore: Send + Sync {
     /// run id is taken; either way nothing changes.
     async fn record_run(&self, run: &Run, status: ActionStatus) -> Result<(), StoreError>;
     /// Commits `writes` in order in one transaction, all or none: one commit (one fsync) for
-    /// the runs of many callers. Fails as the first failing write would alone
-    /// ([`mark_running`](Self::mark_running), [`record_run`](Self::record_run)), and then
-    /// nothing changes.
+    /// the runs of many callers. Fails as the first failing write would alone (`NotFound`
+    /// when its action is absent, `Conflict` when a run id is taken), and then nothing
+    /// changes.
     async fn commit_run_writes(&self, writes: &[RunWrite]) -> Result<(), StoreError>;
     /// A page of an action's runs that `filter` keeps, newest first, and how many it keeps
     /// in all.

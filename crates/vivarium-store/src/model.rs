@@ -264,7 +264,8 @@ impl Run {
 /// an action is running on a replica, then the run's record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunWrite {
-    /// What [`MetadataStore::mark_running`](crate::MetadataStore::mark_running) writes.
+    /// Marks an action running on a replica, so that if that replica stops, another one can
+    /// tell the run will never finish; `NotFound` when the action is absent.
     Started {
         /// The organization.
         org: String,

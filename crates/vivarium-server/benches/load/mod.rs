@@ -216,15 +216,18 @@ fn thread_group(name: &str) -> String {
 }
 
 /// The kernel's clock ticks per second, in which `/proc` counts CPU time (100 on every Linux
-/// this runs on; `getconf CLK_TCK` says).
+/// this runs on; `getconf CLK_TCK` says), asked once.
 fn clock_ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// This process's resident memory, in bytes.

@@ -170,11 +170,6 @@ impl MetadataStore for SqlStore {
         actions::set_status(self, org, id, status).await
     }
 
-    async fn mark_running(&self, org: &str, id: &str, replica: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        actions::mark_running(&mut conn, org, id, replica).await
-    }
-
     async fn heartbeat(&self, replica: &str, now: i64) -> Result<(), StoreError> {
         replicas::heartbeat(self, replica, now).await
     }

@@ -1,7 +1,21 @@
 //! Replicas sharing one database: heartbeats, and closing the runs of a replica that stopped.
 
 use crate::sql::tests::fixtures::{ACME, action, run, two_orgs};
-use crate::{ActionStatus, MetadataStore};
+use crate::{ActionStatus, MetadataStore, RunWrite, StoreError};
+
+/// Marks ACME's action `id` running on `replica`, as the run journal does.
+async fn mark_running(
+    store: &dyn MetadataStore,
+    id: &str,
+    replica: &str,
+) -> Result<(), StoreError> {
+    let mark = RunWrite::Started {
+        org: ACME.into(),
+        action_id: id.into(),
+        replica: replica.into(),
+    };
+    store.commit_run_writes(&[mark]).await
+}
 
 /// The stored status of ACME's action `id`.
 async fn status_of(store: &dyn MetadataStore, id: &str) -> ActionStatus {
@@ -22,8 +36,8 @@ pub(crate) async fn a_silent_replicas_runs_are_closed_and_a_live_ones_kept(
     }
     store.heartbeat("dead", 1_000).await.unwrap();
     store.heartbeat("live", 1_000).await.unwrap();
-    store.mark_running(ACME, "on-dead", "dead").await.unwrap();
-    store.mark_running(ACME, "on-live", "live").await.unwrap();
+    mark_running(store, "on-dead", "dead").await.unwrap();
+    mark_running(store, "on-live", "live").await.unwrap();
     store.heartbeat("live", 5_000).await.unwrap();
 
     let moved = store
@@ -48,7 +62,7 @@ pub(crate) async fn a_replica_that_never_beat_counts_as_silent(store: &dyn Metad
         .insert_action(&action(ACME, "a1", "a1", 1))
         .await
         .unwrap();
-    store.mark_running(ACME, "a1", "ghost").await.unwrap();
+    mark_running(store, "a1", "ghost").await.unwrap();
     let moved = store
         .recover_silent_replicas(0, ActionStatus::Errored)
         .await
@@ -63,7 +77,7 @@ pub(crate) async fn a_recorded_run_clears_the_running_replica(store: &dyn Metada
         .insert_action(&action(ACME, "a1", "a1", 1))
         .await
         .unwrap();
-    store.mark_running(ACME, "a1", "gone").await.unwrap();
+    mark_running(store, "a1", "gone").await.unwrap();
     store
         .record_run(&run(ACME, "a1", "r1", 10), ActionStatus::Ready)
         .await
@@ -86,13 +100,13 @@ pub(crate) async fn heartbeats_move_forward_and_marking_needs_the_action(
         .insert_action(&action(ACME, "a1", "a1", 1))
         .await
         .unwrap();
-    store.mark_running(ACME, "a1", "r1").await.unwrap();
+    mark_running(store, "a1", "r1").await.unwrap();
     let kept = store
         .recover_silent_replicas(1_500, ActionStatus::Errored)
         .await
         .unwrap();
     assert_eq!(kept, 0, "the second beat keeps r1 alive past 1500");
-    let missing = store.mark_running(ACME, "ghost", "r1").await;
+    let missing = mark_running(store, "ghost", "r1").await;
     assert!(
         matches!(missing, Err(crate::StoreError::NotFound(_))),
         "{missing:?}"
